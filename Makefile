@@ -1,0 +1,50 @@
+# auditlake: `make demo` and `make test` are all a newcomer needs; both do their own set-up.
+SHELL := /bin/bash
+PY_SYS ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+JARS_STAMP := jvm/jars/.stamp
+VENV_STAMP := $(VENV)/.stamp
+SCALE ?= 1
+export PYTHONPATH := $(CURDIR)/lib
+export PYSPARK_PYTHON := $(CURDIR)/$(PY)
+export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
+export GX_ANALYTICS_ENABLED := False
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test lint package cluster-test bench bench-scale athena-check clean
+
+help: ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV_STAMP): pyproject.toml
+	$(PY_SYS) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+$(JARS_STAMP): jvm/pom.xml
+	cd jvm && mvn -q -B dependency:copy-dependencies -DoutputDirectory=jars -DincludeScope=runtime
+	touch $@
+
+setup: $(VENV_STAMP) $(JARS_STAMP) ## create .venv and fetch the pinned JVM jars (once)
+
+demo: setup ## run the main jobs on the bundled sample logs into a local lake and print a summary
+	$(PY) -m auditlake.demo --lake build/demo-lake
+
+test: setup ## run the whole test suite
+	$(PY) -m pytest -q tests
+
+lint: setup ## ruff check
+	$(VENV)/bin/ruff check lib jobs tests
+
+package: ## build dist/auditlake.zip (library + schemas + conf) for --py-files / --extra-py-files
+	$(PY_SYS) tools/package.py dist/auditlake.zip
+
+cluster-test: setup package ## run one job on a loopback Spark standalone master + worker
+	$(PY) tools/cluster_test.py
+
+-include mk/*.mk
+
+clean: ## remove build outputs (keeps .venv and jars)
+	rm -rf build dist spark-warehouse metastore_db derby.log

@@ -1,0 +1,176 @@
+"""The one entrypoint shape every job in ``jobs/`` shares.
+
+The same job file runs as ``spark-submit jobs/<job>.py ...`` on EMR, as a Glue job script
+(Glue adds ``--JOB_NAME``-style arguments: unknown arguments are tolerated, and when
+``awsglue`` is importable the Glue ``Job`` is initialised and committed), and as plain
+``python jobs/<job>.py ...`` locally. Failures end in one clear line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditlake import config as config_mod
+from auditlake.errors import AuditlakeError, UsageError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobContext:
+    """What a job function gets: parsed arguments, config, session and run identity."""
+
+    job: str
+    args: argparse.Namespace
+    cfg: dict[str, Any]
+    spark: Any
+    run_id: str
+    started_at: dt.datetime
+    unknown_args: list[str] = field(default_factory=list)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage wall
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from exc
+
+
+def base_parser(job: str, *, needs_source: bool = True) -> argparse.ArgumentParser:
+    parser = _Parser(prog=job, add_help=True, allow_abbrev=False)
+    parser.add_argument("--source", required=needs_source, help="URI of the raw logs (s3://, s3a://, local path)")
+    parser.add_argument("--lake", required=True, help="root URI; each table is <lake>/<table_name>")
+    parser.add_argument("--env", default="local", help="local | emr | glue (selects conf/<env>.yaml)")
+    parser.add_argument("--since", type=parse_date, help="first day (UTC) of the window, YYYY-MM-DD")
+    parser.add_argument("--until", type=parse_date, help="last day (UTC) of the window, inclusive")
+    parser.add_argument("--reprocess", action="store_true", help="re-read objects of the window already in the ledger")
+    parser.add_argument("--run-id", help="run identifier (default: generated)")
+    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --conf quality.enabled=false")
+    parser.add_argument("--verbose", action="store_true", help="debug logging and full tracebacks")
+    return parser
+
+
+def _conf_overrides(pairs: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UsageError(f"--conf expects KEY=VALUE, got {pair!r}")
+        key, raw = pair.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw)
+    return out
+
+
+def configure_logging(verbose: bool = False) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("py4j", "botocore", "boto3", "urllib3", "great_expectations", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    first = text.splitlines()[0]
+    # Py4J errors carry the whole JVM stack; keep the Java exception's own message.
+    if "Py4JJavaError" in type(exc).__name__ or first.startswith("An error occurred while calling"):
+        java = getattr(exc, "java_exception", None)
+        if java is not None:
+            first = str(java.toString()).splitlines()[0]
+    return first[:500]
+
+
+def _glue_job(args_list: list[str]) -> Any:
+    """Initialise the Glue Job when running inside AWS Glue; None elsewhere."""
+    try:
+        from awsglue.context import GlueContext  # type: ignore[import-not-found]
+        from awsglue.job import Job  # type: ignore[import-not-found]
+        from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    from pyspark.context import SparkContext
+
+    glue_args = getResolvedOptions(sys.argv, ["JOB_NAME"])
+    glue_context = GlueContext(SparkContext.getOrCreate())
+    job = Job(glue_context)
+    job.init(glue_args["JOB_NAME"], glue_args)
+    return job
+
+
+def run_job(
+    job: str,
+    main: Callable[[JobContext], dict[str, Any] | None],
+    *,
+    argv: list[str] | None = None,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+    needs_source: bool = True,
+    session_factory: Callable[[dict[str, Any], str], Any] | None = None,
+) -> int:
+    """Parse arguments, load config, build the session, call ``main``; return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv
+    configure_logging(verbose)
+    try:
+        parser = base_parser(job, needs_source=needs_source)
+        if add_arguments:
+            add_arguments(parser)
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:
+            log.info("ignoring arguments this job does not know (Glue adds its own): %s",
+                     " ".join(a for a in unknown if a.startswith("--")))
+        if args.since and args.until and args.since > args.until:
+            raise UsageError(f"{job}: --since {args.since} is after --until {args.until}")
+        cfg = config_mod.load_config(args.env, _conf_overrides(args.conf))
+        glue = _glue_job(argv) if args.env == "glue" else None
+        if session_factory is None:
+            from auditlake.session import build_session
+
+            session_factory = build_session
+        spark = session_factory(cfg, f"auditlake-{job}")
+        ctx = JobContext(
+            job=job,
+            args=args,
+            cfg=cfg,
+            spark=spark,
+            run_id=args.run_id or f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+            started_at=dt.datetime.now(dt.timezone.utc),
+            unknown_args=unknown,
+        )
+        main(ctx)
+        if glue is not None:
+            glue.commit()
+        return 0
+    except AuditlakeError as exc:
+        print(f"auditlake: {job}: error: {_one_line(exc)}", file=sys.stderr)
+        if verbose:
+            log.exception("details")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"auditlake: {job}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns anything else into one line
+        print(f"auditlake: {job}: failed: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        if verbose:
+            log.exception("details")
+        else:
+            print("auditlake: rerun with --verbose for the full traceback", file=sys.stderr)
+        return 1

@@ -1,0 +1,100 @@
+"""One SparkSession factory for the three runtimes: local, EMR and Glue.
+
+Local: ``local[*]`` (or the configured master), UTC, Delta's extension and catalog, and the
+pinned jars from ``jvm/jars`` (fetched by ``make setup`` through Maven, never through Ivy).
+When an S3 endpoint is configured (a loopback moto server in tests) s3a is set up for it with
+path-style access. On EMR and Glue the platform supplies Delta and S3, so no jars are added.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from auditlake import config as config_mod
+from auditlake.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def local_jars(jars_dir: str | None = None) -> list[str]:
+    """The pinned JVM jars for a local session (``jvm/jars`` unless told otherwise)."""
+    folder = Path(jars_dir or os.environ.get("AUDITLAKE_JARS_DIR") or _REPO_ROOT / "jvm" / "jars")
+    jars = sorted(str(p) for p in folder.glob("*.jar")) if folder.is_dir() else []
+    if not jars:
+        raise ConfigError(f"no JVM jars in {folder}: run `make setup` (fetches Delta and hadoop-aws via Maven)")
+    return jars
+
+
+def spark_conf(cfg: dict[str, Any]) -> dict[str, str]:
+    """The Spark settings for ``cfg`` (pure: testable without a JVM)."""
+    env = cfg.get("env", "local")
+    conf: dict[str, str] = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    }
+    if env == "local":
+        conf.update(
+            {
+                "spark.jars": ",".join(local_jars(config_mod.get(cfg, "spark.jars_dir"))),
+                "spark.ui.enabled": "false",
+                "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+                "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+            }
+        )
+    for key, value in (config_mod.get(cfg, "spark.conf", {}) or {}).items():
+        conf[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)
+    conf.update(s3a_conf(cfg))
+    return conf
+
+
+def s3a_conf(cfg: dict[str, Any]) -> dict[str, str]:
+    """s3a settings for a custom endpoint (loopback S3 in tests); empty when none is configured."""
+    endpoint = config_mod.get(cfg, "s3.endpoint")
+    if not endpoint:
+        return {}
+    out = {
+        "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3a.endpoint": str(endpoint),
+        "spark.hadoop.fs.s3a.path.style.access": "true",
+        "spark.hadoop.fs.s3a.connection.ssl.enabled": str(str(endpoint).startswith("https")).lower(),
+        "spark.hadoop.fs.s3a.change.detection.mode": "none",
+        "spark.hadoop.fs.s3a.attempts.maximum": "3",
+        "spark.hadoop.fs.s3a.retry.limit": "3",
+    }
+    region = config_mod.get(cfg, "s3.region")
+    if region:
+        out["spark.hadoop.fs.s3a.endpoint.region"] = str(region)
+    key = config_mod.get(cfg, "s3.access_key") or os.environ.get("AWS_ACCESS_KEY_ID")
+    secret = config_mod.get(cfg, "s3.secret_key") or os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if key and secret:
+        out["spark.hadoop.fs.s3a.aws.credentials.provider"] = (
+            "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+        )
+        out["spark.hadoop.fs.s3a.access.key"] = str(key)
+        out["spark.hadoop.fs.s3a.secret.key"] = str(secret)
+    return out
+
+
+def build_session(cfg: dict[str, Any], app_name: str = "auditlake"):
+    """Create (or reuse) the SparkSession for ``cfg['env']``."""
+    from pyspark.sql import SparkSession
+
+    env = cfg.get("env", "local")
+    builder = SparkSession.builder.appName(app_name)
+    if env == "local":
+        builder = builder.master(str(config_mod.get(cfg, "spark.master", "local[*]")))
+    for key, value in spark_conf(cfg).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(str(config_mod.get(cfg, "spark.log_level", "WARN")))
+    # A reused session (tests, Glue) may have been created with other s3a settings.
+    for key, value in s3a_conf(cfg).items():
+        spark.sparkContext._jsc.hadoopConfiguration().set(key.removeprefix("spark.hadoop."), value)
+    log.info("spark session ready: env=%s master=%s version=%s", env, spark.sparkContext.master, spark.version)
+    return spark
