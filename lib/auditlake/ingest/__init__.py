@@ -1,0 +1,1 @@
+"""Machinery every source shares: listing, ledger, quarantine, exactly-once writes, run records."""
