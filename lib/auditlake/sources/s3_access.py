@@ -301,7 +301,7 @@ class S3AccessSource:
         good = parsed.where(F.col("reason").isNull()).select(*contract.column_names)
         bad = to_quarantine(
             parsed.where(F.col("reason").isNotNull()), source=SOURCE, source_object="source_object",
-            record_index=F.col("line_number"), raw_text="line", reason="reason", run_id=run_id,
+            record_index=F.col("line_number"), raw_text="line", reason=F.col("reason"), run_id=run_id,
             max_chars=max_chars,
         )
         log.info("s3_access: parsing %d objects", len(objects))
