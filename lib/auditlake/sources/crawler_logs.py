@@ -499,8 +499,8 @@ class CrawlerLogsSource:
         events = normalize_crawler_events(raw.where(F.col("row_type") == "event"))
         quarantine = to_quarantine(
             raw.where(F.col("row_type") == "bad"), source=SOURCE, source_object="source_object",
-            record_index="record_index", raw_text=F.coalesce(F.col("raw_text"), F.lit("")),
-            reason="reason", run_id=run_id, max_chars=max_chars,
+            record_index=F.col("record_index"), raw_text=F.coalesce(F.col("raw_text"), F.lit("")),
+            reason=F.col("reason"), run_id=run_id, max_chars=max_chars,
         )
         return ParsedBatch(tables={EVENTS_TABLE: events}, quarantine=quarantine, counters=counters, persisted=[raw])
 
