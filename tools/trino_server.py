@@ -10,7 +10,7 @@ folder (``root``):
   ``register_table`` procedure enabled: the Delta tables (Athena native Delta tables).
 
 Both catalogs see ``root`` as ``local:///``; a table at ``root/lake/x`` has the location
-``local:///lake/x``. The metastores live in ``root/_metastore/<catalog>``.
+``local:///lake/x``. Both catalogs share one file metastore in ``root/_metastore`` (as Athena has one Data Catalog).
 
 Use as a context manager: the server is started, waited for, and always stopped (its whole
 process group is killed if it does not stop by itself), also when the body raises.
@@ -93,16 +93,21 @@ def catalog_properties(root: Path) -> dict[str, dict[str, object]]:
         "hive": {
             "connector.name": "hive",
             "hive.metastore": "file",
-            "hive.metastore.catalog.dir": "local:///_metastore/hive",
+            "hive.metastore.catalog.dir": "local:///_metastore",
             **local,
             # Athena reads Parquet by column name; Trino's Hive connector defaults to the same.
             "hive.parquet.use-column-names": "true",
             "hive.non-managed-table-writes-enabled": "false",
+            # Athena's partition projection, implemented by Trino's Hive connector.
+            "hive.partition-projection-enabled": "true",
+            # One metastore for both catalogs, as Athena has one Data Catalog: the Hive
+            # connector hands Delta tables over to the delta catalog.
+            "hive.delta-lake-catalog-name": "delta",
         },
         "delta": {
             "connector.name": "delta_lake",
             "hive.metastore": "file",
-            "hive.metastore.catalog.dir": "local:///_metastore/delta",
+            "hive.metastore.catalog.dir": "local:///_metastore",
             **local,
             "delta.register-table-procedure.enabled": "true",
         },
