@@ -104,7 +104,7 @@ def build_lake(work: Path, samples: Path) -> Path:
 def norm(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
         return value.replace(microsecond=value.microsecond // 1000 * 1000).isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
@@ -132,13 +132,24 @@ def spark_expectations(lake: Path, contracts: list[TableContract]) -> dict[str, 
     from auditlake.lake import read_table
     from auditlake.session import build_session
 
+    # Small-data settings (as in tests/conftest.py): the lake is a few hundred rows.
     cfg = load_config("local", {"spark": {"master": "local[2]", "conf": {
-        "spark.sql.shuffle.partitions": 2, "spark.ui.enabled": False, "spark.ui.showConsoleProgress": False}}})
+        "spark.sql.shuffle.partitions": 2,
+        "spark.default.parallelism": 2,
+        "spark.databricks.delta.snapshotPartitions": 2,
+        "spark.sql.adaptive.coalescePartitions.initialPartitionNum": 2,
+        "spark.ui.enabled": False,
+        "spark.ui.showConsoleProgress": False,
+    }}})
     spark = build_session(cfg, "auditlake-athena-check")
     out: dict[str, Any] = {"tables": {}, "queries": {}}
     try:
+        cache: dict[str, Any] = {}
+
         def read(name: str):
-            return read_table(spark, str(lake), name)
+            if name not in cache:
+                cache[name] = read_table(spark, str(lake), name).cache()
+            return cache[name]
 
         for c in contracts:
             df = read(c.name)
