@@ -47,9 +47,8 @@ def generate(out: str | Path, *, scale: float = 1.0, seed: int = 7, sources: tup
         t = time.monotonic()
         section = SOURCES[name](root, seed=seed, scale=scale, days=days)
         section["bytes"] = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
-        section["generate_seconds"] = round(time.monotonic() - t, 2)
         manifest["sources"][name] = section
-        log.info("generated %s: %s", name, section["expected"])
+        log.info("generated %s in %.1fs: %s", name, time.monotonic() - t, section["expected"])
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 

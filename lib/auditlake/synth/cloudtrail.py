@@ -501,7 +501,7 @@ def generate(root: Path, *, seed: int, scale: float, days: list[dt.date]) -> dic
         delivered = dt.datetime.combine(days[0], dt.time()) + dt.timedelta(seconds=offset)
         n = max(1, int(rng.expovariate(1 / mean_per_file)))
         n = min(n, mean_per_file * 6)
-        late = i % 97 == 50 and delivered.date() > days[0]
+        late = i >= n_files // 2 and (i - n_files // 2) % 97 == 0 and delivered.date() > days[0]
         recs = []
         for _ in range(n):
             if late:
@@ -541,7 +541,7 @@ def generate(root: Path, *, seed: int, scale: float, days: list[dt.date]) -> dic
         digests.setdefault((acct, base, region, delivered.replace(minute=0, second=0) + dt.timedelta(hours=1)), []).append(key)
 
     # Duplicate deliveries: the same records again in a second file of the same folder.
-    for key, recs, delivered in clean_files[7::60]:
+    for key, recs, delivered in clean_files[min(7, len(clean_files) - 1)::60]:
         acct, base, region = next(s for s in slots if key.startswith(f"{s[1]}/CloudTrail/{s[2]}/"))
         again = delivered + dt.timedelta(minutes=rng.randrange(5, 20))
         if again.date() != delivered.date():

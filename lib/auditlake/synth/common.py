@@ -14,7 +14,7 @@ from typing import Any
 
 ALNUM = string.ascii_letters + string.digits
 HEX_UPPER = "0123456789ABCDEF"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 class Rng(random.Random):
@@ -30,13 +30,13 @@ class Rng(random.Random):
         return self.chars(n, HEX_UPPER)
 
     def hex_lower(self, n: int) -> str:
-        return "%0*x" % (n, self.getrandbits(4 * n))
+        return f"{self.getrandbits(4 * n):0{n}x}"
 
     def b64(self, n: int) -> str:
         return self.chars(n, ALNUM + "+/")
 
     def weighted(self, table: list[tuple[Any, float]]) -> Any:
-        items, weights = zip(*table)
+        items, weights = zip(*table, strict=False)
         return self.choices(items, weights=weights, k=1)[0]
 
 

@@ -105,13 +105,13 @@ def _run(rng: Rng, crawler: str, db: str, start: dt.datetime) -> tuple[list[tupl
 def _envelope(rng: Rng, stream: str, events: list[tuple[dt.datetime, str, str]]) -> dict[str, Any]:
     return {"messageType": "DATA_MESSAGE", "owner": ACCOUNT, "logGroup": "/aws-glue/crawlers", "logStream": stream,
             "subscriptionFilters": ["crawlers-to-firehose"],
-            "logEvents": [{"id": eid, "timestamp": int(t.replace(tzinfo=dt.timezone.utc).timestamp() * 1000), "message": m}
+            "logEvents": [{"id": eid, "timestamp": int(t.replace(tzinfo=dt.UTC).timestamp() * 1000), "message": m}
                           for t, m, eid in events]}
 
 
 def _control(ts: dt.datetime) -> dict[str, Any]:
     return {"messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs", "logGroup": "", "logStream": "",
-            "subscriptionFilters": [], "logEvents": [{"id": "", "timestamp": int(ts.replace(tzinfo=dt.timezone.utc).timestamp() * 1000),
+            "subscriptionFilters": [], "logEvents": [{"id": "", "timestamp": int(ts.replace(tzinfo=dt.UTC).timestamp() * 1000),
                                                       "message": "CWL CONTROL MESSAGE: Checking health of destination Firehose."}]}
 
 

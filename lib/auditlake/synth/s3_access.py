@@ -270,7 +270,7 @@ def generate(root: Path, *, seed: int, scale: float, days: list[dt.date]) -> dic
             clean_objects.append((key, lines, delivered, src))
 
     # Redelivery: some lines of an earlier object arrive again inside a later object.
-    for key, lines, delivered, src in clean_objects[3::80]:
+    for key, lines, delivered, src in clean_objects[min(3, len(clean_objects) - 1)::80]:
         copied = lines[: max(1, len(lines) // 2)]
         again = delivered + dt.timedelta(minutes=rng.randrange(10, 50))
         t = again - dt.timedelta(minutes=5)
