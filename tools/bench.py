@@ -136,7 +136,7 @@ def read_delta(table: Path) -> list[dict[str, Any]]:
     con = duckdb.connect()
     cur = con.execute("SELECT * FROM read_parquet(?, union_by_name=true)", [files])
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return [dict(zip(names, row, strict=False)) for row in cur.fetchall()]
 
 
 def _unquote(p: str) -> str:
@@ -251,9 +251,9 @@ def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set
     for d in (lake, out):
         shutil.rmtree(d, ignore_errors=True)
     sha, dirty = git_commit()
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     result: dict[str, Any] = {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d"), "started_at": stamp, "commit": sha,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"), "started_at": stamp, "commit": sha,
         "dirty": dirty, "scale": scale, "seed": seed,
         "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                     "python": platform.python_version(), "platform": platform.platform(),
@@ -426,7 +426,7 @@ def history_row(result: dict[str, Any]) -> tuple[str, list[float | None]]:
 
 
 def _changed(old: list[str], new: list[float | None], tolerance: float = 0.10) -> bool:
-    for a, b in zip(old, new):
+    for a, b in zip(old, new, strict=False):
         try:
             fa = float(a)
         except ValueError:
@@ -515,7 +515,7 @@ def scale_report(small: dict[str, Any], big: dict[str, Any], factor: float) -> d
 def scale_markdown(rep: dict[str, Any]) -> str:
     f = rep["factor"]
     lines = [f"Scaling 1x -> {f:g}x (target: time growth <= {TARGETS['scale_time_growth_4x'] * f / 4:.2f}, memory flat)", "",
-             "| source | step | 1x s | {0:g}x s | time growth | peak MB JVM 1x / {0:g}x | peak MB py 1x / {0:g}x | memory growth |".format(f),
+             f"| source | step | 1x s | {f:g}x s | time growth | peak MB JVM 1x / {f:g}x | peak MB py 1x / {f:g}x | memory growth |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for source, row in rep["sources"].items():
         for step in ("floor", "duckdb", "ingest", "incremental"):
