@@ -30,6 +30,7 @@ $(JARS_STAMP): jvm/pom.xml
 setup: $(VENV_STAMP) $(JARS_STAMP) ## create .venv and fetch the pinned JVM jars (once)
 
 demo: setup ## run the main jobs on the bundled sample logs into a local lake and print a summary
+	rm -rf build/demo-lake
 	$(PY) -m auditlake.demo --lake build/demo-lake
 
 test: setup ## run the whole test suite
