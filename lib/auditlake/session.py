@@ -98,8 +98,27 @@ def build_session(cfg: dict[str, Any], app_name: str = "auditlake"):
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(str(config_mod.get(cfg, "spark.log_level", "WARN")))
+    _quiet_jvm_loggers(spark)
     # A reused session (tests, Glue) may have been created with other s3a settings.
     for key, value in s3a_conf(cfg).items():
         spark.sparkContext._jsc.hadoopConfiguration().set(key.removeprefix("spark.hadoop."), value)
     log.info("spark session ready: env=%s master=%s version=%s", env, spark.sparkContext.master, spark.version)
     return spark
+
+
+# Spark logs a whole stack trace at WARN for every corrupt file it skips; auditlake quarantines
+# those files with a one-line reason, so the trace is noise in job logs.
+_QUIET_LOGGERS = (
+    "org.apache.spark.sql.execution.datasources.FileScanRDD",
+    "org.apache.spark.sql.execution.datasources.v2.FilePartitionReader",
+)
+
+
+def _quiet_jvm_loggers(spark) -> None:
+    try:
+        jvm = spark.sparkContext._jvm
+        level = jvm.org.apache.logging.log4j.Level.ERROR
+        for name in _QUIET_LOGGERS:
+            jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, level)
+    except Exception:  # noqa: BLE001 - logging tweaks must never stop a job (e.g. another log4j on EMR)
+        log.debug("could not adjust JVM log levels", exc_info=True)
