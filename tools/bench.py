@@ -149,7 +149,7 @@ def job_run(lake: Path, run_id: str) -> dict[str, Any] | None:
     try:
         rows = [r for r in read_delta(lake / "job_runs") if r.get("run_id") == run_id]
     except Exception as exc:  # noqa: BLE001 - report, do not fail the benchmark
-        return {"error": f"cannot read job_runs: {exc}"}
+        return {"_read_error": f"cannot read job_runs: {exc}"}
     if not rows:
         return None
     row = rows[-1]
@@ -166,8 +166,8 @@ def job_run(lake: Path, run_id: str) -> dict[str, Any] | None:
 
 
 def check_counts(expected: dict[str, Any], got: dict[str, Any] | None) -> dict[str, Any]:
-    if not got or "error" in got:
-        return {"ok": False, "mismatches": {"job_run": "no job_runs row" if not got else got["error"]}}
+    if not got or "_read_error" in got:
+        return {"ok": False, "mismatches": {"job_run": "no job_runs row" if not got else got["_read_error"]}}
     mismatches: dict[str, Any] = {}
     for f in COUNT_FIELDS:
         if f in expected and got.get(f) != expected[f]:
@@ -184,7 +184,7 @@ def check_counts(expected: dict[str, Any], got: dict[str, Any] | None) -> dict[s
 
 
 def check_incremental(expected: dict[str, Any], got: dict[str, Any] | None) -> dict[str, Any]:
-    if not got or "error" in got:
+    if not got or "_read_error" in got:
         return {"ok": False, "mismatches": {"job_run": "no job_runs row"}}
     want = {"records_read": 0, "objects_processed": 0, "objects_already_processed": expected["objects_processed"]}
     mismatches = {k: {"expected": v, "got": got.get(k)} for k, v in want.items() if got.get(k) != v}
