@@ -15,7 +15,7 @@ export GX_ANALYTICS_ENABLED := False
 .PHONY: help setup demo test lint package cluster-test bench bench-scale athena-check clean
 
 help: ## list targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-14s %s\n", $$1, $$2}'
 
 $(VENV_STAMP): pyproject.toml
 	$(PY_SYS) -m venv $(VENV)
