@@ -23,6 +23,7 @@ import decimal
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -84,12 +85,12 @@ def build_lake(work: Path, samples: Path) -> Path:
     sources = scenario.write_sources(work / "source", samples)
     lake = work / "root" / "lake"
     env = dict(os.environ, PYTHONPATH=str(REPO / "lib"))
-    jobs = [(name, sources[src]) for name, src in INGEST_JOBS] + [(AGGREGATE_JOB, sources["cloudtrail"].parent)]
+    jobs = [(name, sources[src]) for name, src in INGEST_JOBS] + [(AGGREGATE_JOB, None)]
     for job, source in jobs:
         script = REPO / "jobs" / f"{job}.py"
         if not script.exists():
             raise CheckFailed(f"job {job}: jobs/{job}.py does not exist yet")
-        cmd = [sys.executable, str(script), "--source", str(source), "--lake", str(lake)]
+        cmd = [sys.executable, str(script), "--lake", str(lake)] + (["--source", str(source)] if source else [])
         started = time.monotonic()
         proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
         log.info("job %s: exit %d in %.0fs", job, proc.returncode, time.monotonic() - started)
@@ -274,12 +275,18 @@ def _msg(exc: Exception) -> str:
     return " ".join(str(text).split())[:400]
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default=str(REPO / "build" / "athena-check"))
     parser.add_argument("--samples", default=str(REPO.parent / "shared" / "samples"))
     parser.add_argument("--lake", help="use this existing lake instead of building one with the jobs")
     args = parser.parse_args(argv)
+    # SIGTERM (CI timeout, kill) unwinds like Ctrl-C, so the server's `finally` stops Trino.
+    signal.signal(signal.SIGTERM, _terminate)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("py4j", "urllib3", "trino"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

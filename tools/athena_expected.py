@@ -145,6 +145,7 @@ def failed_crawlers(spark, read: Reader, p: dict) -> DataFrame:
 
 
 def crawler_error_count_daily(spark, read: Reader, p: dict) -> DataFrame:
+    """From the normalized log events, so the query also checks the aggregate it reads."""
     return (
         read("crawler_log_events").where(_days("event_date", p))
         .groupBy("event_date", "crawler_name")
