@@ -103,14 +103,13 @@ def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[A
             return 0
         cond.insert(0, f"t.`{part}` IN ({_partition_literals(values)})")
         cond.insert(1, f"t.`{part}` = s.`{part}`")
-    before = _version(target)
     result = (
         target.alias("t")
         .merge(batch.alias("s"), " AND ".join(cond))
         .whenNotMatchedInsertAll()
         .execute()
     )
-    return _inserted(result, target, before)
+    return _inserted(result, target)
 
 
 def upsert_rows(spark, df: DataFrame, lake: str, table: str) -> int:
@@ -119,11 +118,10 @@ def upsert_rows(spark, df: DataFrame, lake: str, table: str) -> int:
     target = ensure_delta_table(spark, lake, contract)
     batch = conform(df, contract)
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in contract.keys)
-    before = _version(target)
     result = (
         target.alias("t").merge(batch.alias("s"), cond).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
     )
-    return _affected(result, target, before)
+    return _affected(result, target)
 
 
 def append_rows(spark, df: DataFrame, lake: str, table: str) -> None:
@@ -154,27 +152,20 @@ def replace_partitions(spark, df: DataFrame, lake: str, table: str, values: list
         )
 
 
-def _version(target) -> int:
-    return int(target.history(1).select("version").collect()[0][0])
-
-
-def _metric(result: DataFrame | None, target, names: tuple[str, ...], before: int | None = None) -> int:
+def _metric(result: DataFrame | None, target, names: tuple[str, ...]) -> int:
     if result is not None:
         row = result.collect()
         if row:
             values = row[0].asDict()
             return int(sum(int(values.get(n) or 0) for n in names))
-    version, metrics = target.history(1).select("version", "operationMetrics").collect()[0]
-    if before is not None and int(version) == before:
-        return 0  # a merge with nothing to write commits nothing: the last commit is someone else's
-    last = metrics or {}
+    last = target.history(1).select("operationMetrics").collect()[0][0] or {}
     mapping = {"num_inserted_rows": "numTargetRowsInserted", "num_updated_rows": "numTargetRowsUpdated"}
     return int(sum(int(last.get(mapping[n], 0)) for n in names))
 
 
-def _inserted(result: DataFrame | None, target, before: int | None = None) -> int:
-    return _metric(result, target, ("num_inserted_rows",), before)
+def _inserted(result: DataFrame | None, target) -> int:
+    return _metric(result, target, ("num_inserted_rows",))
 
 
-def _affected(result: DataFrame | None, target, before: int | None = None) -> int:
-    return _metric(result, target, ("num_inserted_rows", "num_updated_rows"), before)
+def _affected(result: DataFrame | None, target) -> int:
+    return _metric(result, target, ("num_inserted_rows", "num_updated_rows"))
