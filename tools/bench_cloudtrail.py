@@ -38,6 +38,7 @@ def duckdb_convert(source: Path, out: Path) -> tuple[float, int]:
     import duckdb
 
     shutil.rmtree(out, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     glob = str(source / "AWSLogs" / "*" / "CloudTrail" / "*" / "*" / "*" / "*" / "*.json.gz")
     con = duckdb.connect()
     t = time.monotonic()
