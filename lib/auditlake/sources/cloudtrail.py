@@ -166,10 +166,16 @@ def explode_records(files: DataFrame) -> DataFrame:
         .when(F.col("Records").isNull(), F.lit(R_NO_RECORDS))
         .when(F.size("Records") == 0, F.lit("empty"))
     )
-    return files.select(
+    # Two selects: file-level columns are computed before the explode, so the exploded rows
+    # never carry the file's whole Records array (that would copy it once per record).
+    per_file = files.select(
         "source_object",
         file_problem.alias("file_problem"),
         F.when(corrupt.isNotNull(), corrupt).alias("file_text"),
+        "Records",
+    )
+    return per_file.select(
+        "source_object", "file_problem", "file_text",
         F.posexplode_outer("Records").alias("record_index", "r"),
     )
 
