@@ -103,13 +103,14 @@ def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[A
             return 0
         cond.insert(0, f"t.`{part}` IN ({_partition_literals(values)})")
         cond.insert(1, f"t.`{part}` = s.`{part}`")
+    before = _version(target)
     result = (
         target.alias("t")
         .merge(batch.alias("s"), " AND ".join(cond))
         .whenNotMatchedInsertAll()
         .execute()
     )
-    return _inserted(result, target)
+    return _inserted(result, target, before)
 
 
 def upsert_rows(spark, df: DataFrame, lake: str, table: str) -> int:
@@ -118,10 +119,11 @@ def upsert_rows(spark, df: DataFrame, lake: str, table: str) -> int:
     target = ensure_delta_table(spark, lake, contract)
     batch = conform(df, contract)
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in contract.keys)
+    before = _version(target)
     result = (
         target.alias("t").merge(batch.alias("s"), cond).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
     )
-    return _affected(result, target)
+    return _affected(result, target, before)
 
 
 def append_rows(spark, df: DataFrame, lake: str, table: str) -> None:
@@ -152,20 +154,29 @@ def replace_partitions(spark, df: DataFrame, lake: str, table: str, values: list
         )
 
 
-def _metric(result: DataFrame | None, target, names: tuple[str, ...]) -> int:
+def _version(target) -> int:
+    return int(target.history(1).select("version").collect()[0][0])
+
+
+def _metric(result: DataFrame | None, target, names: tuple[str, ...], before: int) -> int:
     if result is not None:
         row = result.collect()
         if row:
             values = row[0].asDict()
             return int(sum(int(values.get(n) or 0) for n in names))
-    last = target.history(1).select("operationMetrics").collect()[0][0] or {}
+    # delta-spark's Python execute() may return None, and a MERGE with nothing to insert makes no
+    # commit: then the last commit is an older one whose metrics are not this merge's.
+    last_version, last = target.history(1).select("version", "operationMetrics").collect()[0]
+    if int(last_version) == before:
+        return 0
+    last = last or {}
     mapping = {"num_inserted_rows": "numTargetRowsInserted", "num_updated_rows": "numTargetRowsUpdated"}
     return int(sum(int(last.get(mapping[n], 0)) for n in names))
 
 
-def _inserted(result: DataFrame | None, target) -> int:
-    return _metric(result, target, ("num_inserted_rows",))
+def _inserted(result: DataFrame | None, target, before: int) -> int:
+    return _metric(result, target, ("num_inserted_rows",), before)
 
 
-def _affected(result: DataFrame | None, target) -> int:
-    return _metric(result, target, ("num_inserted_rows", "num_updated_rows"))
+def _affected(result: DataFrame | None, target, before: int) -> int:
+    return _metric(result, target, ("num_inserted_rows", "num_updated_rows"), before)
