@@ -61,7 +61,8 @@ def read_table(spark, lake: str, table: str) -> DataFrame:
     """Read a lake table; an empty frame with the contract's schema if it does not exist yet."""
     contract = load_contract(table)
     uri = table_uri(lake, table)
-    if contract.format == "delta":
+    # Aggregates are Parquet by contract but Delta when conf aggregates.format says so.
+    if contract.format == "delta" or delta_exists(spark, uri):
         if not delta_exists(spark, uri):
             return spark.createDataFrame([], contract.schema)
         return spark.read.format("delta").load(uri)
@@ -103,13 +104,9 @@ def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[A
             return 0
         cond.insert(0, f"t.`{part}` IN ({_partition_literals(values)})")
         cond.insert(1, f"t.`{part}` = s.`{part}`")
-    result = (
-        target.alias("t")
-        .merge(batch.alias("s"), " AND ".join(cond))
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
-    return _inserted(result, target)
+    before = _version(target)
+    target.alias("t").merge(batch.alias("s"), " AND ".join(cond)).whenNotMatchedInsertAll().execute()
+    return _metric_since(target, before, ("numTargetRowsInserted",))
 
 
 def upsert_rows(spark, df: DataFrame, lake: str, table: str) -> int:
@@ -118,10 +115,9 @@ def upsert_rows(spark, df: DataFrame, lake: str, table: str) -> int:
     target = ensure_delta_table(spark, lake, contract)
     batch = conform(df, contract)
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in contract.keys)
-    result = (
-        target.alias("t").merge(batch.alias("s"), cond).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
-    )
-    return _affected(result, target)
+    before = _version(target)
+    target.alias("t").merge(batch.alias("s"), cond).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+    return _metric_since(target, before, ("numTargetRowsInserted", "numTargetRowsUpdated"))
 
 
 def append_rows(spark, df: DataFrame, lake: str, table: str) -> None:
@@ -132,17 +128,26 @@ def append_rows(spark, df: DataFrame, lake: str, table: str) -> None:
 
 
 def replace_partitions(spark, df: DataFrame, lake: str, table: str, values: list[Any], fmt: str | None = None) -> None:
-    """Replace exactly the given partitions with the batch (aggregates); others are untouched."""
+    """Replace exactly the given partitions with the batch (aggregates); others are untouched.
+
+    A value with no rows in the batch ends up empty; batch rows outside ``values`` are not
+    written. Parquet: dynamic partition overwrite replaces the partitions the batch has rows
+    for, and the folders of the values the batch has no rows for are deleted afterwards.
+    """
+    if not values:
+        return
     contract = load_contract(table)
     part = contract.partition_by[0]
-    batch = conform(df, contract)
+    batch = conform(df, contract).where(F.col(part).isin(list(values)))
     uri = table_uri(lake, table)
     fmt = fmt or contract.format
     if fmt == "delta":
         ensure_delta_table(spark, lake, contract)
-        where = f"`{part}` IN ({_partition_literals(values)})" if values else "false"
+        where = f"`{part}` IN ({_partition_literals(values)})"
         batch.write.format("delta").mode("overwrite").option("replaceWhere", where).save(uri)
-    else:
+        return
+    present = set(partition_values(batch, part))
+    if present:
         # Dynamic partition overwrite: only partitions present in the batch are replaced.
         (
             batch.write.mode("overwrite")
@@ -150,22 +155,43 @@ def replace_partitions(spark, df: DataFrame, lake: str, table: str, values: list
             .partitionBy(part)
             .parquet(uri)
         )
+    emptied = [v for v in values if v not in present]
+    if emptied:
+        _delete_partition_dirs(spark, uri, part, emptied)
 
 
-def _metric(result: DataFrame | None, target, names: tuple[str, ...]) -> int:
-    if result is not None:
-        row = result.collect()
-        if row:
-            values = row[0].asDict()
-            return int(sum(int(values.get(n) or 0) for n in names))
-    last = target.history(1).select("operationMetrics").collect()[0][0] or {}
-    mapping = {"num_inserted_rows": "numTargetRowsInserted", "num_updated_rows": "numTargetRowsUpdated"}
-    return int(sum(int(last.get(mapping[n], 0)) for n in names))
+def _partition_dir_name(part: str, value: Any) -> str:
+    text = value.isoformat() if isinstance(value, dt.date) else str(value)
+    if "/" in text or text in ("", ".", ".."):
+        raise ValueError(f"unsafe partition value {text!r}")
+    return f"{part}={text}"
 
 
-def _inserted(result: DataFrame | None, target) -> int:
-    return _metric(result, target, ("num_inserted_rows",))
+def _delete_partition_dirs(spark, uri: str, part: str, values: list[Any]) -> None:
+    """Delete ``<uri>/<part>=<value>`` folders (Parquet partitions that became empty)."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    root = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = root.getFileSystem(conf)
+    for value in values:
+        path = jvm.org.apache.hadoop.fs.Path(root, _partition_dir_name(part, value))
+        if fs.exists(path):
+            fs.delete(path, True)
+            log.info("emptied partition %s", path.toString())
 
 
-def _affected(result: DataFrame | None, target) -> int:
-    return _metric(result, target, ("num_inserted_rows", "num_updated_rows"))
+def _version(target) -> int:
+    return int(target.history(1).select("version").collect()[0][0])
+
+
+def _metric_since(target, before: int, names: tuple[str, ...]) -> int:
+    """Sum of the named operation metrics of the commit made after version ``before``.
+
+    delta-spark's Python ``merge(...).execute()`` returns nothing, and a merge with nothing to
+    insert makes no commit at all: then the answer is 0.
+    """
+    row = target.history(1).select("version", "operationMetrics").collect()[0]
+    if int(row[0]) == before:
+        return 0
+    metrics = row[1] or {}
+    return int(sum(int(metrics.get(n, 0)) for n in names))

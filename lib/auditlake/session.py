@@ -30,6 +30,11 @@ def local_jars(jars_dir: str | None = None) -> list[str]:
     return jars
 
 
+def under_spark_submit() -> bool:
+    """True when spark-submit started this Python driver: it owns master, jars and the JVM."""
+    return bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
+
+
 def spark_conf(cfg: dict[str, Any]) -> dict[str, str]:
     """The Spark settings for ``cfg`` (pure: testable without a JVM)."""
     env = cfg.get("env", "local")
@@ -38,7 +43,7 @@ def spark_conf(cfg: dict[str, Any]) -> dict[str, str]:
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
     }
-    if env == "local":
+    if env == "local" and not under_spark_submit():
         conf.update(
             {
                 "spark.jars": ",".join(local_jars(config_mod.get(cfg, "spark.jars_dir"))),
@@ -87,7 +92,7 @@ def build_session(cfg: dict[str, Any], app_name: str = "auditlake"):
 
     env = cfg.get("env", "local")
     builder = SparkSession.builder.appName(app_name)
-    if env == "local":
+    if env == "local" and not under_spark_submit():
         builder = builder.master(str(config_mod.get(cfg, "spark.master", "local[*]")))
     for key, value in spark_conf(cfg).items():
         builder = builder.config(key, value)

@@ -290,6 +290,9 @@ def _process(ctx: JobContext, source: Source, lake: str, todo: list[SourceObject
             rec.loaded_by_table[table] = inserted
             if part_values and inserted:
                 touched.update(v for v in part_values if isinstance(v, dt.date))
+            # Recorded per table: a run that fails after some commits still names the days it
+            # wrote, so the aggregate job rebuilds them (the rerun's merges insert nothing there).
+            rec.touched_dates = sorted(touched)
         rec.records_loaded = sum(rec.loaded_by_table.values())
         rec.records_duplicate = rec.records_read - rec.records_loaded - rec.records_quarantined
         rec.touched_dates = sorted(touched)

@@ -1,0 +1,275 @@
+"""The daily-aggregates job: recompute the days the ingest runs touched, replace those partitions.
+
+Which days:
+- ``--since/--until``: every day of the window, for every aggregate.
+- otherwise: the ``touched_dates`` of the ingest runs recorded in ``job_runs`` that ended after
+  this job's last succeeded run *started* (a run that ended while the previous aggregate run was
+  working is taken again: recomputing a day is idempotent). Each aggregate takes only the days of
+  runs that wrote into one of its input tables (``loaded_by_table``, or ``<table>_upserted``
+  counters for tables a source upserts after its commit, e.g. crawler_runs); a run record that
+  names no table counts for every aggregate. Runs of any status count: a failed run may have
+  committed some tables before it failed, and the runner records the days it wrote so far.
+
+How: read the inputs of those days only, build every aggregate (pure transforms in
+``auditlake.aggregates``), gate them with the quality suites when ``auditlake.quality`` exists,
+then compare each day with what the table holds and replace only the days whose rows differ
+(a day that became empty is emptied). A rerun, or a window rebuilt with the same inputs, rewrites
+nothing; a late file rewrites only its own days. The job's own ``job_runs`` row (job
+``build_daily_aggregates``) is the watermark of the next run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyspark.sql.functions as F
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+
+from auditlake import aggregates as agg
+from auditlake import config as config_mod
+from auditlake import lake as lake_mod
+from auditlake.cli import JobContext
+from auditlake.errors import ConfigError, QualityGateError, UsageError
+from auditlake.ingest.objects import normalize_uri
+from auditlake.ingest.runner import RunRecord, write_run_record
+from auditlake.tables import load_contract
+
+log = logging.getLogger(__name__)
+
+JOB_NAME = "build_daily_aggregates"
+FORMATS = ("parquet", "delta")
+
+
+@dataclass(frozen=True)
+class AggregateSpec:
+    """One aggregate: its table, the inputs it reads (table, day column) and how it is built."""
+
+    table: str
+    inputs: tuple[tuple[str, str], ...]
+    build: Callable[[dict[str, DataFrame], dict[str, Any]], DataFrame]
+
+
+def _cloudtrail(f: Callable[..., DataFrame], **options_from_cfg: str) -> Callable[[dict[str, DataFrame], dict[str, Any]], DataFrame]:
+    def build(frames: dict[str, DataFrame], opts: dict[str, Any]) -> DataFrame:
+        return frames["cloudtrail_events"].transform(f, **{k: opts[v] for k, v in options_from_cfg.items()})
+
+    return build
+
+
+CLOUDTRAIL = (("cloudtrail_events", "event_date"),)
+S3_ACCESS = (("s3_access_logs", "request_date"),)
+
+SPECS: tuple[AggregateSpec, ...] = (
+    AggregateSpec("agg_cloudtrail_daily", CLOUDTRAIL, _cloudtrail(agg.aggregate_cloudtrail_daily)),
+    AggregateSpec("agg_governance_changes_daily", CLOUDTRAIL, _cloudtrail(agg.aggregate_governance_changes_daily)),
+    AggregateSpec("agg_data_access_daily", CLOUDTRAIL, _cloudtrail(agg.aggregate_data_access_daily)),
+    AggregateSpec("agg_athena_queries_daily", CLOUDTRAIL,
+                  _cloudtrail(agg.aggregate_athena_queries_daily, trusted_cidrs="trusted_cidrs")),
+    AggregateSpec("agg_glue_jobs_daily", CLOUDTRAIL, _cloudtrail(agg.aggregate_glue_jobs_daily)),
+    AggregateSpec("agg_access_denied_daily", CLOUDTRAIL, _cloudtrail(agg.aggregate_access_denied_daily)),
+    AggregateSpec("agg_s3_requests_daily", S3_ACCESS,
+                  lambda fr, _o: fr["s3_access_logs"].transform(agg.aggregate_s3_requests_daily)),
+    AggregateSpec("agg_s3_object_access_daily", S3_ACCESS,
+                  lambda fr, _o: fr["s3_access_logs"].transform(agg.aggregate_s3_object_access_daily)),
+    AggregateSpec(
+        "agg_crawler_daily",
+        (("crawler_runs", "run_date"), ("crawler_log_events", "event_date")),
+        lambda fr, _o: fr["crawler_runs"].transform(agg.aggregate_crawler_daily, log_events=fr["crawler_log_events"]),
+    ),
+)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _options(cfg: dict[str, Any]) -> dict[str, Any]:
+    fmt = str(config_mod.get(cfg, "aggregates.format", "parquet")).lower()
+    if fmt not in FORMATS:
+        raise ConfigError(f"aggregates.format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    cidrs = config_mod.get(cfg, "aggregates.trusted_cidrs", []) or []
+    if isinstance(cidrs, str):
+        cidrs = [c for c in cidrs.split(",") if c.strip()]
+    try:
+        agg.parse_cidrs(cidrs)
+    except ValueError as exc:
+        raise ConfigError(f"aggregates.trusted_cidrs: {exc}") from None
+    return {"format": fmt, "trusted_cidrs": [str(c).strip() for c in cidrs]}
+
+
+def window_days(since: dt.date | None, until: dt.date | None) -> list[dt.date]:
+    """Every day of [since, until]; --since alone runs to today (UTC)."""
+    if until is not None and since is None:
+        raise UsageError(f"{JOB_NAME}: --until needs --since")
+    if since is None:
+        return []
+    until = until or _now().date()
+    return [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
+
+
+def days_to_rebuild(job_runs: DataFrame, *, job: str = JOB_NAME) -> tuple[dict[str, set[dt.date]], list[str]]:
+    """Days per input table touched by ingest runs since this job's last succeeded run.
+
+    Returns ({input table or "*": days}, run ids taken). "*" holds days of runs that name no table.
+    """
+    own = job_runs.where((F.col("job") == job) & (F.col("status") == "succeeded"))
+    last = own.agg(F.max("started_at")).collect()[0][0]
+    runs = job_runs.where((F.col("job") != job) & (F.size(F.col("touched_dates")) > 0))
+    if last is not None:
+        runs = runs.where(F.col("ended_at") > F.lit(last))
+    rows = runs.select("run_id", "touched_dates", "loaded_by_table", "counters").collect()
+    days: dict[str, set[dt.date]] = {}
+    for r in rows:
+        tables = {t for t, n in (r["loaded_by_table"] or {}).items() if n}
+        tables |= {k.removesuffix("_upserted") for k, n in (r["counters"] or {}).items()
+                   if k.endswith("_upserted") and n}
+        for table in tables or {"*"}:
+            days.setdefault(table, set()).update(r["touched_dates"])
+    log.info("aggregates: %d ingest runs since %s", len(rows), last)
+    return days, sorted(r["run_id"] for r in rows)
+
+
+def _spec_days(spec: AggregateSpec, touched: dict[str, set[dt.date]]) -> list[dt.date]:
+    days = set(touched.get("*", set()))
+    for table, _ in spec.inputs:
+        days |= touched.get(table, set())
+    return sorted(days)
+
+
+def build_aggregate(spark, lake: str, spec: AggregateSpec, days: list[dt.date], opts: dict[str, Any]) -> DataFrame:
+    """Read the spec's inputs for ``days`` and build its rows (conformed to the contract)."""
+    frames = {
+        table: lake_mod.read_table(spark, lake, table).where(F.col(col).isin(days))
+        for table, col in spec.inputs
+    }
+    built = spec.build(frames, opts).where(F.col("dt").isin(days))
+    return lake_mod.conform(built, load_contract(spec.table))
+
+
+def changed_days(new: DataFrame, old: DataFrame) -> list[dt.date]:
+    """Days whose rows differ between two frames of one aggregate (as multisets)."""
+    diff = new.exceptAll(old).select("dt").union(old.exceptAll(new).select("dt"))
+    return sorted(r[0] for r in diff.distinct().collect())
+
+
+def _read_aggregate(spark, lake: str, table: str, days: list[dt.date]) -> DataFrame:
+    contract = load_contract(table)
+    return lake_mod.conform(lake_mod.read_table(spark, lake, table).where(F.col("dt").isin(days)), contract)
+
+
+def _quality(spark, table: str, df: DataFrame, *, run_id: str, cfg: dict[str, Any], expected: int):
+    try:
+        from auditlake import quality
+    except ImportError:  # the quality package is optional only while it is being built
+        return None
+    return quality.validate_batch(spark, table, df, run_id=run_id, cfg=cfg, expected_row_count=expected)
+
+
+def build_daily_aggregates(ctx: JobContext) -> RunRecord:
+    """Job entry: recompute the aggregates of the touched (or given) days into ``ctx.args.lake``."""
+    spark, cfg, args = ctx.spark, ctx.cfg, ctx.args
+    lake = normalize_uri(args.lake)
+    rec = RunRecord(
+        run_id=ctx.run_id, job=ctx.job, source="aggregates", source_uri=lake,
+        env=cfg.get("env", "local"), started_at=ctx.started_at.replace(tzinfo=None),
+    )
+    persisted: list[DataFrame] = []
+    try:
+        opts = _options(cfg)
+        t = time.monotonic()
+        window = window_days(args.since, args.until)
+        if window:
+            plan = {spec.table: window for spec in SPECS}
+        else:
+            touched, run_ids = days_to_rebuild(lake_mod.read_table(spark, lake, "job_runs"), job=ctx.job)
+            plan = {spec.table: _spec_days(spec, touched) for spec in SPECS}
+            rec.counters["ingest_runs"] = len(run_ids)
+        plan = {table: days for table, days in plan.items() if days}
+        rec.phase_seconds["plan"] = time.monotonic() - t
+        log.info("aggregates to rebuild: %s",
+                 {k: [d.isoformat() for d in v] for k, v in plan.items()} or "none")
+
+        t = time.monotonic()
+        built: dict[str, tuple[DataFrame, list[dt.date]]] = {}
+        outcomes = []
+        for spec in SPECS:
+            days = plan.get(spec.table)
+            if not days:
+                continue
+            df = build_aggregate(spark, lake, spec, days, opts).persist(StorageLevel.MEMORY_AND_DISK)
+            persisted.append(df)
+            n = df.count()
+            rec.counters["rows_built"] = rec.counters.get("rows_built", 0) + n
+            built[spec.table] = (df, days)
+            outcome = _quality(spark, spec.table, df, run_id=ctx.run_id, cfg=cfg, expected=n)
+            if outcome is not None:
+                outcomes.append(outcome)
+        rec.phase_seconds["build"] = time.monotonic() - t
+
+        t = time.monotonic()
+        statuses = {o.status for o in outcomes}
+        rec.dq_status = ("failed" if "failed" in statuses else "warning" if "warning" in statuses
+                         else "passed" if "passed" in statuses else "skipped")
+        rec.dq_warnings = [w for o in outcomes for w in o.warnings]
+        if outcomes:
+            from auditlake import quality
+
+            lake_mod.append_rows(spark, quality.results_frame(spark, outcomes, ctx.run_id), lake, "dq_results")
+        failed = [o for o in outcomes if o.status == "failed"]
+        rec.phase_seconds["quality"] = time.monotonic() - t
+        if failed:
+            raise QualityGateError("; ".join(o.message() for o in failed))
+
+        t = time.monotonic()
+        rewritten: set[dt.date] = set()
+        for table, (df, days) in built.items():
+            changed = changed_days(df, _read_aggregate(spark, lake, table, days))
+            rec.counters[f"{table}_days_checked"] = len(days)
+            rec.counters[f"{table}_days_replaced"] = len(changed)
+            if changed:
+                batch = df.where(F.col("dt").isin(changed))
+                lake_mod.replace_partitions(spark, batch, lake, table, changed, fmt=opts["format"])
+                rec.loaded_by_table[table] = batch.count()
+                rewritten.update(changed)
+            log.info("%s: %d days checked, %d replaced %s", table, len(days), len(changed),
+                     [d.isoformat() for d in changed])
+        # Aggregates are replaced, not merged: what is read equals what is written.
+        rec.records_loaded = rec.records_read = sum(rec.loaded_by_table.values())
+        rec.touched_dates = sorted(rewritten)
+        rec.phase_seconds["write"] = time.monotonic() - t
+        rec.status = "succeeded"
+        rec.ended_at = _now()
+        write_run_record(spark, lake, rec)
+        print(_summary(rec, plan))
+        return rec
+    except Exception as exc:
+        rec.status = "dq_failed" if isinstance(exc, QualityGateError) else "failed"
+        rec.error = str(exc).splitlines()[0][:1000] if str(exc) else type(exc).__name__
+        rec.ended_at = _now()
+        try:
+            write_run_record(spark, lake, rec)
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            log.warning("could not write the failed run record", exc_info=True)
+        raise
+    finally:
+        for df in persisted:
+            df.unpersist()
+
+
+def _summary(rec: RunRecord, plan: dict[str, list[dt.date]]) -> str:
+    lines = [f"run {rec.run_id} job={rec.job} lake={rec.source_uri} status={rec.status}"]
+    if not plan:
+        lines.append("  nothing to rebuild: no ingest run touched any day since the last run")
+    for table, days in plan.items():
+        replaced = rec.counters.get(f"{table}_days_replaced", 0)
+        lines.append(f"  {table}: {len(days)} days rebuilt, {replaced} replaced, "
+                     f"{rec.loaded_by_table.get(table, 0)} rows written")
+    lines.append(f"  data quality: {rec.dq_status}")
+    lines.append("  seconds: " + ", ".join(f"{k}={v:.1f}" for k, v in rec.phase_seconds.items()))
+    return "\n".join(lines)
