@@ -290,3 +290,17 @@ def test_every_suite_runs_on_its_table_contract(spark, table):
 
     assert [r["details"] for r in outcome.results if "exception" in r["details"]] == []
     assert outcome.status == "passed"
+
+
+def test_data_docs_are_written_per_run_when_asked(spark, tmp_path):
+    df = spark.createDataFrame([("a",), (None,)], "k string")
+    suite = {"table": "scratch", "expectations": [
+        {"type": "expect_column_values_to_not_be_null", "column": "k", "severity": "warning"}]}
+    cfg = {"quality": {"enabled": True, "data_docs": True, "data_docs_dir": str(tmp_path / "docs")}}
+
+    quality.validate_batch(spark, "scratch", df, run_id="run-7", cfg=cfg, suite=suite)
+
+    page = tmp_path / "docs" / "run_id=run-7" / "scratch.html"
+    text = page.read_text(encoding="utf-8")
+    assert "<html" in text.lower()
+    assert "scratch" in text
