@@ -142,12 +142,17 @@ def _spec_days(spec: AggregateSpec, touched: dict[str, set[dt.date]]) -> list[dt
     return sorted(days)
 
 
-def build_aggregate(spark, lake: str, spec: AggregateSpec, days: list[dt.date], opts: dict[str, Any]) -> DataFrame:
-    """Read the spec's inputs for ``days`` and build its rows (conformed to the contract)."""
-    frames = {
-        table: lake_mod.read_table(spark, lake, table).where(F.col(col).isin(days))
-        for table, col in spec.inputs
-    }
+def build_aggregate(spark, lake: str, spec: AggregateSpec, days: list[dt.date], opts: dict[str, Any],
+                    inputs: dict[str, DataFrame] | None = None) -> DataFrame:
+    """Read the spec's inputs for ``days`` and build its rows (conformed to the contract).
+
+    ``inputs`` holds input tables already read in this run (one snapshot per table and run).
+    """
+    inputs = inputs if inputs is not None else {}
+    for table, _ in spec.inputs:
+        if table not in inputs:
+            inputs[table] = lake_mod.read_table(spark, lake, table)
+    frames = {table: inputs[table].where(F.col(col).isin(days)) for table, col in spec.inputs}
     built = spec.build(frames, opts).where(F.col("dt").isin(days))
     return lake_mod.conform(built, load_contract(spec.table))
 
@@ -196,17 +201,19 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
                  {k: [d.isoformat() for d in v] for k, v in plan.items()} or "none")
 
         t = time.monotonic()
-        built: dict[str, tuple[DataFrame, list[dt.date]]] = {}
+        built: dict[str, tuple[DataFrame, list[dt.date], dict[dt.date, int]]] = {}
+        inputs: dict[str, DataFrame] = {}
         outcomes = []
         for spec in SPECS:
             days = plan.get(spec.table)
             if not days:
                 continue
-            df = build_aggregate(spark, lake, spec, days, opts).persist(StorageLevel.MEMORY_AND_DISK)
+            df = build_aggregate(spark, lake, spec, days, opts, inputs).persist(StorageLevel.MEMORY_AND_DISK)
             persisted.append(df)
-            n = df.count()
+            per_day = {r[0]: int(r[1]) for r in df.groupBy("dt").count().collect()}
+            n = sum(per_day.values())
             rec.counters["rows_built"] = rec.counters.get("rows_built", 0) + n
-            built[spec.table] = (df, days)
+            built[spec.table] = (df, days, per_day)
             outcome = _quality(spark, spec.table, df, run_id=ctx.run_id, cfg=cfg, expected=n)
             if outcome is not None:
                 outcomes.append(outcome)
@@ -228,14 +235,18 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
 
         t = time.monotonic()
         rewritten: set[dt.date] = set()
-        for table, (df, days) in built.items():
-            changed = changed_days(df, _read_aggregate(spark, lake, table, days))
+        for table, (df, days, per_day) in built.items():
+            stored = lake_mod.existing_partitions(spark, lake, table, days)
+            if stored:
+                changed = changed_days(df, _read_aggregate(spark, lake, table, stored))
+            else:  # nothing stored for these days yet: every day with rows is new
+                changed = sorted(per_day)
             rec.counters[f"{table}_days_checked"] = len(days)
             rec.counters[f"{table}_days_replaced"] = len(changed)
             if changed:
                 batch = df.where(F.col("dt").isin(changed))
                 lake_mod.replace_partitions(spark, batch, lake, table, changed, fmt=opts["format"])
-                rec.loaded_by_table[table] = batch.count()
+                rec.loaded_by_table[table] = sum(per_day.get(d, 0) for d in changed)
                 rewritten.update(changed)
             log.info("%s: %d days checked, %d replaced %s", table, len(days), len(changed),
                      [d.isoformat() for d in changed])
