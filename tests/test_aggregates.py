@@ -354,7 +354,7 @@ def _run_job(spark, lake: str, run_id: str, *, since=None, until=None, fmt="parq
     args = Namespace(lake=lake, since=since, until=until, source=None, env="local", reprocess=False,
                      run_id=run_id, conf=[], verbose=False)
     ctx = JobContext(job="build_daily_aggregates", args=args, cfg=cfg, spark=spark, run_id=run_id,
-                     started_at=dt.datetime.now(dt.timezone.utc))
+                     started_at=dt.datetime.now(dt.UTC))
     return build_daily_aggregates(ctx)
 
 
@@ -364,7 +364,7 @@ def _read(spark, lake, table):
 
 def test_job_rebuilds_touched_days_and_is_idempotent(spark, tmp_path):
     lake = str(tmp_path / "lake")
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     ct_rows = [
         ct(ts(D1, 1), GLUE, "DeleteTable", params={"databaseName": "sales", "name": "orders"}),
         ct(ts(D1, 2), GLUE, "GetTable", read_only=True),
@@ -412,7 +412,7 @@ def test_job_rebuilds_touched_days_and_is_idempotent(spark, tmp_path):
     late = [ct(ts(D1, 3), GLUE, "GetTable", read_only=True, ip="10.9.9.9")]
     lake_mod.append_rows(spark, rows_of(spark, "cloudtrail_events", late), lake, "cloudtrail_events")
     _ingest_run(spark, lake, "ct-late", "ingest_cloudtrail", {"cloudtrail_events": 1}, [D1],
-                dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+                dt.datetime.now(dt.UTC).replace(tzinfo=None))
     rec4 = _run_job(spark, lake, "agg-4")
     assert rec4.counters["ingest_runs"] == 1
     assert rec4.touched_dates == [D1]
@@ -454,7 +454,7 @@ def test_job_writes_delta_when_configured(spark, tmp_path):
     lake = str(tmp_path / "lake")
     lake_mod.append_rows(spark, rows_of(spark, "crawler_runs", [run_row("sales", "r1", D1, "failed", dur=3.0)]),
                          lake, "crawler_runs")
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     # crawler_runs is upserted after the commit: the runner counts it as <table>_upserted
     write_run_record(spark, lake, RunRecord(
         run_id="cr-1", job="ingest_crawler_logs", source="crawler_logs", source_uri="file:/raw", env="local",
