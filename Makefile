@@ -15,7 +15,7 @@ export GX_ANALYTICS_ENABLED := False
 .PHONY: help setup demo test lint package cluster-test bench bench-scale athena-check clean
 
 help: ## list targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-14s %s\n", $$1, $$2}'
 
 $(VENV_STAMP): pyproject.toml
 	$(PY_SYS) -m venv $(VENV)
@@ -30,6 +30,7 @@ $(JARS_STAMP): jvm/pom.xml
 setup: $(VENV_STAMP) $(JARS_STAMP) ## create .venv and fetch the pinned JVM jars (once)
 
 demo: setup ## run the main jobs on the bundled sample logs into a local lake and print a summary
+	rm -rf build/demo-lake
 	$(PY) -m auditlake.demo --lake build/demo-lake
 
 test: setup ## run the whole test suite

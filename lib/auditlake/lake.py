@@ -104,13 +104,9 @@ def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[A
             return 0
         cond.insert(0, f"t.`{part}` IN ({_partition_literals(values)})")
         cond.insert(1, f"t.`{part}` = s.`{part}`")
-    result = (
-        target.alias("t")
-        .merge(batch.alias("s"), " AND ".join(cond))
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
-    return _inserted(result, target)
+    before = _version(target)
+    target.alias("t").merge(batch.alias("s"), " AND ".join(cond)).whenNotMatchedInsertAll().execute()
+    return _metric_since(target, before, ("numTargetRowsInserted",))
 
 
 def upsert_rows(spark, df: DataFrame, lake: str, table: str) -> int:
@@ -119,10 +115,9 @@ def upsert_rows(spark, df: DataFrame, lake: str, table: str) -> int:
     target = ensure_delta_table(spark, lake, contract)
     batch = conform(df, contract)
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in contract.keys)
-    result = (
-        target.alias("t").merge(batch.alias("s"), cond).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
-    )
-    return _affected(result, target)
+    before = _version(target)
+    target.alias("t").merge(batch.alias("s"), cond).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+    return _metric_since(target, before, ("numTargetRowsInserted", "numTargetRowsUpdated"))
 
 
 def append_rows(spark, df: DataFrame, lake: str, table: str) -> None:
@@ -203,20 +198,18 @@ def _delete_partition_dirs(spark, uri: str, part: str, values: list[Any]) -> Non
             log.info("emptied partition %s", path.toString())
 
 
-def _metric(result: DataFrame | None, target, names: tuple[str, ...]) -> int:
-    if result is not None:
-        row = result.collect()
-        if row:
-            values = row[0].asDict()
-            return int(sum(int(values.get(n) or 0) for n in names))
-    last = target.history(1).select("operationMetrics").collect()[0][0] or {}
-    mapping = {"num_inserted_rows": "numTargetRowsInserted", "num_updated_rows": "numTargetRowsUpdated"}
-    return int(sum(int(last.get(mapping[n], 0)) for n in names))
+def _version(target) -> int:
+    return int(target.history(1).select("version").collect()[0][0])
 
 
-def _inserted(result: DataFrame | None, target) -> int:
-    return _metric(result, target, ("num_inserted_rows",))
+def _metric_since(target, before: int, names: tuple[str, ...]) -> int:
+    """Sum of the named operation metrics of the commit made after version ``before``.
 
-
-def _affected(result: DataFrame | None, target) -> int:
-    return _metric(result, target, ("num_inserted_rows", "num_updated_rows"))
+    delta-spark's Python ``merge(...).execute()`` returns nothing, and a merge with nothing to
+    insert makes no commit at all: then the answer is 0.
+    """
+    row = target.history(1).select("version", "operationMetrics").collect()[0]
+    if int(row[0]) == before:
+        return 0
+    metrics = row[1] or {}
+    return int(sum(int(metrics.get(n, 0)) for n in names))

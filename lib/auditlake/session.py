@@ -30,6 +30,11 @@ def local_jars(jars_dir: str | None = None) -> list[str]:
     return jars
 
 
+def under_spark_submit() -> bool:
+    """True when spark-submit started this Python driver: it owns master, jars and the JVM."""
+    return bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
+
+
 def spark_conf(cfg: dict[str, Any]) -> dict[str, str]:
     """The Spark settings for ``cfg`` (pure: testable without a JVM)."""
     env = cfg.get("env", "local")
@@ -38,7 +43,7 @@ def spark_conf(cfg: dict[str, Any]) -> dict[str, str]:
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
     }
-    if env == "local":
+    if env == "local" and not under_spark_submit():
         conf.update(
             {
                 "spark.jars": ",".join(local_jars(config_mod.get(cfg, "spark.jars_dir"))),
@@ -87,14 +92,33 @@ def build_session(cfg: dict[str, Any], app_name: str = "auditlake"):
 
     env = cfg.get("env", "local")
     builder = SparkSession.builder.appName(app_name)
-    if env == "local":
+    if env == "local" and not under_spark_submit():
         builder = builder.master(str(config_mod.get(cfg, "spark.master", "local[*]")))
     for key, value in spark_conf(cfg).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(str(config_mod.get(cfg, "spark.log_level", "WARN")))
+    _quiet_jvm_loggers(spark)
     # A reused session (tests, Glue) may have been created with other s3a settings.
     for key, value in s3a_conf(cfg).items():
         spark.sparkContext._jsc.hadoopConfiguration().set(key.removeprefix("spark.hadoop."), value)
     log.info("spark session ready: env=%s master=%s version=%s", env, spark.sparkContext.master, spark.version)
     return spark
+
+
+# Spark logs a whole stack trace at WARN for every corrupt file it skips; auditlake quarantines
+# those files with a one-line reason, so the trace is noise in job logs.
+_QUIET_LOGGERS = (
+    "org.apache.spark.sql.execution.datasources.FileScanRDD",
+    "org.apache.spark.sql.execution.datasources.v2.FilePartitionReader",
+)
+
+
+def _quiet_jvm_loggers(spark) -> None:
+    try:
+        jvm = spark.sparkContext._jvm
+        level = jvm.org.apache.logging.log4j.Level.ERROR
+        for name in _QUIET_LOGGERS:
+            jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, level)
+    except Exception:  # noqa: BLE001 - logging tweaks must never stop a job (e.g. another log4j on EMR)
+        log.debug("could not adjust JVM log levels", exc_info=True)

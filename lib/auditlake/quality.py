@@ -1,0 +1,478 @@
+"""Data-quality gate: validate the batch a job is about to commit with Great Expectations 1.x.
+
+Suites are data: ``schemas/<table>.quality.yaml`` beside the table's contract::
+
+    table: cloudtrail_events
+    expectations:
+      - {type: expect_column_values_to_not_be_null, columns: [event_id, event_time], severity: critical}
+      - {type: expect_column_values_to_be_between, column: event_time,
+         min_value: "2005-01-01T00:00:00Z", max_value: "{now+1d}", severity: critical}
+      - name: event_date_is_day_of_event_time
+        type: unexpected_rows_expectation
+        column: event_date
+        unexpected_rows_query: "SELECT event_id, event_time, event_date FROM {batch} WHERE ..."
+        severity: critical
+
+Each entry is a GX expectation type (snake_case) with its own arguments, plus ``severity``
+(``critical`` stops the commit, ``warning`` is recorded), an optional ``name`` (the
+``expectation`` value in ``dq_results``; defaults to the type), ``columns`` (one copy of the
+entry per column) and, for ``unexpected_rows_expectation``, the ``column`` it reports on.
+String arguments may use ``{now}``, ``{now+1d}``, ``{now-30d}``, ``{today+1d}`` (a date),
+``{expected_row_count}``
+(an entry whose ``{expected_row_count}`` is unknown is left out) and ISO dates/timestamps.
+
+Cost: the whole suite is one ``batch.validate(suite)`` call over the batch the runner already
+cached: GX resolves every metric in one graph and bundles the column aggregates of a domain
+into shared Spark jobs, so the source is never re-read and the parse never re-run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+from auditlake import config as config_mod
+from auditlake import resources
+from auditlake.errors import ConfigError
+
+# GX reads these at import time; a job never phones home and never draws progress bars.
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("GX_USAGE_STATISTICS_ENABLED", "False")
+
+log = logging.getLogger(__name__)
+
+SEVERITIES = ("critical", "warning")
+RESULT_COLUMNS = (
+    "run_id", "table_name", "expectation", "column_name", "severity", "success", "element_count",
+    "unexpected_count", "unexpected_percent", "sample_unexpected", "details", "evaluated_at",
+    "evaluated_date",
+)
+_OWN_KEYS = ("name", "severity", "columns")
+_SAMPLE_CHARS = 200
+_TOKEN = re.compile(r"^\{(now|today|expected_row_count)(?:([+-])(\d+)([dh]))?\}$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_TS = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+@dataclass
+class QualityOutcome:
+    """What the gate decided for one table's batch."""
+
+    table: str
+    status: str  # "passed" | "warning" | "failed" | "skipped"
+    results: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def message(self) -> str:
+        """One line for ``QualityGateError``: table, expectation, column, unexpected count, samples."""
+        if not self.failures:
+            return f"{self.table}: data quality {self.status}"
+        more = f" (+{len(self.failures) - 1} more critical failure(s))" if len(self.failures) > 1 else ""
+        return "data quality gate failed: " + "; ".join(self.failures) + more
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """One suite entry after token resolution: what to build and how to report it."""
+
+    name: str
+    type: str
+    severity: str
+    column: str | None
+    kwargs: dict[str, Any]
+
+
+# --- suites --------------------------------------------------------------------------------
+
+
+def suite_name(table: str) -> str:
+    return f"{table}.quality.yaml"
+
+
+def load_suite(table: str) -> dict[str, Any] | None:
+    """The suite dict of ``schemas/<table>.quality.yaml``, or None when the table has none."""
+    if not resources.exists("schemas", suite_name(table)):
+        return None
+    raw = resources.load_yaml("schemas", suite_name(table))
+    if not isinstance(raw, dict) or raw.get("table") != table:
+        raise ConfigError(f"schemas/{suite_name(table)} must declare `table: {table}`")
+    return raw
+
+
+def list_suites() -> list[str]:
+    """Tables that have a quality suite."""
+    return [n.removesuffix(".quality.yaml") for n in resources.list_names("schemas", ".quality.yaml")]
+
+
+def resolve_specs(
+    table: str,
+    suite: dict[str, Any],
+    *,
+    now: dt.datetime,
+    expected_row_count: int | None = None,
+) -> list[_Spec]:
+    """Expand and check a suite dict: tokens resolved, ``columns`` fanned out, names unique."""
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    entries = suite.get("expectations") or []
+    if not isinstance(entries, list):
+        raise ConfigError(f"{table}: quality suite `expectations` must be a list")
+    specs: list[_Spec] = []
+    seen: set[tuple[str, str | None]] = set()
+    for i, entry in enumerate(entries):
+        where = f"{table} quality suite entry {i + 1}"
+        if not isinstance(entry, dict) or "type" not in entry:
+            raise ConfigError(f"{where}: needs a `type`")
+        severity = str(entry.get("severity", "")).lower()
+        if severity not in SEVERITIES:
+            raise ConfigError(f"{where} ({entry['type']}): severity must be one of {SEVERITIES}")
+        try:
+            get_expectation_impl(entry["type"])
+        except Exception as exc:  # GX raises its own ExpectationNotFoundError
+            raise ConfigError(f"{where}: unknown expectation type {entry['type']!r}") from exc
+        columns = entry.get("columns")
+        variants = [{**entry, "column": c} for c in columns] if columns else [dict(entry)]
+        for variant in variants:
+            kwargs = {k: v for k, v in variant.items() if k not in _OWN_KEYS and k != "type"}
+            try:
+                kwargs = {k: _resolve(v, now=now, expected_row_count=expected_row_count) for k, v in kwargs.items()}
+            except _Unknown:
+                log.info("%s: %s left out (no expected row count)", table, variant["type"])
+                continue
+            column = _report_column(kwargs)
+            if variant["type"] == "unexpected_rows_expectation":
+                kwargs.pop("column", None)  # reporting only: GX's expectation takes no column
+            name = str(variant.get("name") or variant["type"])
+            if (name, column) in seen:
+                raise ConfigError(f"{where}: duplicate {name} on {column}; give it a distinct `name`")
+            seen.add((name, column))
+            specs.append(_Spec(name=name, type=variant["type"], severity=severity, column=column, kwargs=kwargs))
+    return specs
+
+
+class _Unknown(Exception):
+    """A token with no value in this run (``{expected_row_count}`` without a run count)."""
+
+
+def _resolve(value: Any, *, now: dt.datetime, expected_row_count: int | None) -> Any:
+    if isinstance(value, list):
+        return [_resolve(v, now=now, expected_row_count=expected_row_count) for v in value]
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    m = _TOKEN.match(text)
+    if m:
+        what, sign, amount, unit = m.groups()
+        if what == "expected_row_count":
+            if expected_row_count is None:
+                raise _Unknown
+            return int(expected_row_count)
+        delta = dt.timedelta(**{"days" if unit == "d" else "hours": int(amount or 0)})
+        moved = now + delta if sign == "+" else now - delta
+        return moved.date() if what == "today" else moved
+    if _ISO_DATE.match(text):
+        return dt.date.fromisoformat(text)
+    if _ISO_TS.match(text):
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _report_column(kwargs: dict[str, Any]) -> str | None:
+    if "column" in kwargs:
+        return str(kwargs["column"])
+    if "column_list" in kwargs:
+        return ",".join(map(str, kwargs["column_list"]))
+    if "column_A" in kwargs:
+        return f"{kwargs['column_A']},{kwargs['column_B']}"
+    return None
+
+
+# --- Great Expectations plumbing ----------------------------------------------------------
+
+
+class _Gx:
+    """One ephemeral context, Spark data source, dataframe asset and whole-dataframe batch definition."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.spark = spark
+        self.context = gx.get_context(mode="ephemeral")
+        # The setting GX's Validator reads before it draws its tqdm "Calculating Metrics" bar.
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        # persist=False: the runner owns caching (validate_batch caches only what is not cached).
+        source = self.context.data_sources.add_spark(name="auditlake", persist=False)
+        asset = source.add_dataframe_asset(name="batch")
+        self.batch_definition = asset.add_batch_definition_whole_dataframe("whole_batch")
+
+
+_GX_LOCK = threading.RLock()
+_GX_CACHE: dict[str, _Gx] = {}
+
+
+def _gx_for(spark: SparkSession) -> _Gx:
+    with _GX_LOCK:
+        cached = _GX_CACHE.get("gx")
+        if cached is None or cached.spark is not spark:
+            started = time.perf_counter()
+            cached = _GX_CACHE["gx"] = _Gx(spark)
+            log.info("great expectations context ready in %.2fs", time.perf_counter() - started)
+        return cached
+
+
+def _build_suite(table: str, specs: list[_Spec]) -> Any:
+    import great_expectations as gx
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    suite = gx.ExpectationSuite(name=f"auditlake.{table}")
+    for i, spec in enumerate(specs):
+        cls = get_expectation_impl(spec.type)
+        try:
+            expectation = cls(**spec.kwargs, severity=spec.severity, meta={"auditlake_index": i})
+        except Exception as exc:  # pydantic validation of the arguments
+            raise ConfigError(f"{table}: bad arguments for {spec.name} ({spec.type}): {exc}") from exc
+        suite.add_expectation(expectation)
+    return suite
+
+
+# --- the gate ------------------------------------------------------------------------------
+
+
+def validate_batch(
+    spark: SparkSession,
+    table: str,
+    df: DataFrame,
+    *,
+    run_id: str,
+    cfg: dict[str, Any],
+    expected_row_count: int | None = None,
+    suite: dict[str, Any] | None = None,
+    now: dt.datetime | None = None,
+) -> QualityOutcome:
+    """Validate the batch about to be committed to ``table``; never writes anything.
+
+    One ``batch.validate`` call for the whole suite. ``suite`` overrides the table's suite file
+    (tests); ``now`` pins ``{now}`` tokens (defaults to the current UTC time).
+    """
+    if not config_mod.get(cfg, "quality.enabled", True):
+        return QualityOutcome(table=table, status="skipped")
+    suite = suite if suite is not None else load_suite(table)
+    if suite is None:
+        log.warning("%s: no quality suite (schemas/%s); nothing validated", table, suite_name(table))
+        return QualityOutcome(table=table, status="passed")
+
+    started = time.perf_counter()
+    evaluated_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    now = now or evaluated_at
+    sample_size = int(config_mod.get(cfg, "quality.sample_size", 5))
+    specs = resolve_specs(table, suite, now=now, expected_row_count=expected_row_count)
+    if not specs:
+        return QualityOutcome(table=table, status="passed")
+
+    cached_here = not df.is_cached
+    if cached_here:
+        df = df.persist()
+    try:
+        with _GX_LOCK:
+            gx_state = _gx_for(spark)
+            gx_suite = _build_suite(table, specs)
+            batch = gx_state.batch_definition.get_batch(batch_parameters={"dataframe": df})
+            validation = batch.validate(
+                gx_suite,
+                result_format={"result_format": "SUMMARY", "partial_unexpected_count": sample_size},
+            )
+        results = _results(spark, table, df, specs, validation, run_id, evaluated_at, sample_size)
+    finally:
+        if cached_here:
+            df.unpersist()
+
+    outcome = _outcome(table, results)
+    outcome.seconds = time.perf_counter() - started
+    log.info(
+        "%s: data quality %s (%d expectations, %d critical failed, %d warnings) in %.2fs",
+        table, outcome.status, len(results), len(outcome.failures), len(outcome.warnings), outcome.seconds,
+    )
+    if config_mod.get(cfg, "quality.data_docs", False):
+        _write_data_docs(spark, cfg, table, run_id, validation)
+    return outcome
+
+
+def _results(
+    spark: SparkSession,
+    table: str,
+    df: DataFrame,
+    specs: list[_Spec],
+    validation: Any,
+    run_id: str,
+    evaluated_at: dt.datetime,
+    sample_size: int,
+) -> list[dict[str, Any]]:
+    by_index: dict[int, Any] = {}
+    for res in validation.results:
+        meta = res.expectation_config.meta or {}
+        by_index[int(meta["auditlake_index"])] = res
+    rows: list[dict[str, Any]] = []
+    for i, spec in enumerate(specs):
+        res = by_index[i]
+        result = dict(res.result or {})
+        exc = res.exception_info or {}
+        raised = bool(exc.get("raised_exception")) if isinstance(exc, dict) else False
+        details: dict[str, Any] = {"type": spec.type, "kwargs": spec.kwargs}
+        if "observed_value" in result:
+            details["observed_value"] = result["observed_value"]
+        if raised:
+            details["exception"] = str(exc.get("exception_message"))
+        samples = [_sample_text(v) for v in (result.get("partial_unexpected_list") or [])[:sample_size]]
+        unexpected = result.get("unexpected_count")
+        if spec.type == "unexpected_rows_expectation" and not raised:
+            unexpected = result.get("observed_value")
+            if not res.success:
+                samples = _unexpected_rows_samples(spark, df, spec.kwargs["unexpected_rows_query"], sample_size)
+        rows.append({
+            "run_id": run_id,
+            "table_name": table,
+            "expectation": spec.name,
+            "column_name": spec.column,
+            "severity": spec.severity,
+            "success": bool(res.success) and not raised,
+            "element_count": result.get("element_count"),
+            "unexpected_count": None if unexpected is None else int(unexpected),
+            "unexpected_percent": _float(result.get("unexpected_percent")),
+            "sample_unexpected": samples,
+            "details": json.dumps(details, default=str, sort_keys=True),
+            "evaluated_at": evaluated_at,
+            "evaluated_date": evaluated_at.date(),
+        })
+    # Table-level expectations have no element count of their own: take the batch's.
+    counts = [r["element_count"] for r in rows if r["element_count"] is not None]
+    counts += [
+        json.loads(r["details"]).get("observed_value")
+        for r, s in zip(rows, specs, strict=True)
+        if s.type == "expect_table_row_count_to_equal"
+    ]
+    batch_rows = next((int(c) for c in counts if isinstance(c, int)), None)
+    for row in rows:
+        if row["element_count"] is None:
+            row["element_count"] = batch_rows
+        if row["unexpected_percent"] is None and row["unexpected_count"] is not None and batch_rows:
+            row["unexpected_percent"] = 100.0 * row["unexpected_count"] / batch_rows
+    return rows
+
+
+def _unexpected_rows_samples(spark: SparkSession, df: DataFrame, query: str, n: int) -> list[str]:
+    """A few rows of a failed unexpected-rows query (only on failure: the batch is cached)."""
+    view = f"auditlake_dq_{uuid.uuid4().hex[:12]}"
+    df.createOrReplaceTempView(view)
+    try:
+        rows = spark.sql(query.replace("{batch}", view)).limit(n).collect()
+    finally:
+        spark.catalog.dropTempView(view)
+    return [_sample_text(r.asDict()) for r in rows]
+
+
+def _sample_text(value: Any) -> str:
+    if value is None:
+        text = "null"
+    elif isinstance(value, dict):
+        text = ", ".join(f"{k}={_sample_text(v)}" for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        text = "(" + ", ".join(_sample_text(v) for v in value) + ")"
+    elif isinstance(value, (dt.datetime, dt.date)):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    return text if len(text) <= _SAMPLE_CHARS else text[: _SAMPLE_CHARS - 3] + "..."
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _outcome(table: str, results: list[dict[str, Any]]) -> QualityOutcome:
+    failures = [_describe(table, r) for r in results if not r["success"] and r["severity"] == "critical"]
+    warnings = [_describe(table, r) for r in results if not r["success"] and r["severity"] == "warning"]
+    status = "failed" if failures else "warning" if warnings else "passed"
+    return QualityOutcome(table=table, status=status, results=results, failures=failures, warnings=warnings)
+
+
+def _describe(table: str, row: dict[str, Any]) -> str:
+    """One human line for a failed expectation."""
+    details = json.loads(row["details"])
+    column = row["column_name"] or "(table)"
+    head = f"{table}: {row['severity']} {row['expectation']} failed on column {column}"
+    if "exception" in details:
+        return f"{head}: error {details['exception'][:300]}"
+    if details["type"].startswith("expect_table_row_count"):
+        expected = details["kwargs"].get("value", details["kwargs"])
+        return f"{head}: {details.get('observed_value')} rows, expected {expected}"
+    count = row["unexpected_count"]
+    pct = f" ({row['unexpected_percent']:.2f}%)" if row["unexpected_percent"] is not None else ""
+    line = f"{head}: {count} unexpected of {row['element_count']} rows{pct}"
+    if row["sample_unexpected"]:
+        line += ", e.g. " + "; ".join(f"[{s}]" for s in row["sample_unexpected"])
+    elif count is None and "observed_value" in details:
+        line += f", observed {details['observed_value']}"
+    return line
+
+
+# --- results table --------------------------------------------------------------------------
+
+
+def results_frame(spark: SparkSession, outcomes: list[QualityOutcome], run_id: str) -> DataFrame:
+    """Every expectation result of ``outcomes`` as rows of ``dq_results`` (the runner appends them)."""
+    from auditlake.tables import load_contract
+
+    contract = load_contract("dq_results")
+    rows = [
+        tuple({**r, "run_id": run_id}.get(c) for c in contract.column_names)
+        for outcome in outcomes
+        for r in outcome.results
+    ]
+    return spark.createDataFrame(rows, contract.schema)
+
+
+# --- optional data docs ----------------------------------------------------------------------
+
+
+def _write_data_docs(spark: SparkSession, cfg: dict[str, Any], table: str, run_id: str, validation: Any) -> None:
+    """GX's HTML page for this validation under ``quality.data_docs_dir`` (any Hadoop URI)."""
+    base = config_mod.get(cfg, "quality.data_docs_dir")
+    if not base:
+        log.warning("quality.data_docs is on but quality.data_docs_dir is not set; no data docs written")
+        return
+    try:
+        from great_expectations.render.renderer import ValidationResultsPageRenderer
+        from great_expectations.render.view import DefaultJinjaPageView
+
+        document = ValidationResultsPageRenderer().render(validation)
+        html = DefaultJinjaPageView().render(document)
+        uri = f"{str(base).rstrip('/')}/run_id={run_id}/{table}.html"
+        jvm = spark.sparkContext._jvm
+        path = jvm.org.apache.hadoop.fs.Path(uri)
+        fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+        stream = fs.create(path, True)
+        try:
+            stream.write(bytearray(html.encode("utf-8")))
+        finally:
+            stream.close()
+        log.info("%s: data docs written to %s", table, uri)
+    except Exception as exc:  # docs are a convenience: never fail a run over them
+        log.warning("%s: could not write data docs: %s", table, exc)

@@ -1,0 +1,308 @@
+"""S3 server access logs: plain-text objects, one request per line, into ``s3_access_logs``.
+
+The line layout (AWS "Amazon S3 server access log format"): space-separated fields, the time in
+brackets, three quoted strings (request URI, referer, user agent) whose inner quotes are NOT
+escaped, and the requester may contain spaces (a CloudFront origin access identity). Fields were
+added at the end over the years (host id ... TLS version, access point ARN, ACL required) and AWS
+may append more at any time: older lines simply stop earlier, newer ones go to ``extra_fields``.
+
+Parsing is one anchored regular expression evaluated once per line: ``regexp_replace`` rewrites a
+matching line into its captured fields joined by a control character, and a plain ``split`` turns
+that into an array. A line that does not match is left unchanged by the replace, which is how a
+bad line is recognised without a second evaluation. The tricky fields are disambiguated by what
+follows them: the requester ends where ``<request id> <OPERATION.LIKE.THIS>`` begins, the request
+URI ends at the quote followed by a status code and the numeric fields, and the user agent ends at
+a quote followed by quote-free tokens up to the end of the line.
+
+Objects are read whole (``wholetext``) and split into lines here, so every line keeps its exact
+1-based line number for the quarantine, with one read per object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from typing import Any
+
+import pyspark.sql.functions as F
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame
+
+from auditlake import config as config_mod
+from auditlake.ingest.objects import SourceObject, object_uri_col, spark_path
+from auditlake.ingest.quarantine import to_quarantine
+from auditlake.ingest.runner import ParsedBatch
+from auditlake.tables import load_contract
+
+log = logging.getLogger(__name__)
+
+SOURCE = "s3_access"
+TABLE = "s3_access_logs"
+
+# Joins the captured fields in the rewritten line; a line holding it is not trusted (see parse).
+SEP = "\u0001"
+
+# Java regex, named groups (letters and digits only: Java's rule). Tokens after the user agent
+# cannot contain a quote: that is what stops a user agent with inner quotes from being cut short.
+_TOKEN = r'[^\s"]+'
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _trailing(names: list[str]) -> str:
+    """Optional trailing fields, each present only if the ones before it are."""
+    if not names:
+        return r"(?: (?<extra>.*?))?"
+    return f"(?: (?<{names[0]}>{_TOKEN}){_trailing(names[1:])})?"
+
+
+LINE_PATTERN = (
+    r"^(?<owner>\S+) (?<bucket>\S+) "
+    r"\[(?<day>\d{2})/(?<mon>" + "|".join(_MONTHS) + r")/(?<year>\d{4})"
+    r":(?<hms>\d{2}:\d{2}:\d{2}) (?<tzh>[+-]\d{2})(?<tzm>\d{2})\] "
+    r"(?<ip>\S+) (?<requester>.+?) (?<reqid>\S+) (?<op>[A-Z][A-Za-z0-9_]*\.[A-Za-z0-9_.]+) (?<key>\S+) "
+    r'(?:"(?<uri>(?<method>[A-Z]+) (?<path>.*?) (?<ver>HTTP/[0-9.]+)|.*?)"|-) '
+    r"(?<status>\d+|-) (?<err>\S+) (?<bytes>\d+|-) (?<size>\d+|-) (?<total>\d+|-) (?<turn>\d+|-) "
+    r'(?:"(?<referer>.*?)"|-) (?:"(?<ua>.*?)"|-) (?<versionid>' + _TOKEN + ")"
+    + _trailing(["hostid", "sigv", "cipher", "auth", "hosthdr", "tls", "aparn", "acl"])
+    + r" *\r?$"
+)
+
+# Capture group names in the order they appear in the rewritten line.
+GROUPS: tuple[str, ...] = tuple(re.findall(r"\(\?<([a-zA-Z][a-zA-Z0-9]*)>", LINE_PATTERN))
+REPLACEMENT = SEP + SEP.join("${" + g + "}" for g in GROUPS)
+
+# Used only on lines that failed the main pattern, to say why.
+_LOOSE_TIME = r"^\S+ \S+ \[([^\]]*)\]"
+_STRICT_TIME = r"^\d{2}/(?:" + "|".join(_MONTHS) + r")/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}$"
+MIN_FIELDS = 18
+
+# Names that are never access logs: folder markers, hidden and marker files.
+_NOT_A_LOG = re.compile(r"(^[._])|(_\$folder\$$)")
+# Object names in both layouts end with the delivery (or event) time and a unique string:
+# TargetPrefixYYYY-mm-DD-HH-MM-SS-UniqueString, or
+# [DestinationPrefix]SourceAccountId/SourceRegion/SourceBucket/YYYY/MM/DD/YYYY-MM-DD-hh-mm-ss-UniqueString
+_KEY_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-[A-Za-z0-9]+$")
+
+
+def object_date_from_name(name: str) -> dt.date | None:
+    """The date in an access log object's name (either layout); None when it has none."""
+    m = _KEY_TIME.search(name)
+    if not m:
+        return None
+    try:
+        return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return None
+
+
+def _field(name: str) -> Column:
+    """One captured field as text; '' (group not matched) and '-' are null, bare or quoted."""
+    v = F.col("parts").getItem(GROUPS.index(name) + 1)
+    return F.when((v == "") | (v == "-"), F.lit(None)).otherwise(v)
+
+
+def decode_key(raw: Column) -> Column:
+    """URL-decode the logged key once; a key with a malformed %-escape is kept as logged.
+
+    ``url_decode`` throws on a malformed escape ('%zz', a trailing '%'), hence the guard. It is
+    form decoding ('+' is a space): S3 percent-encodes a literal '+' in the key as %2B.
+    """
+    return F.when(raw.rlike("%(?![0-9A-Fa-f]{2})"), raw).otherwise(F.url_decode(raw))
+
+
+def split_lines(raw: DataFrame) -> DataFrame:
+    """(source_object, value = an object's whole text) -> (source_object, line_number, line).
+
+    Line numbers are 1-based and exact; the empty string after a final newline is not a line.
+    """
+    lines = F.split(F.col("value"), "\n")
+    lines = F.when(F.element_at(lines, -1) == "", F.slice(lines, F.lit(1), F.size(lines) - 1)).otherwise(lines)
+    return raw.select(
+        F.col("source_object"),
+        F.posexplode(lines).alias("pos", "line"),
+    ).select(
+        F.col("source_object"),
+        (F.col("pos") + 1).cast("bigint").alias("line_number"),
+        F.col("line"),
+    )
+
+
+def _numbers() -> dict[str, tuple[str, str]]:
+    # output column -> (captured group, SQL type)
+    return {
+        "http_status": ("status", "int"),
+        "bytes_sent": ("bytes", "bigint"),
+        "object_size": ("size", "bigint"),
+        "total_time_ms": ("total", "int"),
+        "turn_around_time_ms": ("turn", "int"),
+    }
+
+
+def _reason_unmatched(line: Column) -> Column:
+    """Why a line did not match the layout (evaluated only for lines that did not)."""
+    logged_time = F.regexp_extract(line, _LOOSE_TIME, 1)
+    n_fields = F.size(F.split(F.trim(line), " +"))
+    return (
+        F.when(F.trim(line) == "", F.lit("blank line"))
+        .when((logged_time != "") & ~logged_time.rlike(_STRICT_TIME),
+              F.concat(F.lit("bad time ["), logged_time, F.lit("]")))
+        .when(n_fields < MIN_FIELDS,
+              F.concat(F.lit(f"unparseable line: expected >= {MIN_FIELDS} fields, found "), n_fields.cast("string")))
+        .when(line.contains(SEP), F.lit("unparseable line: contains the control character U+0001"))
+        .otherwise(F.lit("unparseable line: fields do not follow the S3 server access log layout "
+                         "(requester, request id, OPERATION, key, \"request-URI\", numeric status/bytes/times)"))
+    )
+
+
+def parse_lines(lines: DataFrame) -> DataFrame:
+    """(source_object, line_number, line) -> every ``s3_access_logs`` column plus ``reason``.
+
+    ``reason`` is null for a good line, otherwise why the line belongs in the quarantine;
+    ``line_number`` and ``line`` are kept for the quarantine.
+    """
+    rewritten = lines.select(
+        "source_object", "line_number", "line",
+        F.split(F.regexp_replace(F.col("line"), LINE_PATTERN, REPLACEMENT), SEP).alias("parts"),
+    )
+    months = F.create_map(*[x for i, m in enumerate(_MONTHS) for x in (F.lit(m), F.lit(f"{i + 1:02d}"))])
+    raw = F.col("parts")
+
+    def g(name: str) -> Column:
+        return raw.getItem(GROUPS.index(name) + 1)
+
+    extra = _field("extra")
+    fields = rewritten.select(
+        "source_object", "line_number", "line",
+        ((F.size(raw) == len(GROUPS) + 1) & (raw.getItem(0) == "")).alias("matched"),
+        # ISO-8601 with the logged offset: the cast yields the UTC instant; 31/Feb is null.
+        F.concat(g("year"), F.lit("-"), F.element_at(months, g("mon")), F.lit("-"), g("day"), F.lit("T"),
+                 g("hms"), g("tzh"), F.lit(":"), g("tzm")).alias("iso_time"),
+        _field("owner").alias("bucket_owner"),
+        _field("bucket").alias("bucket"),
+        _field("ip").alias("remote_ip"),
+        _field("requester").alias("requester"),
+        _field("reqid").alias("request_id"),
+        _field("op").alias("operation"),
+        _field("key").alias("logged_key"),
+        _field("uri").alias("request_uri"),
+        _field("method").alias("http_method"),
+        _field("path").alias("request_path"),
+        _field("ver").alias("http_version"),
+        *[_field(grp).alias(f"logged_{col}") for col, (grp, _) in _numbers().items()],
+        _field("err").alias("error_code"),
+        _field("referer").alias("referer"),
+        _field("ua").alias("user_agent"),
+        _field("versionid").alias("version_id"),
+        _field("hostid").alias("host_id"),
+        _field("sigv").alias("signature_version"),
+        _field("cipher").alias("cipher_suite"),
+        _field("auth").alias("auth_type"),
+        _field("hosthdr").alias("host_header"),
+        _field("tls").alias("tls_version"),
+        _field("aparn").alias("access_point_arn"),
+        # 'Yes' when an ACL was required, '-' otherwise.
+        F.when(_field("acl") == "Yes", F.lit(True)).alias("acl_required"),
+        F.when(extra.isNotNull(), F.transform(F.split(extra, " "), lambda x: F.when(x != "-", x)))
+        .alias("extra_fields"),
+    )
+    # try_cast: null instead of an error (also under ANSI mode); a null from a present value is
+    # flagged below, so nothing out of range is silently lost.
+    typed = fields.select(
+        "*",
+        F.expr("try_cast(iso_time AS timestamp)").alias("request_time"),
+        *[F.expr(f"try_cast(logged_{col} AS {sql_type})").alias(col) for col, (_, sql_type) in _numbers().items()],
+    )
+    reason = F.when(~F.col("matched"), _reason_unmatched(F.col("line"))).when(
+        F.col("request_time").isNull(),
+        F.concat(F.lit("bad time ["), F.regexp_extract(F.col("line"), _LOOSE_TIME, 1), F.lit("]")),
+    )
+    for col in _numbers():
+        reason = reason.when(
+            F.col(f"logged_{col}").isNotNull() & F.col(col).isNull(),
+            F.concat(F.lit(f"bad number in {col}: "), F.col(f"logged_{col}")),
+        )
+    return typed.select(
+        F.col("bucket_owner"),
+        F.col("bucket"),
+        F.col("request_time"),
+        F.to_date(F.col("request_time")).alias("request_date"),  # session time zone is UTC
+        F.col("remote_ip"),
+        F.col("requester"),
+        F.col("request_id"),
+        F.col("operation"),
+        decode_key(F.col("logged_key")).alias("key"),
+        F.col("request_uri"),
+        F.col("http_method"),
+        F.col("request_path"),
+        F.col("http_version"),
+        F.col("http_status"),
+        F.col("error_code"),
+        F.col("bytes_sent"),
+        F.col("object_size"),
+        F.col("total_time_ms"),
+        F.col("turn_around_time_ms"),
+        F.col("referer"),
+        F.col("user_agent"),
+        F.col("version_id"),
+        F.col("host_id"),
+        F.col("signature_version"),
+        F.col("cipher_suite"),
+        F.col("auth_type"),
+        F.col("host_header"),
+        F.col("tls_version"),
+        F.col("access_point_arn"),
+        F.col("acl_required"),
+        F.col("extra_fields"),
+        F.col("source_object"),
+        F.sha2(F.col("line"), 256).alias("line_hash"),
+        F.col("line_number"),
+        F.col("line"),
+        reason.alias("reason"),
+    )
+
+
+def read_objects(spark, objects: list[SourceObject]) -> DataFrame:
+    """One row per object: (source_object, value = its whole text)."""
+    paths = [spark_path(o.uri) for o in objects]
+    return (
+        spark.read.text(paths, wholetext=True)  # not .option(): text() resets it
+        .select(object_uri_col().alias("source_object"), F.col("value"))
+    )
+
+
+class S3AccessSource:
+    """S3 server access logs, for ``auditlake.ingest.runner.run_ingest``."""
+
+    name = SOURCE
+    tables = (TABLE,)
+
+    def classify(self, obj: SourceObject) -> str | None:
+        if obj.uri.endswith("/") or _NOT_A_LOG.search(obj.name):
+            return "not_a_log_object"
+        if obj.size == 0:
+            return "empty_object"
+        return None
+
+    def object_date(self, obj: SourceObject) -> dt.date | None:
+        return object_date_from_name(obj.name)
+
+    def parse(self, spark, objects: list[SourceObject], *, run_id: str, cfg: dict[str, Any]) -> ParsedBatch:
+        contract = load_contract(TABLE)
+        max_chars = int(config_mod.get(cfg, "ingest.quarantine_raw_max_chars", 8192))
+        parsed = (
+            read_objects(spark, objects)
+            .transform(split_lines)
+            .transform(parse_lines)
+            # the raw line is kept only where the quarantine needs it
+            .withColumn("line", F.when(F.col("reason").isNotNull(), F.col("line")))
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
+        good = parsed.where(F.col("reason").isNull()).select(*contract.column_names)
+        bad = to_quarantine(
+            parsed.where(F.col("reason").isNotNull()), source=SOURCE, source_object="source_object",
+            record_index=F.col("line_number"), raw_text="line", reason=F.col("reason"), run_id=run_id,
+            max_chars=max_chars,
+        )
+        log.info("s3_access: parsing %d objects", len(objects))
+        return ParsedBatch(tables={TABLE: good}, quarantine=bad, persisted=[parsed])

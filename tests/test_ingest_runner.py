@@ -1,0 +1,157 @@
+"""The shared ingest machinery, driven by a tiny line source defined in the test."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyspark.sql.functions as F
+import pytest
+from chispa import assert_df_equality
+
+from auditlake.cli import run_job
+from auditlake.ingest import runner
+from auditlake.ingest.objects import list_objects, object_uri_col
+from auditlake.ingest.quarantine import to_quarantine
+from auditlake.ingest.runner import ParsedBatch, run_ingest
+
+
+class LinesSource:
+    """Test source: lines ``<event_id>,<recipient>,<iso time>`` into the quarantine-free insight table."""
+
+    name = "testlines"
+    tables = ("cloudtrail_insights",)
+
+    def classify(self, obj):
+        return None if obj.uri.endswith(".log") else "not_a_log"
+
+    def object_date(self, obj):
+        return None
+
+    def parse(self, spark, objects, *, run_id, cfg):
+        raw = (
+            spark.read.text([o.uri for o in objects])
+            .select(F.col("value").alias("line"), object_uri_col().alias("source_object"))
+        )
+        parts = F.split("line", ",")
+        parsed = raw.select(
+            "*",
+            parts[0].alias("event_id"),
+            parts[1].alias("recipient_account_id"),
+            F.to_timestamp(parts[2]).alias("event_time"),
+        ).persist()
+        ok = F.col("event_time").isNotNull() & (F.size(parts) == 3)
+        good = parsed.where(ok).select(
+            "event_id", "event_time", F.to_date("event_time").alias("event_date"),
+            *[F.lit(None).cast("string").alias(c) for c in (
+                "event_version", "event_type", "event_category", "aws_region")],
+            "recipient_account_id",
+            *[F.lit(None).cast("string").alias(c) for c in (
+                "shared_event_id", "insight_state", "insight_type", "insight_event_source",
+                "insight_event_name", "insight_error_code", "insight_details")],
+            "source_object",
+        )
+        bad = to_quarantine(
+            parsed.where(~ok), source=self.name, source_object="source_object", record_index=F.lit(0),
+            raw_text="line", reason=F.lit("bad line"), run_id=run_id, max_chars=10,
+        )
+        return ParsedBatch(tables={"cloudtrail_insights": good}, quarantine=bad, persisted=[parsed])
+
+
+@pytest.fixture()
+def raw(tmp_path):
+    src = tmp_path / "raw"
+    (src / "day1").mkdir(parents=True)
+    (src / "day1" / "a.log").write_text("e1,111,2024-01-01T10:00:00Z\ne2,111,2024-01-02T00:00:01Z\nbroken line here\n")
+    (src / "day1" / "b.log").write_text("e1,111,2024-01-01T10:00:00Z\ne1,222,2024-01-01T11:00:00Z\n")
+    (src / "day1" / "digest.txt").write_text("not a log\n")
+    return src
+
+
+def _run(raw, lake, *extra):
+    return run_job("ingest_testlines", lambda ctx: run_ingest(ctx, LinesSource()),
+                   argv=["--source", str(raw), "--lake", str(lake), "--conf", "quality.enabled=false", *extra],
+                   session_factory=lambda cfg, name: _SPARK[0])
+
+
+_SPARK: list = []
+
+
+def _table(spark, lake, name):
+    return spark.read.format("delta").load(f"{lake}/{name}")
+
+
+def test_listing_names_objects_like_spark(spark, raw):
+    objs = list_objects(spark, str(raw))
+    assert [o.name for o in objs] == ["a.log", "b.log", "digest.txt"]
+    assert objs[0].uri == f"file:{raw}/day1/a.log"
+    assert objs[0].size == len("e1,111,2024-01-01T10:00:00Z\ne2,111,2024-01-02T00:00:01Z\nbroken line here\n")
+
+
+def test_run_is_exactly_once_and_balances(spark, raw, tmp_path, capsys):
+    _SPARK[:] = [spark]
+    lake = tmp_path / "lake"
+    assert _run(raw, lake) == 0
+    rows = _table(spark, lake, "cloudtrail_insights").select("event_id", "recipient_account_id", "event_date")
+    expected = spark.createDataFrame(
+        [("e1", "111", dt.date(2024, 1, 1)), ("e2", "111", dt.date(2024, 1, 2)), ("e1", "222", dt.date(2024, 1, 1))],
+        "event_id string, recipient_account_id string, event_date date",
+    )
+    assert_df_equality(rows, expected, ignore_row_order=True, ignore_nullable=True)
+    q = _table(spark, lake, "quarantine").collect()
+    assert [(r.raw_text, r.raw_length, r.reason, r.source) for r in q] == [("broken lin", 16, "bad line", "testlines")]
+    run = _table(spark, lake, "job_runs").collect()[0]
+    assert (run.objects_listed, run.objects_skipped, run.objects_processed) == (3, 1, 2)
+    assert (run.records_read, run.records_loaded, run.records_quarantined, run.records_duplicate) == (5, 3, 1, 1)
+    assert sorted(run.touched_dates) == [dt.date(2024, 1, 1), dt.date(2024, 1, 2)]
+    assert run.status == "succeeded"
+    assert "records: read=5 loaded=3 quarantined=1 duplicates=1" in capsys.readouterr().out
+
+    # Rerun: nothing new is listed as unprocessed, nothing changes.
+    assert _run(raw, lake) == 0
+    assert _table(spark, lake, "cloudtrail_insights").count() == 3
+    second = _table(spark, lake, "job_runs").orderBy("started_at").collect()[-1]
+    assert (second.objects_already_processed, second.objects_processed, second.records_read) == (2, 0, 0)
+
+    # Reprocess re-reads every object: all duplicates, still 3 rows and 1 quarantine row.
+    assert _run(raw, lake, "--reprocess") == 0
+    third = _table(spark, lake, "job_runs").orderBy("started_at").collect()[-1]
+    assert (third.records_read, third.records_loaded, third.records_quarantined, third.records_duplicate) == (5, 0, 1, 4)
+    assert _table(spark, lake, "quarantine").count() == 1
+
+
+def test_killed_before_ledger_then_rerun_matches_clean_run(spark, raw, tmp_path, monkeypatch):
+    _SPARK[:] = [spark]
+    lake = tmp_path / "lake"
+    real_frame = runner._ledger_frame
+
+    def boom(*a, **k):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(runner, "_ledger_frame", boom)
+    assert _run(raw, lake) == 1
+    assert _table(spark, lake, "cloudtrail_insights").count() == 3
+    failed = _table(spark, lake, "job_runs").collect()[0]
+    assert failed.status == "failed" and failed.error == "killed"
+    monkeypatch.setattr(runner, "_ledger_frame", real_frame)
+    assert _run(raw, lake) == 0
+    assert _table(spark, lake, "cloudtrail_insights").count() == 3
+    assert _table(spark, lake, "quarantine").count() == 1
+    assert _table(spark, lake, "ingest_ledger").count() == 2
+
+
+def test_bad_invocations_are_one_line(tmp_path, capsys):
+    def never(ctx):
+        raise AssertionError("must not run")
+
+    assert run_job("ingest_x", never, argv=["--lake", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["auditlake: ingest_x: error: ingest_x: the following arguments are required: --source"]
+    assert run_job("ingest_x", never, argv=["--source", "x", "--lake", "y", "--env", "mars"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "auditlake: ingest_x: error: unknown --env 'mars': expected one of local, emr, glue")
+
+
+def test_unreadable_source_is_one_line(spark, tmp_path, capsys):
+    _SPARK[:] = [spark]
+    assert _run(tmp_path / "nope", tmp_path / "lake") == 4
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"auditlake: ingest_testlines: error: source not found: {tmp_path}/nope"

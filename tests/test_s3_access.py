@@ -1,0 +1,281 @@
+"""S3 server access logs: parser against peer oracles and AWS examples, quarantine, key layouts, runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pyspark.sql.functions as F
+import pytest
+from chispa import assert_df_equality
+from conftest import SAMPLES
+
+from auditlake.ingest.objects import SourceObject
+from auditlake.sources.s3_access import (
+    S3AccessSource,
+    object_date_from_name,
+    parse_lines,
+    read_objects,
+    split_lines,
+)
+
+S3 = SAMPLES / "s3access"
+MINUTES = dt.timedelta(minutes=1)
+
+
+def parse_file(spark, path: Path) -> list[dict]:
+    obj = SourceObject("file:" + str(path), path.stat().st_size, dt.datetime(2024, 1, 1))
+    rows = read_objects(spark, [obj]).transform(split_lines).transform(parse_lines).orderBy("line_number").collect()
+    return [r.asDict() for r in rows]
+
+
+def parse_text(spark, *lines: str) -> list[dict]:
+    df = spark.createDataFrame([("mem:test", i + 1, line) for i, line in enumerate(lines)],
+                               "source_object string, line_number bigint, line string")
+    return [r.asDict() for r in parse_lines(df).orderBy("line_number").collect()]
+
+
+# Peer oracle field (elastic/beats aws.s3access.*) -> our column.
+ORACLE_FIELDS = {
+    "bucket_owner": "bucket_owner", "bucket": "bucket", "remote_ip": "remote_ip", "requester": "requester",
+    "request_id": "request_id", "operation": "operation", "key": "key", "request_uri": "request_uri",
+    "http_status": "http_status", "error_code": "error_code", "bytes_sent": "bytes_sent",
+    "object_size": "object_size", "total_time": "total_time_ms", "turn_around_time": "turn_around_time_ms",
+    "referrer": "referer", "user_agent": "user_agent", "version_id": "version_id", "host_id": "host_id",
+    "signature_version": "signature_version", "cipher_suite": "cipher_suite",
+    "authentication_type": "auth_type", "host_header": "host_header", "tls_version": "tls_version",
+}
+
+
+def assert_matches_oracle(row: dict, expected: dict) -> None:
+    """Every aws.s3access field of the oracle, field by field; absent in the oracle means null here."""
+    for theirs, ours in ORACLE_FIELDS.items():
+        want = expected.get(f"aws.s3access.{theirs}")
+        if want == "-":  # one oracle keeps '-' for an empty referrer; the contract says '-' is null
+            want = None
+        assert row[ours] == want, f"{ours}: {row[ours]!r} != oracle {want!r}"
+    want_time = dt.datetime.strptime(expected["@timestamp"], "%Y-%m-%dT%H:%M:%S.000Z")
+    assert row["request_time"] == want_time
+    assert row["request_date"] == want_time.date()
+    assert row["reason"] is None
+
+
+@pytest.mark.parametrize("name", ["beats_test.log", "beats_s3_server_access.log"])
+def test_peer_oracles_field_by_field(spark, name):
+    expected = json.loads((S3 / f"{name}-expected.json").read_text())
+    rows = parse_file(spark, S3 / name)
+    assert len(expected) == 5
+    for row, want in zip(rows, expected):
+        assert_matches_oracle(row, want)
+
+
+def test_beats_extra_line_with_offset_and_asterisk_uri(spark):
+    # line 6 of beats_test.log is not in the oracle: +0200 offset, "OPTIONS * HTTP/1.0"
+    row = parse_file(spark, S3 / "beats_test.log")[5]
+    assert row["request_time"] == dt.datetime(2021, 2, 9, 12, 48, 42)
+    assert row["request_date"] == dt.date(2021, 2, 9)
+    assert (row["http_method"], row["request_path"], row["http_version"]) == ("OPTIONS", "*", "HTTP/1.0")
+    assert row["request_uri"] == "OPTIONS * HTTP/1.0"
+    assert (row["bucket"], row["operation"], row["key"], row["object_size"]) == ("faketest", "REST.OPTIONS.FAKE", "s3-dg.pdf", 4406583)
+
+
+def test_batch_delete_line_unquoted_dashes(spark):
+    row = parse_file(spark, S3 / "beats_s3_server_access.log")[4]
+    assert row["operation"] == "BATCH.DELETE.OBJECT"
+    assert row["request_uri"] is None and row["http_method"] is None and row["request_path"] is None
+    assert row["referer"] is None and row["user_agent"] is None and row["bytes_sent"] is None
+    assert row["object_size"] == 344017 and row["http_status"] == 204
+
+
+def test_aws_doc_2021_example(spark):
+    rows = parse_file(spark, S3 / "awsdocs_LogFormat_2021_example.log")
+    got = [(r["request_id"], r["operation"], r["key"], r["http_method"], r["request_path"], r["http_status"],
+            r["error_code"], r["bytes_sent"], r["object_size"], r["total_time_ms"], r["turn_around_time_ms"],
+            r["signature_version"], r["tls_version"], r["access_point_arn"], r["acl_required"], r["extra_fields"])
+           for r in rows]
+    assert got == [
+        ("3E57427F3EXAMPLE", "REST.GET.VERSIONING", None, "GET", "/awsexamplebucket1?versioning", 200, None, 113, None, 7, None, "SigV2", "TLSV1.1", None, None, None),
+        ("891CE47D2EXAMPLE", "REST.GET.LOGGING_STATUS", None, "GET", "/awsexamplebucket1?logging", 200, None, 242, None, 11, None, "SigV2", "TLSV1.1", None, None, None),
+        ("A1206F460EXAMPLE", "REST.GET.BUCKETPOLICY", None, "GET", "/awsexamplebucket1?policy", 404, "NoSuchBucketPolicy", 297, None, 38, None, "SigV2", "TLSV1.1", None, None, None),
+        ("7B4A0FABBEXAMPLE", "REST.GET.VERSIONING", None, "GET", "/awsexamplebucket1?versioning", 200, None, 113, None, 33, None, "SigV2", "TLSV1.1", None, None, None),
+        ("DD6CC733AEXAMPLE", "REST.PUT.OBJECT", "s3-dg.pdf", "PUT", "/awsexamplebucket1/s3-dg.pdf", 200, None, None, 4406583, 41754, 28, "SigV4", "TLSV1.1", None, None, None),
+    ]
+    assert [r["request_time"] for r in rows][-1] == dt.datetime(2019, 2, 6, 0, 1, 57)
+    assert rows[0]["host_header"] == "awsexamplebucket1.s3.us-west-1.amazonaws.com"
+    assert rows[0]["auth_type"] == "AuthHeader" and rows[0]["cipher_suite"] == "ECDHE-RSA-AES128-GCM-SHA256"
+
+
+def test_current_doc_example_trailing_fields(spark):
+    rows = parse_file(spark, S3 / "awsdocs_LogFormat_current_example_excerpt.log")
+    got = [(r["tls_version"], r["access_point_arn"], r["acl_required"], r["extra_fields"], r["reason"]) for r in rows]
+    assert got == [
+        ("TLSV1.2", "arn:aws:s3:us-west-1:123456789012:accesspoint/example-AP", True, ["us-east-1"], None),
+        ("TLSV1.2", None, None, ["us-east-1"], None),
+    ]
+
+
+def test_lines_from_issues_legacy_quotes_and_comments(spark):
+    rows = parse_file(spark, S3 / "malformed_and_legacy_lines_from_issues.log")
+    by_line = {r["line_number"]: r for r in rows}
+    assert len(rows) == 9
+    # '#' annotation lines are not log lines: quarantined with a reason, not lost
+    for n in (1, 2, 4, 6, 8):
+        assert by_line[n]["reason"].startswith("unparseable line"), by_line[n]["reason"]
+    assert by_line[9]["reason"] == "unparseable line: expected >= 18 fields, found 6"
+    ua = by_line[3]
+    assert ua["reason"] is None
+    assert ua["user_agent"] == ("Mozilla/5.0 (iPad; CPU OS 13_1 like Mac OS X) AppleWebKit/605.1.15 "
+                                "(KHTML, like Gecko) Version/13.0.1 Mobile/15E148 Safari/604.1\"")
+    assert (ua["referer"], ua["version_id"], ua["host_id"], ua["signature_version"], ua["auth_type"]) == (
+        "https://example,com/some/url", None, "someIDstring", None, None)
+    assert (ua["tls_version"], ua["requester"], ua["bytes_sent"], ua["turn_around_time_ms"]) == ("TLSv1.2", None, 49851, 22)
+    q = by_line[5]
+    assert q["reason"] is None
+    assert (q["request_uri"], q["http_method"], q["request_path"], q["http_version"]) == ('GET /" HTTP/1.1', "GET", '/"', "HTTP/1.1")
+    assert q["key"] == "%22"  # logged as %2522: decoded once
+    assert (q["http_status"], q["error_code"], q["referer"], q["user_agent"], q["requester"]) == (403, "AccessDenied", "referer test", "curl/7.38.0", None)
+    legacy = by_line[7]
+    assert legacy["reason"] is None
+    assert legacy["version_id"] is None and legacy["host_id"] is None and legacy["tls_version"] is None
+    assert legacy["request_time"] == dt.datetime(2015, 5, 15, 0, 52, 49)
+    assert legacy["user_agent"].startswith("aws-sdk-java/1.9.8 Linux/3.9.5-301.fc19.x86_64 Java_HotSpot(TM)")
+
+
+OWNER = "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"
+TAIL = "- HOSTID= SigV4 ECDHE-RSA-AES128-GCM-SHA256 AuthHeader b1.s3.us-west-1.amazonaws.com TLSv1.2"
+
+
+def test_built_lines_quirks(spark):
+    oai = "arn:aws:iam::cloudfront:user/CloudFront Origin Access Identity E2EXAMPLEID"
+    lines = [
+        # 1 requester with spaces, +0530 offset, key with %20 and '+', status '-'
+        f'{OWNER} b1 [06/Feb/2019:05:30:00 +0530] 192.0.2.3 {oai} REQ1 REST.GET.OBJECT a%20b+c.txt "GET /b1/a%20b+c.txt HTTP/1.1" - - - - - - "-" "-" {TAIL}',
+        # 2 negative offset crosses midnight; quoted '-' request URI; malformed escape kept as logged
+        f'{OWNER} b1 [31/Dec/2019:22:00:00 -0300] 192.0.2.3 - REQ2 REST.HEAD.OBJECT 100%zz "-" 200 - 0 5 1 1 "-" "x" {TAIL}',
+        # 3 two fields appended by AWS after acl_required
+        f'{OWNER} b1 [06/Feb/2019:00:00:38 +0000] 192.0.2.3 - REQ3 WEBSITE.GET.OBJECT k "GET /k HTTP/1.1" 200 - 1 1 1 1 "-" "ua" {TAIL} - - us-east-1 future',
+        # 4 impossible date
+        f'{OWNER} b1 [31/Feb/2019:00:00:38 +0000] 192.0.2.3 - REQ4 REST.GET.OBJECT k "GET /k HTTP/1.1" 200 - 1 1 1 1 "-" "ua" {TAIL}',
+        # 5 number out of range
+        f'{OWNER} b1 [06/Feb/2019:00:00:38 +0000] 192.0.2.3 - REQ5 REST.GET.OBJECT k "GET /k HTTP/1.1" 200 - 99999999999999999999 1 1 1 "-" "ua" {TAIL}',
+        # 6 blank
+        "   ",
+        # 7 garbled time
+        f'{OWNER} b1 [2019-02-06 00:00:38] 192.0.2.3 - REQ7 REST.GET.OBJECT k "GET /k HTTP/1.1" 200 - 1 1 1 1 "-" "ua" {TAIL}',
+        # 8 line ending at host header (before TLS version was logged), CRLF
+        f'{OWNER} b1 [06/Feb/2019:00:00:38 +0000] 192.0.2.3 - REQ8 S3.EXPIRE.OBJECT k - - - - - - - - - - HOSTID= SigV4 ECDHE AuthHeader b1.s3.amazonaws.com\r',
+    ]
+    rows = parse_text(spark, *lines)
+    r1, r2, r3, r4, r5, r6, r7, r8 = rows
+    assert r1["reason"] is None and r1["requester"] == oai and r1["request_id"] == "REQ1"
+    assert r1["request_time"] == dt.datetime(2019, 2, 6, 0, 0, 0) and r1["request_date"] == dt.date(2019, 2, 6)
+    assert r1["key"] == "a b c.txt" and r1["http_status"] is None and r1["request_path"] == "/b1/a%20b+c.txt"
+    assert r2["reason"] is None and r2["request_date"] == dt.date(2020, 1, 1)
+    assert r2["request_time"] == dt.datetime(2020, 1, 1, 1, 0, 0)
+    assert r2["key"] == "100%zz" and r2["request_uri"] is None and r2["bytes_sent"] == 0
+    assert r3["reason"] is None and r3["extra_fields"] == ["us-east-1", "future"] and r3["acl_required"] is None
+    assert r4["reason"] == "bad time [31/Feb/2019:00:00:38 +0000]"
+    assert r5["reason"] == "bad number in bytes_sent: 99999999999999999999"
+    assert r6["reason"] == "blank line"
+    assert r7["reason"] == "bad time [2019-02-06 00:00:38]"
+    assert r8["reason"] is None and r8["host_header"] == "b1.s3.amazonaws.com" and r8["tls_version"] is None
+    assert r8["operation"] == "S3.EXPIRE.OBJECT" and r8["request_uri"] is None
+    # exactly-once key: one hash per distinct raw line
+    assert len({r["line_hash"] for r in rows}) == len(rows)
+
+
+def test_split_lines_keeps_exact_line_numbers(spark):
+    df = spark.createDataFrame([("o1", "a\n\nb\n"), ("o2", "c"), ("o3", "")], "source_object string, value string")
+    expected = spark.createDataFrame(
+        [("o1", 1, "a"), ("o1", 2, ""), ("o1", 3, "b"), ("o2", 1, "c")],
+        "source_object string, line_number bigint, line string",
+    )
+    assert_df_equality(split_lines(df), expected, ignore_row_order=True, ignore_nullable=True)
+
+
+@pytest.mark.parametrize(("name", "day"), [
+    ("2021-04-26-18-11-21-8647E1080048E5CB", dt.date(2021, 4, 26)),
+    ("logs-2021-04-26-18-11-21-8647E1080048E5CB", dt.date(2021, 4, 26)),
+    ("2024-03-01-00-00-00-0000000000000000", dt.date(2024, 3, 1)),
+    ("2021-13-26-18-11-21-8647E1080048E5CB", None),
+    ("access.log", None),
+])
+def test_object_date_from_name(name, day):
+    assert object_date_from_name(name) == day
+
+
+def test_classify():
+    src = S3AccessSource()
+    when = dt.datetime(2024, 1, 1)
+    assert src.classify(SourceObject("s3a://b/logs/2021-04-26-18-11-21-8647E1080048E5CB", 10, when)) is None
+    assert src.classify(SourceObject("s3a://b/logs/x", 0, when)) == "empty_object"
+    assert src.classify(SourceObject("s3a://b/logs/_$folder$", 0, when)) == "not_a_log_object"
+    assert src.classify(SourceObject("file:/d/.DS_Store", 10, when)) == "not_a_log_object"
+    part = SourceObject("s3a://b/p/123456789012/us-west-1/src/2024/03/01/2024-03-01-00-00-00-ABCDEF0123456789", 9, when)
+    assert src.object_date(part) == dt.date(2024, 3, 1)
+
+
+def _line(req: str, when: str) -> str:
+    return f'{OWNER} b1 [{when} +0000] 192.0.2.3 - {req} REST.GET.OBJECT k "GET /k HTTP/1.1" 200 - 1 1 1 1 "-" "ua" {TAIL}'
+
+
+def test_ingest_runs_both_layouts_window_quarantine_balance_rerun(spark, tmp_path):
+    from auditlake.cli import run_job
+    from auditlake.ingest.runner import run_ingest
+    from auditlake.lake import read_table
+
+    src = tmp_path / "src"
+    simple = src / "simple"
+    part = src / "part" / "123456789012" / "us-west-1" / "b1"
+    files = {
+        simple / "2019-02-06-00-10-00-AAAA1111AAAA1111": [_line("A1", "06/Feb/2019:00:01:00"), "garbage line", _line("A2", "06/Feb/2019:00:02:00")],
+        simple / "2019-01-01-00-00-00-BBBB2222BBBB2222": [_line("B1", "01/Jan/2019:00:00:00")],   # before --since
+        part / "2019/02/07/2019-02-07-00-00-00-CCCC3333CCCC3333": [_line("C1", "06/Feb/2019:23:59:00"), _line("A1", "06/Feb/2019:00:01:00")],
+        part / "2019/03/20/2019-03-20-00-00-00-DDDD4444DDDD4444": [_line("D1", "20/Mar/2019:00:00:00")],  # after --until + slack
+        src / "other" / "access.log": [_line("E1", "07/Feb/2019:10:00:00")],  # no date in the name: always read
+    }
+    for path, lines in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+    (src / "other" / "empty").write_text("")
+    lake = tmp_path / "lake"
+    records = []
+
+    def run(*extra: str) -> int:
+        argv = ["--source", str(src), "--lake", str(lake), "--since", "2019-02-06", "--until", "2019-02-07", *extra]
+        return run_job("ingest_s3_access", lambda ctx: records.append(run_ingest(ctx, S3AccessSource())),
+                       argv=argv, session_factory=lambda cfg, name: spark)
+
+    assert run() == 0
+    first = records[-1]
+    assert (first.objects_listed, first.objects_processed, first.skipped_by_reason) == (
+        6, 3, {"outside_window": 2, "empty_object": 1})
+    # A1 appears in two objects: one row
+    assert (first.records_read, first.records_loaded, first.records_quarantined, first.records_duplicate) == (6, 4, 1, 1)
+    table = read_table(spark, str(lake), "s3_access_logs")
+    assert sorted(r[0] for r in table.select("request_id").collect()) == ["A1", "A2", "C1", "E1"]
+    assert sorted((str(r[0]), r[1]) for r in table.groupBy("request_date").count().collect()) == [
+        ("2019-02-06", 3), ("2019-02-07", 1)]
+    q = read_table(spark, str(lake), "quarantine").select("source", "source_object", "record_index", "raw_text", "reason")
+    expected_q = spark.createDataFrame(
+        [("s3_access", "file:" + str(simple / "2019-02-06-00-10-00-AAAA1111AAAA1111"), 2, "garbage line",
+          "unparseable line: expected >= 18 fields, found 2")],
+        "source string, source_object string, record_index bigint, raw_text string, reason string",
+    )
+    assert_df_equality(q, expected_q, ignore_row_order=True, ignore_nullable=True)
+
+    # rerun: nothing new to read; forced re-read: everything is a duplicate; tables unchanged
+    assert run() == 0
+    assert (records[-1].objects_processed, records[-1].records_loaded) == (0, 0)
+    assert run("--reprocess") == 0
+    again = records[-1]
+    assert (again.records_read, again.records_loaded, again.records_quarantined, again.records_duplicate) == (6, 0, 1, 5)
+    assert read_table(spark, str(lake), "s3_access_logs").count() == 4
+    assert read_table(spark, str(lake), "quarantine").count() == 1
+    runs = read_table(spark, str(lake), "job_runs").where(F.col("job") == "ingest_s3_access")
+    assert runs.count() == 3
+    assert runs.where(F.col("records_read") != F.col("records_loaded") + F.col("records_quarantined")
+                      + F.col("records_duplicate")).count() == 0
+    shutil.rmtree(lake)

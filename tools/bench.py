@@ -1,0 +1,568 @@
+"""The auditlake benchmark: synthetic logs -> baselines -> ingest -> rerun -> aggregates, measured.
+
+    python tools/bench.py run   [--scale 1] [--seed 7] [--work build/bench]
+    python tools/bench.py scale [--scale 1] [--factor 4]
+
+For each source, in one process tree and one run, every step is its own measured subprocess:
+(1) the raw floor: Spark reading the same bytes and writing them as Parquet, no parsing;
+(2) DuckDB doing the bare conversion to Parquet;
+(3) the auditlake ingest job (Delta commit and data quality included);
+(4) the same job again with no new input (incremental);
+then (5) the daily-aggregate job over the lake. Reported: wall time, records per second, peak RSS of
+the process tree, split into the JVM and the Python processes (Spark runs locally, so executors live
+inside the driver JVM: the JVM figure is driver and executors together), the ratios ingest/DuckDB and
+ingest/floor, and whether the counts in the job_runs table match the generator's manifest.
+
+Results: bench/results/<date>-<short commit>.json; a markdown table is printed and kept in
+bench/README.md (the latest run, and a history with one row per commit that changed the numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lib"))
+
+import psutil  # noqa: E402
+
+from auditlake.synth import GENERATOR_VERSION, generate, load_manifest  # noqa: E402
+
+PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+SOURCES = {
+    # source -> (ingest job, the tables it loads)
+    "cloudtrail": "jobs/ingest_cloudtrail.py",
+    "s3access": "jobs/ingest_s3_access.py",
+    "crawler": "jobs/ingest_crawler_logs.py",
+}
+AGGREGATE_JOB = "jobs/build_daily_aggregates.py"
+COUNT_FIELDS = ["objects_skipped", "objects_processed", "records_read", "records_loaded", "records_quarantined",
+                "records_duplicate"]
+TARGETS = {
+    "cloudtrail_ingest_over_duckdb": 1.0,
+    "s3access_ingest_over_duckdb": 1.0,
+    "incremental_wall_seconds": 20.0,
+    "scale_time_growth_4x": 4.4,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# measuring a subprocess tree
+
+
+def measure(cmd: list[str], *, log_path: Path, env: dict[str, str] | None = None, timeout: float = 3600) -> dict[str, Any]:
+    """Run ``cmd``; wall time, exit code and peak RSS of its process tree (sampled every 0.1 s)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_env = dict(os.environ)
+    full_env.update({"PYTHONPATH": str(ROOT / "lib"), "PYSPARK_PYTHON": PY, "PYSPARK_DRIVER_PYTHON": PY,
+                     "GX_ANALYTICS_ENABLED": "False"})
+    full_env.update(env or {})
+    peak = {"total": 0, "jvm": 0, "python": 0}
+    cpu: dict[int, float] = {}
+    with open(log_path, "wb") as log:
+        t0 = time.monotonic()
+        proc = psutil.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
+        while True:
+            try:
+                procs = [proc, *proc.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                procs = []
+            sums = {"total": 0, "jvm": 0, "python": 0}
+            for p in procs:
+                try:
+                    rss = p.memory_info().rss
+                    kind = "jvm" if "java" in p.name().lower() else "python"
+                    t = p.cpu_times()
+                    cpu[p.pid] = t.user + t.system + t.children_user + t.children_system
+                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                    continue
+                sums["total"] += rss
+                sums[kind] += rss
+            for k, v in sums.items():
+                peak[k] = max(peak[k], v)
+            if proc.poll() is not None:
+                break
+            if time.monotonic() - t0 > timeout:
+                proc.kill()
+                break
+            time.sleep(0.1)
+        wall = time.monotonic() - t0
+    mb = 1024 * 1024
+    return {"wall_seconds": round(wall, 2), "exit_code": proc.returncode, "cpu_seconds": round(sum(cpu.values()), 1),
+            "peak_rss_mb": round(peak["total"] / mb), "peak_rss_mb_jvm": round(peak["jvm"] / mb),
+            "peak_rss_mb_python": round(peak["python"] / mb), "log": str(log_path.relative_to(ROOT))
+            if log_path.is_relative_to(ROOT) else str(log_path)}
+
+
+def tail(path: Path, n: int = 6) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# reading job_runs without Spark: the Delta log's add/remove actions name the live Parquet files
+
+
+def read_delta(table: Path) -> list[dict[str, Any]]:
+    """Rows of a local Delta table (JSON commits only; enough for an append-only run-record table)."""
+    import duckdb
+
+    log_dir = table / "_delta_log"
+    if not log_dir.is_dir():
+        return []
+    live: dict[str, bool] = {}
+    for commit in sorted(log_dir.glob("*.json")):
+        for line in commit.read_text().splitlines():
+            action = json.loads(line)
+            if "add" in action:
+                live[action["add"]["path"]] = True
+            elif "remove" in action:
+                live.pop(action["remove"]["path"], None)
+    files = [str(table / _unquote(p)) for p in live]
+    if not files:
+        return []
+    con = duckdb.connect()
+    cur = con.execute("SELECT * FROM read_parquet(?, union_by_name=true)", [files])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=False)) for row in cur.fetchall()]
+
+
+def _unquote(p: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(p)
+
+
+def job_run(lake: Path, run_id: str) -> dict[str, Any] | None:
+    try:
+        rows = [r for r in read_delta(lake / "job_runs") if r.get("run_id") == run_id]
+    except Exception as exc:  # noqa: BLE001 - report, do not fail the benchmark
+        return {"_read_error": f"cannot read job_runs: {exc}"}
+    if not rows:
+        return None
+    row = rows[-1]
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, dict | list) or v is None or isinstance(v, int | float | str | bool):
+            out[k] = v
+        else:
+            out[k] = str(v)
+    for k in ("loaded_by_table", "skipped_by_reason", "counters", "phase_seconds"):
+        if isinstance(out.get(k), list):  # duckdb may hand maps back as key/value lists
+            out[k] = {e["key"]: e["value"] for e in out[k]}
+    return out
+
+
+def check_counts(expected: dict[str, Any], got: dict[str, Any] | None) -> dict[str, Any]:
+    if not got or "_read_error" in got:
+        return {"ok": False, "mismatches": {"job_run": "no job_runs row" if not got else got["_read_error"]}}
+    mismatches: dict[str, Any] = {}
+    for f in COUNT_FIELDS:
+        if f in expected and got.get(f) != expected[f]:
+            mismatches[f] = {"expected": expected[f], "got": got.get(f)}
+    loaded = got.get("loaded_by_table") or {}
+    for table, n in expected.get("loaded_by_table", {}).items():
+        if loaded.get(table) != n:
+            mismatches[f"loaded_by_table.{table}"] = {"expected": n, "got": loaded.get(table)}
+    counters = got.get("counters") or {}
+    if "crawler_runs" in expected and "crawler_runs_upserted" in counters:
+        if counters["crawler_runs_upserted"] != expected["crawler_runs"]:
+            mismatches["crawler_runs"] = {"expected": expected["crawler_runs"], "got": counters["crawler_runs_upserted"]}
+    return {"ok": not mismatches, "mismatches": mismatches}
+
+
+def check_incremental(expected: dict[str, Any], got: dict[str, Any] | None) -> dict[str, Any]:
+    if not got or "_read_error" in got:
+        return {"ok": False, "mismatches": {"job_run": "no job_runs row"}}
+    want = {"records_read": 0, "objects_processed": 0, "objects_already_processed": expected["objects_processed"]}
+    mismatches = {k: {"expected": v, "got": got.get(k)} for k, v in want.items() if got.get(k) != v}
+    return {"ok": not mismatches, "mismatches": mismatches}
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
+
+
+def source_files(data: Path, source: str, manifest: dict[str, Any]) -> dict[str, list[str]]:
+    """The log objects of a source that the baselines read (what the ingest parses, minus corrupt objects)."""
+    root = data / source
+    planted = manifest["sources"][source]["planted"]
+    corrupt = {str(root / (c["object"] if isinstance(c, dict) else c)) for c in planted.get("corrupt_objects", [])}
+    files = sorted(str(p) for p in root.rglob("*") if p.is_file())
+    files = [f for f in files if f not in corrupt]
+    if source == "cloudtrail":
+        return {"json": [f for f in files if "/CloudTrail/" in f and f.endswith(".json.gz")]}
+    if source == "s3access":
+        return {"text": files}
+    return {"text_gz": [f for f in files if "/export/" in f and f.endswith(".gz")],
+            "binary_gz": [f for f in files if "/firehose/" in f]}
+
+
+def git_commit() -> tuple[str, bool]:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                                    capture_output=True, text=True).stdout.strip())
+        return sha, dirty
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+
+
+def ensure_data(work: Path, scale: float, seed: int) -> tuple[Path, dict[str, Any]]:
+    data = work / f"data-s{scale:g}-seed{seed}"
+    try:
+        manifest = load_manifest(data)
+        if manifest.get("generator_version") == GENERATOR_VERSION:
+            print(f"data: reusing {data}")
+            return data, manifest
+    except (OSError, ValueError):
+        pass
+    print(f"data: generating scale={scale:g} seed={seed} into {data} ...", flush=True)
+    t = time.monotonic()
+    manifest = generate(data, scale=scale, seed=seed)
+    print(f"data: generated in {time.monotonic() - t:.0f}s")
+    return data, manifest
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
+def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set[str]) -> dict[str, Any]:
+    work = work.resolve()
+    data, manifest = ensure_data(work, scale, seed)
+    tag = f"s{scale:g}"
+    lake = work / f"lake-{tag}"
+    out = work / f"out-{tag}"
+    logs = work / f"logs-{tag}"
+    for d in (lake, out):
+        shutil.rmtree(d, ignore_errors=True)
+    sha, dirty = git_commit()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    result: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"), "started_at": stamp, "commit": sha,
+        "dirty": dirty, "scale": scale, "seed": seed,
+        "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+                    "python": platform.python_version(), "platform": platform.platform(),
+                    "load_avg_at_start": [round(x, 1) for x in os.getloadavg()]},
+        "notes": ["Spark runs local[*]: executors live in the driver JVM; peak_rss_mb_jvm is driver+executors",
+                  "floor and DuckDB read the log objects the ingest parses, minus planted corrupt objects",
+                  "every step is a fresh process: Spark steps include JVM start-up, DuckDB has none"],
+        "sources": {},
+    }
+    t_all = time.monotonic()
+    for source in sources:
+        section = manifest["sources"][source]
+        expected = section["expected"]
+        records = expected["records_read"]
+        res: dict[str, Any] = {"records": records, "bytes": section["bytes"], "objects": expected["objects_listed"]}
+        files = source_files(data, source, manifest)
+        files_json = out / f"{source}-files.json"
+        files_json.parent.mkdir(parents=True, exist_ok=True)
+        files_json.write_text(json.dumps(files))
+        for engine in ("floor", "duckdb"):
+            if engine in skip:
+                continue
+            print(f"[{source}] {engine} ...", flush=True)
+            m = measure([PY, "tools/bench_baselines.py", engine, "--source", source, "--files", str(files_json),
+                         "--out", str(out / engine / source)], log_path=logs / f"{source}-{engine}.log")
+            if m["exit_code"] != 0:
+                m["error"] = tail(logs / f"{source}-{engine}.log")
+            res[engine] = m
+            print(f"[{source}] {engine}: {m['wall_seconds']}s peak {m['peak_rss_mb']} MB", flush=True)
+        job = SOURCES[source]
+        if "ingest" not in skip and (ROOT / job).exists():
+            for phase in ("ingest", "incremental"):
+                run_id = f"bench-{source}-{phase}-{stamp}"
+                print(f"[{source}] {phase} ...", flush=True)
+                m = measure([PY, job, "--source", str(data / source), "--lake", str(lake), "--run-id", run_id],
+                            log_path=logs / f"{source}-{phase}.log")
+                m["job_run"] = job_run(lake, run_id)
+                if m["exit_code"] != 0:
+                    m["error"] = tail(logs / f"{source}-{phase}.log")
+                m["records_per_second"] = round(records / m["wall_seconds"]) if phase == "ingest" else None
+                m["counts"] = (check_counts if phase == "ingest" else check_incremental)(expected, m["job_run"])
+                res[phase] = m
+                print(f"[{source}] {phase}: {m['wall_seconds']}s exit={m['exit_code']} peak {m['peak_rss_mb']} MB "
+                      f"counts {'ok' if m['counts']['ok'] else m['counts']['mismatches']}", flush=True)
+                if m["exit_code"] != 0:
+                    print(m.get("error", ""))
+                    break
+        elif "ingest" not in skip:
+            res["ingest"] = {"missing": job}
+            print(f"[{source}] ingest: {job} not in this checkout yet")
+        ing = res.get("ingest", {})
+        res["ratios"] = {"ingest_over_duckdb": _ratio(ing.get("wall_seconds"), res.get("duckdb", {}).get("wall_seconds")),
+                         "ingest_over_floor": _ratio(ing.get("wall_seconds"), res.get("floor", {}).get("wall_seconds"))}
+        for engine in ("floor", "duckdb"):
+            if engine in res and res[engine].get("wall_seconds"):
+                res[engine]["records_per_second"] = round(records / res[engine]["wall_seconds"])
+        result["sources"][source] = res
+    if "aggregates" not in skip:
+        if (ROOT / AGGREGATE_JOB).exists():
+            run_id = f"bench-aggregates-{stamp}"
+            print("[aggregates] ...", flush=True)
+            m = measure([PY, AGGREGATE_JOB, "--lake", str(lake), "--run-id", run_id], log_path=logs / "aggregates.log")
+            m["job_run"] = job_run(lake, run_id)
+            if m["exit_code"] != 0:
+                m["error"] = tail(logs / "aggregates.log")
+            result["aggregates"] = m
+            print(f"[aggregates]: {m['wall_seconds']}s exit={m['exit_code']} peak {m['peak_rss_mb']} MB", flush=True)
+        else:
+            result["aggregates"] = {"missing": AGGREGATE_JOB}
+    result["total_seconds"] = round(time.monotonic() - t_all, 1)
+    result["machine"]["load_avg_at_end"] = [round(x, 1) for x in os.getloadavg()]
+    result["targets"] = evaluate_targets(result)
+    return result
+
+
+def evaluate_targets(result: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for source in ("cloudtrail", "s3access"):
+        r = result["sources"].get(source, {}).get("ratios", {}).get("ingest_over_duckdb")
+        out[f"{source}_ingest_over_duckdb"] = {"target": f"<= {TARGETS[f'{source}_ingest_over_duckdb']}", "value": r,
+                                               "met": None if r is None else r <= TARGETS[f"{source}_ingest_over_duckdb"]}
+    incr = [s.get("incremental", {}).get("wall_seconds") for s in result["sources"].values()]
+    incr = [x for x in incr if x is not None]
+    worst = max(incr) if incr else None
+    out["incremental_wall_seconds"] = {"target": "< 20", "value": worst,
+                                       "met": None if worst is None else worst < TARGETS["incremental_wall_seconds"]}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# reporting
+
+
+def _fmt(v: Any, suffix: str = "") -> str:
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.2f}{suffix}" if v < 10 else f"{v:.1f}{suffix}" if v < 100 else f"{v:.0f}{suffix}"
+    return f"{v}{suffix}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        f"Run {result['started_at']} commit {result['commit']}{' (dirty)' if result['dirty'] else ''}, "
+        f"scale {result['scale']:g}, seed {result['seed']}, {result['machine']['cpus']} CPUs, "
+        f"total {result.get('total_seconds')} s, load average {result['machine']['load_avg_at_start'][0]} at start "
+        f"and {result['machine'].get('load_avg_at_end', ['-'])[0]} at end (numbers under load > CPUs are not comparable)",
+        "",
+        "| source | records | MB | floor s | DuckDB s | ingest s | ingest rec/s | rerun s | ingest peak MB (JVM / py) "
+        "| ingest/DuckDB | ingest/floor | counts |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for source, r in result["sources"].items():
+        ing, inc = r.get("ingest", {}), r.get("incremental", {})
+        if "missing" in ing:
+            counts = "job missing"
+        elif ing:
+            counts = "ok" if ing.get("counts", {}).get("ok") else "MISMATCH " + ", ".join(ing.get("counts", {}).get("mismatches", {}))
+            if inc and not inc.get("counts", {}).get("ok"):
+                counts += "; rerun " + ", ".join(inc.get("counts", {}).get("mismatches", {}))
+        else:
+            counts = "-"
+        mem = f"{ing['peak_rss_mb']} ({ing['peak_rss_mb_jvm']} / {ing['peak_rss_mb_python']})" if "peak_rss_mb" in ing else "-"
+        lines.append(
+            f"| {source} | {r['records']} | {r['bytes'] / 1e6:.1f} | {_fmt(r.get('floor', {}).get('wall_seconds'))} "
+            f"| {_fmt(r.get('duckdb', {}).get('wall_seconds'))} | {_fmt(ing.get('wall_seconds'))} "
+            f"| {_fmt(ing.get('records_per_second'))} | {_fmt(inc.get('wall_seconds'))} | {mem} "
+            f"| {_fmt(r['ratios']['ingest_over_duckdb'])} | {_fmt(r['ratios']['ingest_over_floor'])} | {counts} |")
+    agg = result.get("aggregates")
+    if agg:
+        if "missing" in agg:
+            lines += ["", f"Aggregates: {agg['missing']} not in this checkout yet."]
+        else:
+            lines += ["", f"Aggregates: {agg['wall_seconds']} s, exit {agg['exit_code']}, peak {agg['peak_rss_mb']} MB "
+                          f"(JVM {agg['peak_rss_mb_jvm']})."]
+    lines += ["", "Peak memory of the baselines (MB): " + ", ".join(
+        f"{s} floor {r.get('floor', {}).get('peak_rss_mb', '-')} / DuckDB {r.get('duckdb', {}).get('peak_rss_mb', '-')}"
+        for s, r in result["sources"].items())]
+    lines += ["", "Targets: " + "; ".join(
+        f"{k} {v['target']}: {_fmt(v['value'])} ({'met' if v['met'] else 'not met' if v['met'] is False else 'n/a'})"
+        for k, v in result["targets"].items())]
+    return "\n".join(lines)
+
+
+HISTORY_HEADER = ("| date | commit | scale | CloudTrail ingest s | CT ingest/DuckDB | S3 ingest s | S3 ingest/DuckDB "
+                  "| crawler ingest s | max rerun s | aggregates s | max ingest peak MB | counts |")
+
+
+def history_row(result: dict[str, Any]) -> tuple[str, list[float | None]]:
+    s = result["sources"]
+
+    def g(src: str, *path: str) -> Any:
+        v: Any = s.get(src, {})
+        for p in path:
+            v = v.get(p, {}) if isinstance(v, dict) else {}
+        return v if v != {} else None
+
+    reruns = [g(x, "incremental", "wall_seconds") for x in s]
+    reruns = [x for x in reruns if x is not None]
+    peaks = [g(x, "ingest", "peak_rss_mb") for x in s]
+    peaks = [x for x in peaks if x is not None]
+    ok = all(g(x, "ingest", "counts", "ok") for x in s if g(x, "ingest", "wall_seconds") is not None)
+    nums = [g("cloudtrail", "ingest", "wall_seconds"), g("cloudtrail", "ratios", "ingest_over_duckdb"),
+            g("s3access", "ingest", "wall_seconds"), g("s3access", "ratios", "ingest_over_duckdb"),
+            g("crawler", "ingest", "wall_seconds"), max(reruns) if reruns else None,
+            (result.get("aggregates") or {}).get("wall_seconds"), max(peaks) if peaks else None]
+    row = (f"| {result['date']} | {result['commit']}{'+' if result['dirty'] else ''} | {result['scale']:g} | "
+           + " | ".join(_fmt(n) for n in nums) + f" | {'ok' if ok else 'mismatch'} |")
+    return row, nums
+
+
+def _changed(old: list[str], new: list[float | None], tolerance: float = 0.10) -> bool:
+    for a, b in zip(old, new, strict=False):
+        try:
+            fa = float(a)
+        except ValueError:
+            fa = None
+        if (fa is None) != (b is None):
+            return True
+        if fa is not None and b is not None and abs(fa - b) > tolerance * max(abs(fa), 1.0):
+            return True
+    return False
+
+
+def update_readme(result: dict[str, Any], table: str, readme: Path) -> None:
+    """Replace the latest-run section; add a history row when this commit changed the numbers (>10 %)."""
+    text = readme.read_text() if readme.exists() else ""
+    head, _, rest = text.partition("<!-- latest -->")
+    _, _, rest = rest.partition("<!-- /latest -->")
+    hist_head, _, hist = rest.partition("<!-- history -->")
+    hist_rows, _, _tail = hist.partition("<!-- /history -->")
+    rows = [r for r in hist_rows.strip().splitlines() if r.startswith("| 2")]
+    row, nums = history_row(result)
+    commit_cell = row.split("|")[2].strip()
+    same_scale = [r for r in rows if r.split("|")[3].strip() == f"{result['scale']:g}"]
+    if rows and rows[-1].split("|")[2].strip() == commit_cell:
+        rows[-1] = row
+    elif not same_scale or _changed([c.strip() for c in same_scale[-1].split("|")[4:12]], nums):
+        rows.append(row)
+    if not head.strip():
+        head = README_INTRO
+    readme.write_text(
+        head.rstrip() + "\n\n<!-- latest -->\n## Latest run\n\n" + table + "\n<!-- /latest -->\n\n"
+        + "<!-- history -->\n## History (one row per commit that changed the numbers by more than 10 %)\n\n"
+        + HISTORY_HEADER + "\n" + "|---" * 12 + "|\n" + "\n".join(rows) + "\n<!-- /history -->\n")
+
+
+README_INTRO = """# Benchmark
+
+`make bench` (scale `SCALE=`, default 1) generates deterministic synthetic raw logs of all three sources
+(`python -m auditlake.synth`, with a manifest of every planted malformed record, late file and duplicate
+delivery), then for each source runs, each step as its own measured process:
+
+1. the raw floor: Spark reading the same bytes and writing them as Parquet with no parsing;
+2. DuckDB doing the bare conversion (CloudTrail `read_json` with explicit columns, S3 access lines with
+   one regular expression, crawler export lines and Firehose envelopes) to Parquet partitioned by day;
+3. the auditlake ingest job (parsing, quarantine, dedupe, data quality, Delta commit, ledger, run record);
+4. the same job again with no new input;
+
+and then the daily-aggregate job. It reports wall time, records per second, peak RSS of the process tree
+(JVM and Python separately; Spark runs `local[*]`, so executors live inside the driver JVM) and the
+ratios ingest/DuckDB and ingest/floor, and checks the counts in `job_runs` against the manifest.
+Every Spark step includes its JVM start-up (~10 s); DuckDB has none.
+
+`make bench-scale` runs the same at SCALE and 4 x SCALE and reports how time and memory grow.
+
+Targets (goals, not test assertions): CloudTrail and S3 access ingest/DuckDB <= 1.0 (S3 objects average
+under 150 lines); a rerun with no new input under 20 s; 4x data costs at most 4.4x time; driver peak
+memory does not grow with the input.
+
+Full results: `bench/results/<date>-<commit>.json`.
+"""
+
+
+def save(result: dict[str, Any], suffix: str = "") -> Path:
+    path = ROOT / "bench" / "results" / f"{result['date']}-{result['commit']}{suffix}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    return path
+
+
+def scale_report(small: dict[str, Any], big: dict[str, Any], factor: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"factor": factor, "sources": {}}
+    for source, a in small["sources"].items():
+        b = big["sources"].get(source, {})
+        row: dict[str, Any] = {"records": [a["records"], b.get("records")]}
+        for step in ("floor", "duckdb", "ingest", "incremental"):
+            sa, sb = a.get(step, {}), b.get(step, {})
+            if "wall_seconds" in sa and "wall_seconds" in sb:
+                row[step] = {"wall_seconds": [sa["wall_seconds"], sb["wall_seconds"]],
+                             "time_growth": _ratio(sb["wall_seconds"], sa["wall_seconds"]),
+                             "peak_rss_mb_jvm": [sa["peak_rss_mb_jvm"], sb["peak_rss_mb_jvm"]],
+                             "peak_rss_mb_python": [sa["peak_rss_mb_python"], sb["peak_rss_mb_python"]],
+                             "memory_growth": _ratio(sb["peak_rss_mb"], sa["peak_rss_mb"])}
+        out["sources"][source] = row
+    return out
+
+
+def scale_markdown(rep: dict[str, Any]) -> str:
+    f = rep["factor"]
+    lines = [f"Scaling 1x -> {f:g}x (target: time growth <= {TARGETS['scale_time_growth_4x'] * f / 4:.2f}, memory flat)", "",
+             f"| source | step | 1x s | {f:g}x s | time growth | peak MB JVM 1x / {f:g}x | peak MB py 1x / {f:g}x | memory growth |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for source, row in rep["sources"].items():
+        for step in ("floor", "duckdb", "ingest", "incremental"):
+            if step in row:
+                s = row[step]
+                lines.append(f"| {source} | {step} | {s['wall_seconds'][0]} | {s['wall_seconds'][1]} | {_fmt(s['time_growth'])} "
+                             f"| {s['peak_rss_mb_jvm'][0]} / {s['peak_rss_mb_jvm'][1]} "
+                             f"| {s['peak_rss_mb_python'][0]} / {s['peak_rss_mb_python'][1]} | {_fmt(s['memory_growth'])} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["run", "scale"])
+    parser.add_argument("--scale", type=float, default=float(os.environ.get("SCALE", "1") or 1))
+    parser.add_argument("--factor", type=float, default=4.0)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--work", default=str(ROOT / "build" / "bench"))
+    parser.add_argument("--sources", default=",".join(SOURCES))
+    parser.add_argument("--skip", default="", help="comma list of steps to skip: floor,duckdb,ingest,aggregates")
+    parser.add_argument("--no-record", action="store_true", help="do not write bench/results or bench/README.md")
+    args = parser.parse_args(argv)
+    sources = [s for s in args.sources.split(",") if s]
+    skip = {s for s in args.skip.split(",") if s}
+    work = Path(args.work)
+    if args.mode == "run":
+        result = run_bench(args.scale, args.seed, work, sources, skip)
+        table = markdown(result)
+        print("\n" + table)
+        if not args.no_record:
+            path = save(result)
+            update_readme(result, table, ROOT / "bench" / "README.md")
+            print(f"\nresults: {path.relative_to(ROOT)}; table kept in bench/README.md")
+        failed = [s for s, r in result["sources"].items()
+                  for step in ("ingest", "incremental") if r.get(step, {}).get("exit_code") not in (None, 0)]
+        return 1 if failed else 0
+    small = run_bench(args.scale, args.seed, work, sources, skip)
+    big = run_bench(args.scale * args.factor, args.seed, work, sources, skip)
+    rep = scale_report(small, big, args.factor)
+    text = scale_markdown(rep)
+    print("\n" + markdown(small) + "\n\n" + markdown(big) + "\n\n" + text)
+    if not args.no_record:
+        path = save({"date": small["date"], "commit": small["commit"], "small": small, "big": big, "scaling": rep},
+                    suffix=f"-scale{args.factor:g}x")
+        print(f"\nresults: {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

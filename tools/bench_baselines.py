@@ -1,0 +1,200 @@
+"""Baselines the benchmark compares the ingest jobs with; each runs as its own measured process.
+
+    python tools/bench_baselines.py floor  --source cloudtrail --files FILES.json --out DIR
+    python tools/bench_baselines.py duckdb --source s3access   --files FILES.json --out DIR
+
+floor: Spark (the same session settings as the jobs) reads the same bytes and writes them as
+Parquet without parsing: one row per line (one per file for CloudTrail, whose files are one JSON
+document); Firehose objects, gzip without an extension, as binary content.
+duckdb: the bare conversion to Parquet partitioned by day, no quarantine, no dedupe, no commit
+protocol: CloudTrail with ``read_json`` and explicit columns, S3 access lines with one regular
+expression, crawler export lines with a regular expression and Firehose envelopes with ``read_json``.
+Prints one JSON line: {"rows": n}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+try:
+    import auditlake  # noqa: F401
+except ImportError:  # running from a checkout without the package installed
+    sys.path.insert(0, str(_ROOT / "lib"))
+
+CT_RECORD = (
+    "STRUCT(eventVersion VARCHAR, "
+    "userIdentity STRUCT(type VARCHAR, principalId VARCHAR, arn VARCHAR, accountId VARCHAR, accessKeyId VARCHAR, "
+    "userName VARCHAR, invokedBy VARCHAR, sessionContext STRUCT(sessionIssuer STRUCT(type VARCHAR, arn VARCHAR, "
+    "userName VARCHAR), attributes STRUCT(creationDate VARCHAR, mfaAuthenticated VARCHAR))), "
+    "eventTime VARCHAR, eventSource VARCHAR, eventName VARCHAR, awsRegion VARCHAR, sourceIPAddress VARCHAR, "
+    "userAgent VARCHAR, errorCode VARCHAR, errorMessage VARCHAR, requestParameters JSON, responseElements JSON, "
+    "additionalEventData JSON, serviceEventDetails JSON, requestID VARCHAR, eventID VARCHAR, readOnly VARCHAR, "
+    "resources STRUCT(ARN VARCHAR, accountId VARCHAR, type VARCHAR)[], eventType VARCHAR, managementEvent BOOLEAN, "
+    "recipientAccountId VARCHAR, sharedEventID VARCHAR, vpcEndpointId VARCHAR, eventCategory VARCHAR, "
+    "tlsDetails STRUCT(tlsVersion VARCHAR, cipherSuite VARCHAR, clientProvidedHostHeader VARCHAR))[]"
+)
+
+CT_SELECT = """
+SELECT r.eventID AS event_id,
+       try_strptime(r.eventTime, '%Y-%m-%dT%H:%M:%SZ') AS event_time,
+       CAST(try_strptime(r.eventTime, '%Y-%m-%dT%H:%M:%SZ') AS DATE) AS event_date,
+       r.eventVersion AS event_version, r.eventSource AS event_source, r.eventName AS event_name,
+       r.eventType AS event_type, r.eventCategory AS event_category, r.awsRegion AS aws_region,
+       r.recipientAccountId AS recipient_account_id, r.sourceIPAddress AS source_ip_address,
+       r.userAgent AS user_agent, r.errorCode AS error_code, r.errorMessage AS error_message,
+       try_cast(r.readOnly AS BOOLEAN) AS read_only, r.managementEvent AS management_event,
+       r.requestID AS request_id, r.sharedEventID AS shared_event_id, r.vpcEndpointId AS vpc_endpoint_id,
+       r.userIdentity.type AS user_type, r.userIdentity.principalId AS user_principal_id,
+       r.userIdentity.arn AS user_arn, r.userIdentity.accountId AS user_account_id,
+       coalesce(r.userIdentity.userName, r.userIdentity.sessionContext.sessionIssuer.userName) AS user_name,
+       r.userIdentity.accessKeyId AS access_key_id, r.userIdentity.invokedBy AS invoked_by,
+       r.userIdentity.sessionContext.sessionIssuer.type AS session_issuer_type,
+       r.userIdentity.sessionContext.sessionIssuer.arn AS session_issuer_arn,
+       r.tlsDetails.tlsVersion AS tls_version, r.tlsDetails.cipherSuite AS cipher_suite,
+       CAST(r.requestParameters AS VARCHAR) AS request_parameters,
+       CAST(r.responseElements AS VARCHAR) AS response_elements,
+       CAST(r.additionalEventData AS VARCHAR) AS additional_event_data,
+       r.resources AS resources, filename AS source_object
+FROM (SELECT unnest(Records) AS r, filename
+      FROM read_json($files, columns={'Records': '__RECORD__'}, compression='gzip', filename=true,
+                     maximum_object_size=536870912))
+"""
+
+# One regular expression over the whole line (RE2): the requester may hold spaces, so it is lazy and
+# anchored by the request id and operation that follow; fields after the TLS version are optional.
+S3_REGEX = (
+    r'^(\S+) (\S+) \[([^\]]+)\] (\S+) (.+?) ([0-9A-Z]{8,}|-) ([A-Z0-9_]+\.[A-Z0-9_.]+) (\S+) '
+    r'("[A-Z]+ .*? HTTP/\d\.\d"|"[^"]*"|-) (\S+) (\S+) (\S+) (\S+) (\S+) (\S+) ("(?:[^"]|"[^ ])*"|-) ("(?:[^"]|"[^ ])*"*|-) (\S+)'
+    r'(?: (\S+) (\S+) (\S+) (\S+) (\S+) (\S+))?(?: (\S+) (\S+))?(.*)$'
+)
+S3_GROUPS = ["bucket_owner", "bucket", "time", "remote_ip", "requester", "request_id", "operation", "key",
+             "request_uri", "http_status", "error_code", "bytes_sent", "object_size", "total_time",
+             "turn_around_time", "referer", "user_agent", "version_id", "host_id", "signature_version",
+             "cipher_suite", "auth_type", "host_header", "tls_version", "access_point_arn", "acl_required", "rest"]
+
+S3_SELECT = """
+WITH lines AS (
+  SELECT line, filename FROM read_csv($files, columns={'line': 'VARCHAR'}, delim=E'\\x01', quote='', escape='',
+                                     header=false, auto_detect=false, filename=true, compression='none',
+                                     strict_mode=false, null_padding=true)
+), p AS (SELECT regexp_extract(line, $regex, $groups) AS f, filename, sha256(line) AS line_hash FROM lines)
+SELECT nullif(f.bucket_owner, '') AS bucket_owner, f.bucket AS bucket,
+       timezone('UTC', try_strptime(f.time, '%d/%b/%Y:%H:%M:%S %z')) AS request_time,
+       CAST(timezone('UTC', try_strptime(f.time, '%d/%b/%Y:%H:%M:%S %z')) AS DATE) AS request_date,
+       nullif(f.remote_ip, '-') AS remote_ip, nullif(f.requester, '-') AS requester,
+       nullif(f.request_id, '-') AS request_id, f.operation AS operation,
+       url_decode(nullif(f.key, '-')) AS key, nullif(trim(f.request_uri, '"'), '-') AS request_uri,
+       try_cast(f.http_status AS INTEGER) AS http_status, nullif(f.error_code, '-') AS error_code,
+       try_cast(f.bytes_sent AS BIGINT) AS bytes_sent, try_cast(f.object_size AS BIGINT) AS object_size,
+       try_cast(f.total_time AS INTEGER) AS total_time_ms, try_cast(f.turn_around_time AS INTEGER) AS turn_around_time_ms,
+       nullif(trim(f.referer, '"'), '-') AS referer, nullif(trim(f.user_agent, '"'), '-') AS user_agent,
+       nullif(f.version_id, '-') AS version_id, nullif(f.host_id, '') AS host_id,
+       nullif(f.signature_version, '') AS signature_version, nullif(f.cipher_suite, '') AS cipher_suite,
+       nullif(f.auth_type, '') AS auth_type, nullif(f.host_header, '') AS host_header,
+       nullif(f.tls_version, '') AS tls_version, nullif(nullif(f.access_point_arn, ''), '-') AS access_point_arn,
+       f.acl_required = 'Yes' AS acl_required, filename AS source_object, line_hash
+FROM p
+"""
+
+CRAWLER_EXPORT_SELECT = """
+WITH lines AS (
+  SELECT line, filename FROM read_csv($files, columns={'line': 'VARCHAR'}, delim=E'\\x01', quote='', escape='',
+                                     header=false, auto_detect=false, filename=true, compression='gzip',
+                                     strict_mode=false, null_padding=true)
+), p AS (SELECT regexp_extract(line, '^(\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z) (?:\\[([^\\]]+)\\] (\\w+) : )?(.*)$',
+                               ['ts', 'run_id', 'level', 'message']) AS f, filename FROM lines)
+SELECT split_part(filename, '/', -2) AS crawler_name, nullif(f.run_id, '') AS run_id,
+       try_strptime(f.ts, '%Y-%m-%dT%H:%M:%S.%gZ') AS event_time,
+       CAST(try_strptime(f.ts, '%Y-%m-%dT%H:%M:%S.%gZ') AS DATE) AS event_date,
+       nullif(f.level, '') AS level, f.message AS message, filename AS source_object
+FROM p
+"""
+
+CRAWLER_FIREHOSE_SELECT = """
+SELECT e.logStream AS crawler_name, regexp_extract(ev.message, '^\\[([^\\]]+)\\]', 1) AS run_id,
+       make_timestamp(ev.timestamp * 1000) AS event_time, CAST(make_timestamp(ev.timestamp * 1000) AS DATE) AS event_date,
+       regexp_extract(ev.message, '^\\[[^\\]]+\\] (\\w+) : ', 1) AS level, ev.message AS message,
+       e.filename AS source_object
+FROM (SELECT *, unnest(logEvents) AS ev
+      FROM read_json($files, compression='gzip', format='unstructured', filename=true, ignore_errors=true,
+                     columns={'messageType': 'VARCHAR', 'logStream': 'VARCHAR',
+                              'logEvents': 'STRUCT(id VARCHAR, timestamp BIGINT, message VARCHAR)[]'})
+      WHERE messageType = 'DATA_MESSAGE') e
+"""
+
+
+def _duckdb(source: str, files: dict[str, list[str]], out: Path) -> int:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads = {os.cpu_count() or 2}")
+    con.execute("SET preserve_insertion_order = false")
+    rows = 0
+
+    def copy(select: str, params: dict, target: Path, partition: str) -> int:
+        con.execute(f"COPY ({select}) TO '{target}' (FORMAT parquet, PARTITION_BY ({partition}), OVERWRITE_OR_IGNORE)",
+                    params)
+        return con.execute(f"SELECT count(*) FROM read_parquet('{target}/**/*.parquet')").fetchone()[0]
+
+    if source == "cloudtrail":
+        rows += copy(CT_SELECT.replace("__RECORD__", CT_RECORD), {"files": files["json"]}, out / "cloudtrail_events",
+                     "event_date")
+    elif source == "s3access":
+        rows += copy(S3_SELECT, {"files": files["text"], "regex": S3_REGEX, "groups": S3_GROUPS},
+                     out / "s3_access_logs", "request_date")
+    elif source == "crawler":
+        if files.get("text_gz"):
+            rows += copy(CRAWLER_EXPORT_SELECT, {"files": files["text_gz"]}, out / "crawler_export", "event_date")
+        if files.get("binary_gz"):
+            rows += copy(CRAWLER_FIREHOSE_SELECT, {"files": files["binary_gz"]}, out / "crawler_firehose", "event_date")
+    return rows
+
+
+def _floor(source: str, files: dict[str, list[str]], out: Path) -> int:
+    from auditlake import config as config_mod
+    from auditlake.ingest.objects import spark_path
+    from auditlake.session import build_session
+
+    spark = build_session(config_mod.load_config("local", {}), "bench_floor")
+    rows = 0
+    try:
+        for kind, paths in files.items():
+            if not paths:
+                continue
+            uris = [spark_path("file:" + p) for p in paths]
+            if kind == "json":
+                df = spark.read.text(uris, wholetext=True)      # one document per file
+            elif kind == "binary_gz":
+                df = spark.read.format("binaryFile").load(uris).select("path", "content")
+            else:
+                df = spark.read.text(uris)                      # one row per line (.gz decompressed by the codec)
+            target = out / kind
+            df.write.mode("overwrite").parquet("file:" + str(target))
+            rows += spark.read.parquet("file:" + str(target)).count()
+    finally:
+        spark.stop()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("engine", choices=["floor", "duckdb"])
+    parser.add_argument("--source", required=True, choices=["cloudtrail", "s3access", "crawler"])
+    parser.add_argument("--files", required=True, help='JSON {"json"|"text"|"text_gz"|"binary_gz": [paths]}')
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    files = json.loads(Path(args.files).read_text())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = (_floor if args.engine == "floor" else _duckdb)(args.source, files, out)
+    print(json.dumps({"rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
