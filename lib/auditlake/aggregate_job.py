@@ -12,8 +12,8 @@ Which days:
 
 How: read the inputs of those days only, build every aggregate (pure transforms in
 ``auditlake.aggregates``), gate them with the quality suites when ``auditlake.quality`` exists,
-then compare each day with what the table holds and replace only the days whose rows differ
-(a day that became empty is emptied). A rerun, or a window rebuilt with the same inputs, rewrites
+then compare each day with what the table holds (row count and a sum of row hashes per day) and
+replace only the days whose rows differ (a day that became empty is emptied). A rerun, or a window rebuilt with the same inputs, rewrites
 nothing; a late file rewrites only its own days. The job's own ``job_runs`` row (job
 ``build_daily_aggregates``) is the watermark of the next run.
 """
@@ -86,7 +86,7 @@ SPECS: tuple[AggregateSpec, ...] = (
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _options(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -142,20 +142,38 @@ def _spec_days(spec: AggregateSpec, touched: dict[str, set[dt.date]]) -> list[dt
     return sorted(days)
 
 
-def build_aggregate(spark, lake: str, spec: AggregateSpec, days: list[dt.date], opts: dict[str, Any]) -> DataFrame:
-    """Read the spec's inputs for ``days`` and build its rows (conformed to the contract)."""
-    frames = {
-        table: lake_mod.read_table(spark, lake, table).where(F.col(col).isin(days))
-        for table, col in spec.inputs
-    }
+def build_aggregate(spark, lake: str, spec: AggregateSpec, days: list[dt.date], opts: dict[str, Any],
+                    inputs: dict[str, DataFrame] | None = None) -> DataFrame:
+    """Read the spec's inputs for ``days`` and build its rows (conformed to the contract).
+
+    ``inputs`` holds input tables already read in this run (one snapshot per table and run).
+    """
+    inputs = inputs if inputs is not None else {}
+    for table, _ in spec.inputs:
+        if table not in inputs:
+            inputs[table] = lake_mod.read_table(spark, lake, table)
+    frames = {table: inputs[table].where(F.col(col).isin(days)) for table, col in spec.inputs}
     built = spec.build(frames, opts).where(F.col("dt").isin(days))
     return lake_mod.conform(built, load_contract(spec.table))
 
 
-def changed_days(new: DataFrame, old: DataFrame) -> list[dt.date]:
-    """Days whose rows differ between two frames of one aggregate (as multisets)."""
-    diff = new.exceptAll(old).select("dt").union(old.exceptAll(new).select("dt"))
-    return sorted(r[0] for r in diff.distinct().collect())
+def day_fingerprints(df: DataFrame) -> dict[dt.date, tuple[int, Any]]:
+    """Per day: (row count, sum of 64-bit row hashes), a fingerprint of the day's rows as a multiset.
+
+    Two frames of one aggregate hold the same rows for a day exactly when the fingerprints match
+    (up to a 64-bit hash collision); one aggregation per frame, no join or shuffle of rows.
+    """
+    cols = [c for c in df.columns if c != "dt"]
+    rows = df.groupBy("dt").agg(
+        F.count(F.lit(1)).alias("n"),
+        F.sum(F.xxhash64(*cols).cast("decimal(38,0)")).alias("h"),
+    ).collect()
+    return {r["dt"]: (int(r["n"]), r["h"]) for r in rows}
+
+
+def changed_days(new: dict[dt.date, tuple[int, Any]], old: dict[dt.date, tuple[int, Any]]) -> list[dt.date]:
+    """Days whose fingerprints differ (a day present on one side only is changed)."""
+    return sorted(d for d in set(new) | set(old) if new.get(d) != old.get(d))
 
 
 def _read_aggregate(spark, lake: str, table: str, days: list[dt.date]) -> DataFrame:
@@ -196,17 +214,19 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
                  {k: [d.isoformat() for d in v] for k, v in plan.items()} or "none")
 
         t = time.monotonic()
-        built: dict[str, tuple[DataFrame, list[dt.date]]] = {}
+        built: dict[str, tuple[DataFrame, list[dt.date], dict[dt.date, tuple[int, Any]]]] = {}
+        inputs: dict[str, DataFrame] = {}
         outcomes = []
         for spec in SPECS:
             days = plan.get(spec.table)
             if not days:
                 continue
-            df = build_aggregate(spark, lake, spec, days, opts).persist(StorageLevel.MEMORY_AND_DISK)
+            df = build_aggregate(spark, lake, spec, days, opts, inputs).persist(StorageLevel.MEMORY_AND_DISK)
             persisted.append(df)
-            n = df.count()
+            prints = day_fingerprints(df)
+            n = sum(count for count, _ in prints.values())
             rec.counters["rows_built"] = rec.counters.get("rows_built", 0) + n
-            built[spec.table] = (df, days)
+            built[spec.table] = (df, days, prints)
             outcome = _quality(spark, spec.table, df, run_id=ctx.run_id, cfg=cfg, expected=n)
             if outcome is not None:
                 outcomes.append(outcome)
@@ -228,14 +248,16 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
 
         t = time.monotonic()
         rewritten: set[dt.date] = set()
-        for table, (df, days) in built.items():
-            changed = changed_days(df, _read_aggregate(spark, lake, table, days))
+        for table, (df, days, prints) in built.items():
+            stored = lake_mod.existing_partitions(spark, lake, table, days)
+            old = day_fingerprints(_read_aggregate(spark, lake, table, stored)) if stored else {}
+            changed = changed_days(prints, old)
             rec.counters[f"{table}_days_checked"] = len(days)
             rec.counters[f"{table}_days_replaced"] = len(changed)
             if changed:
                 batch = df.where(F.col("dt").isin(changed))
                 lake_mod.replace_partitions(spark, batch, lake, table, changed, fmt=opts["format"])
-                rec.loaded_by_table[table] = batch.count()
+                rec.loaded_by_table[table] = sum(prints[d][0] for d in changed if d in prints)
                 rewritten.update(changed)
             log.info("%s: %d days checked, %d replaced %s", table, len(days), len(changed),
                      [d.isoformat() for d in changed])

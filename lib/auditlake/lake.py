@@ -160,6 +160,24 @@ def replace_partitions(spark, df: DataFrame, lake: str, table: str, values: list
         _delete_partition_dirs(spark, uri, part, emptied)
 
 
+def existing_partitions(spark, lake: str, table: str, values: list[Any]) -> list[Any]:
+    """Which of ``values`` the table holds rows for (Parquet: which partition folders exist)."""
+    if not values:
+        return []
+    contract = load_contract(table)
+    part = contract.partition_by[0]
+    uri = table_uri(lake, table)
+    if delta_exists(spark, uri):
+        df = spark.read.format("delta").load(uri).where(F.col(part).isin(list(values)))
+        return partition_values(df, part)
+    jvm = spark.sparkContext._jvm
+    root = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(root):
+        return []
+    return [v for v in values if fs.exists(jvm.org.apache.hadoop.fs.Path(root, _partition_dir_name(part, v)))]
+
+
 def _partition_dir_name(part: str, value: Any) -> str:
     text = value.isoformat() if isinstance(value, dt.date) else str(value)
     if "/" in text or text in ("", ".", ".."):
