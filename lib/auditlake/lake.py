@@ -94,6 +94,7 @@ def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[A
     """
     contract = load_contract(table)
     target = ensure_delta_table(spark, lake, contract)
+    before = _version(target)
     batch = conform(df, contract)
     cond = [f"t.`{k}` <=> s.`{k}`" for k in contract.keys]
     if contract.partition_by:
@@ -109,19 +110,20 @@ def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[A
         .whenNotMatchedInsertAll()
         .execute()
     )
-    return _inserted(result, target)
+    return _inserted(result, target, before)
 
 
 def upsert_rows(spark, df: DataFrame, lake: str, table: str) -> int:
     """Insert new keys and update existing ones with the batch's values; return affected rows."""
     contract = load_contract(table)
     target = ensure_delta_table(spark, lake, contract)
+    before = _version(target)
     batch = conform(df, contract)
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in contract.keys)
     result = (
         target.alias("t").merge(batch.alias("s"), cond).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
     )
-    return _affected(result, target)
+    return _affected(result, target, before)
 
 
 def append_rows(spark, df: DataFrame, lake: str, table: str) -> None:
@@ -152,20 +154,29 @@ def replace_partitions(spark, df: DataFrame, lake: str, table: str, values: list
         )
 
 
-def _metric(result: DataFrame | None, target, names: tuple[str, ...]) -> int:
+def _version(target) -> int:
+    return int(target.history(1).select("version").collect()[0][0])
+
+
+def _metric(result: DataFrame | None, target, names: tuple[str, ...], before: int) -> int:
     if result is not None:
         row = result.collect()
         if row:
             values = row[0].asDict()
             return int(sum(int(values.get(n) or 0) for n in names))
-    last = target.history(1).select("operationMetrics").collect()[0][0] or {}
+    # The Python merge API returns None, and a merge that changes nothing commits nothing:
+    # then the last commit is an earlier one, whose metrics are not this merge's.
+    version, metrics = target.history(1).select("version", "operationMetrics").collect()[0]
+    if int(version) == before:
+        return 0
+    last = metrics or {}
     mapping = {"num_inserted_rows": "numTargetRowsInserted", "num_updated_rows": "numTargetRowsUpdated"}
     return int(sum(int(last.get(mapping[n], 0)) for n in names))
 
 
-def _inserted(result: DataFrame | None, target) -> int:
-    return _metric(result, target, ("num_inserted_rows",))
+def _inserted(result: DataFrame | None, target, before: int) -> int:
+    return _metric(result, target, ("num_inserted_rows",), before)
 
 
-def _affected(result: DataFrame | None, target) -> int:
-    return _metric(result, target, ("num_inserted_rows", "num_updated_rows"))
+def _affected(result: DataFrame | None, target, before: int) -> int:
+    return _metric(result, target, ("num_inserted_rows", "num_updated_rows"), before)
