@@ -455,20 +455,23 @@ def test_job_empties_a_day_whose_rows_are_gone(spark, tmp_path):
 
 def test_job_writes_delta_when_configured(spark, tmp_path):
     lake = str(tmp_path / "lake")
-    lake_mod.append_rows(spark, rows_of(spark, "crawler_runs", [run_row("sales", "r1", D1, "failed", dur=3.0)]),
-                         lake, "crawler_runs")
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    d0 = D1 - dt.timedelta(days=1)
+    # r0 crossed midnight: the late events of D1 updated a run that started on d0
+    runs = [run_row("sales", "r1", D1, "failed", dur=3.0), {**run_row("sales", "r0", d0, "succeeded"), "updated_at": now}]
+    lake_mod.append_rows(spark, rows_of(spark, "crawler_runs", runs), lake, "crawler_runs")
     # crawler_runs is upserted after the commit: the runner counts it as <table>_upserted
     write_run_record(spark, lake, RunRecord(
         run_id="cr-1", job="ingest_crawler_logs", source="crawler_logs", source_uri="file:/raw", env="local",
         started_at=now - dt.timedelta(seconds=3), ended_at=now, status="failed",
         loaded_by_table={"crawler_log_events": 0}, counters={"crawler_runs_upserted": 1}, touched_dates=[D1]))
     rec = _run_job(spark, lake, "d-1", fmt="delta")
-    assert rec.touched_dates == [D1]
+    assert rec.touched_dates == [d0, D1]
     assert (tmp_path / "lake" / "agg_crawler_daily" / "_delta_log").is_dir()
     assert not (tmp_path / "lake" / "agg_cloudtrail_daily").exists()
     check(_read(spark, lake, "agg_crawler_daily"), expected(spark, "agg_crawler_daily", [
         ("sales", 1, 1, 0, 0, 0, 0, 0, 0, 0, 3.0, D1),
+        ("sales", 1, 0, 1, 0, 0, 0, 0, 0, 0, 0.0, d0),
     ]))
 
 

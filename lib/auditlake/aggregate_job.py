@@ -6,8 +6,8 @@ Which days:
   this job's last succeeded run *started* (a run that ended while the previous aggregate run was
   working is taken again: recomputing a day is idempotent). Each aggregate takes only the days of
   runs that wrote into one of its input tables (``loaded_by_table``, or ``<table>_upserted``
-  counters for tables a source upserts after its commit, e.g. crawler_runs); a run record that
-  names no table counts for every aggregate. Runs of any status count: a failed run may have
+  counters for tables a source upserts after its commit, e.g. crawler_runs, whose upserted rows
+  also add their own run_date); a run record that names no table counts for every aggregate. Runs of any status count: a failed run may have
   committed some tables before it failed, and the runner records the days it wrote so far.
 
 How: read the inputs of those days only, build every aggregate (pure transforms in
@@ -113,13 +113,18 @@ def window_days(since: dt.date | None, until: dt.date | None) -> list[dt.date]:
     return [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
 
 
+def last_run_started(job_runs: DataFrame, *, job: str = JOB_NAME) -> dt.datetime | None:
+    """When this job's last succeeded run started (the watermark); None before the first."""
+    own = job_runs.where((F.col("job") == job) & (F.col("status") == "succeeded"))
+    return own.agg(F.max("started_at")).collect()[0][0]
+
+
 def days_to_rebuild(job_runs: DataFrame, *, job: str = JOB_NAME) -> tuple[dict[str, set[dt.date]], list[str]]:
     """Days per input table touched by ingest runs since this job's last succeeded run.
 
     Returns ({input table or "*": days}, run ids taken). "*" holds days of runs that name no table.
     """
-    own = job_runs.where((F.col("job") == job) & (F.col("status") == "succeeded"))
-    last = own.agg(F.max("started_at")).collect()[0][0]
+    last = last_run_started(job_runs, job=job)
     runs = job_runs.where((F.col("job") != job) & (F.size(F.col("touched_dates")) > 0))
     if last is not None:
         runs = runs.where(F.col("ended_at") > F.lit(last))
@@ -133,6 +138,16 @@ def days_to_rebuild(job_runs: DataFrame, *, job: str = JOB_NAME) -> tuple[dict[s
             days.setdefault(table, set()).update(r["touched_dates"])
     log.info("aggregates: %d ingest runs since %s", len(rows), last)
     return days, sorted(r["run_id"] for r in rows)
+
+
+def upserted_run_days(crawler_runs: DataFrame, since: dt.datetime | None) -> set[dt.date]:
+    """run_date of crawler runs upserted after ``since``.
+
+    A late crawler log file updates runs that started on an earlier day than its own events
+    (a run that crossed midnight): the ingest run's touched_dates name the events' days only.
+    """
+    runs = crawler_runs if since is None else crawler_runs.where(F.col("updated_at") > F.lit(since))
+    return {r[0] for r in runs.select("run_date").distinct().collect() if r[0] is not None}
 
 
 def _spec_days(spec: AggregateSpec, touched: dict[str, set[dt.date]]) -> list[dt.date]:
@@ -205,7 +220,11 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
         if window:
             plan = {spec.table: window for spec in SPECS}
         else:
-            touched, run_ids = days_to_rebuild(lake_mod.read_table(spark, lake, "job_runs"), job=ctx.job)
+            job_runs = lake_mod.read_table(spark, lake, "job_runs")
+            touched, run_ids = days_to_rebuild(job_runs, job=ctx.job)
+            if "crawler_runs" in touched:
+                since = last_run_started(job_runs, job=ctx.job)
+                touched["crawler_runs"] |= upserted_run_days(lake_mod.read_table(spark, lake, "crawler_runs"), since)
             plan = {spec.table: _spec_days(spec, touched) for spec in SPECS}
             rec.counters["ingest_runs"] = len(run_ids)
         plan = {table: days for table, days in plan.items() if days}
