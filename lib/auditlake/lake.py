@@ -105,6 +105,11 @@ def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[A
         cond.insert(0, f"t.`{part}` IN ({_partition_literals(values)})")
         cond.insert(1, f"t.`{part}` = s.`{part}`")
     before = _version(target)
+    if _is_empty(target):
+        # First load of a table: nothing to match, so a plain append is the same insert and skips
+        # the merge's join. A killed first load leaves files behind, and its rerun merges.
+        batch.write.format("delta").mode("append").save(table_uri(lake, table))
+        return _metric_since(target, before, ("numOutputRows",))
     target.alias("t").merge(batch.alias("s"), " AND ".join(cond)).whenNotMatchedInsertAll().execute()
     return _metric_since(target, before, ("numTargetRowsInserted",))
 
@@ -196,6 +201,10 @@ def _delete_partition_dirs(spark, uri: str, part: str, values: list[Any]) -> Non
         if fs.exists(path):
             fs.delete(path, True)
             log.info("emptied partition %s", path.toString())
+
+
+def _is_empty(target) -> bool:
+    return int(target.detail().select("numFiles").collect()[0][0]) == 0
 
 
 def _version(target) -> int:

@@ -246,8 +246,11 @@ def _process(ctx: JobContext, source: Source, lake: str, todo: list[SourceObject
         deduped: dict[str, DataFrame] = {}
         read = 0
         for table, df in batch.tables.items():
-            df = df.persist(StorageLevel.MEMORY_AND_DISK)
-            persisted.append(df)
+            # Not persisted again: the parser's own cached intermediate backs this frame (one copy
+            # of the batch in memory, plus the deduplicated rows that are validated and merged).
+            if not batch.persisted:
+                df = df.persist(StorageLevel.MEMORY_AND_DISK)
+                persisted.append(df)
             read += df.count()
             contract = load_contract(table)
             d = _dedupe(df, contract.keys).persist(StorageLevel.MEMORY_AND_DISK)
