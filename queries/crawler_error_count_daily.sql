@@ -1,4 +1,4 @@
--- The daily CrawlerErrorCount: ERROR log events per crawler and day, from the daily aggregate.
+-- The daily CrawlerErrorCount: log events the CloudWatch metric filter `ERROR` matches, per crawler and day.
 -- @param start_date date  first day (UTC), inclusive
 -- @param end_date date  last day (UTC), inclusive
 SELECT

@@ -304,8 +304,9 @@ def run_row(crawler, run_id, day, status, *, dur=None, tc=0, pa=0, tu=None, pu=N
             "partitions_updated": pu, "error_count": errors}
 
 
-def log_row(crawler, t, level) -> dict:
-    return {"crawler_name": crawler, "event_time": t, "event_date": t.date(), "level": level, "message": "m",
+def log_row(crawler, t, level, message="m") -> dict:
+    return {"crawler_name": crawler, "event_time": t, "event_date": t.date(), "level": level, "message": message,
+            "error_filter_match": "ERROR" in message or level == "ERROR",
             "source_object": "file:/raw/c.gz", "event_key": f"k{next(_seq)}"}
 
 
@@ -322,11 +323,13 @@ def test_crawler_daily_joins_runs_and_log_levels(spark):
         log_row("sales", ts(D1, 2, 1), "ERROR"),
         log_row("sales", ts(D1, 3), "WARN"),
         log_row("sales", ts(D1, 4), None),
+        # The metric filter matches the term in an INFO line too (Exiting with ERRORCODE).
+        log_row("sales", ts(D1, 5), "INFO", "Exiting with ERRORCODE: -1"),
         log_row("orphan", ts(D2, 1), "ERROR"),
     ])
     actual = runs.transform(agg.aggregate_crawler_daily, log_events=logs)
     exp = expected(spark, "agg_crawler_daily", [
-        ("sales", 3, 1, 1, 2, 1, 2, 1, 10, 0, 90.5, D1),
+        ("sales", 3, 1, 1, 3, 1, 2, 1, 10, 0, 90.5, D1),
         ("hr", 1, 0, 1, 0, 0, 0, 0, 0, 3, 5.0, D2),
         ("orphan", 0, 0, 0, 1, 0, 0, 0, 0, 0, 0.0, D2),
     ])

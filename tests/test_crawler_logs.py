@@ -308,7 +308,7 @@ def _ingest(spark, source, lake, **kw):
                               reprocess=kw.get("reprocess", False), run_id=None, conf=[], verbose=False)
     cfg = load_config("local", {"quality": {"enabled": False}})
     ctx = JobContext(job="ingest_crawler_logs", args=args, cfg=cfg, spark=spark,
-                     run_id=kw["run_id"], started_at=dt.datetime.now(dt.timezone.utc))
+                     run_id=kw["run_id"], started_at=dt.datetime.now(dt.UTC))
     return run_ingest(ctx, CrawlerLogsSource())
 
 

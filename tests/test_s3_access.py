@@ -10,7 +10,6 @@ from pathlib import Path
 import pyspark.sql.functions as F
 import pytest
 from chispa import assert_df_equality
-from conftest import SAMPLES
 
 from auditlake.ingest.objects import SourceObject
 from auditlake.sources.s3_access import (
@@ -20,6 +19,7 @@ from auditlake.sources.s3_access import (
     read_objects,
     split_lines,
 )
+from conftest import SAMPLES
 
 S3 = SAMPLES / "s3access"
 MINUTES = dt.timedelta(minutes=1)
@@ -67,7 +67,7 @@ def test_peer_oracles_field_by_field(spark, name):
     expected = json.loads((S3 / f"{name}-expected.json").read_text())
     rows = parse_file(spark, S3 / name)
     assert len(expected) == 5
-    for row, want in zip(rows, expected):
+    for row, want in zip(rows[:5], expected, strict=True):
         assert_matches_oracle(row, want)
 
 

@@ -149,7 +149,7 @@ def crawler_error_count_daily(spark, read: Reader, p: dict) -> DataFrame:
     return (
         read("crawler_log_events").where(_days("event_date", p))
         .groupBy("event_date", "crawler_name")
-        .agg(F.sum(F.when(F.col("level") == "ERROR", 1).otherwise(0)).alias("crawler_error_count"))
+        .agg(F.sum(F.when(F.col("error_filter_match"), 1).otherwise(0)).alias("crawler_error_count"))
     )
 
 

@@ -70,7 +70,7 @@ def record(rng: random.Random, account: str, region: str, when: dt.datetime) -> 
         "eventType": "AwsApiCall", "managementEvent": True, "recipientAccountId": account,
         "eventCategory": "Management",
     }
-    if version >= "1.08":
+    if int(version.split(".")[1]) >= 8:  # minor as a number, never a float or a string
         rec["tlsDetails"] = {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
                              "clientProvidedHostHeader": f"{source.split('.')[0]}.{region}.amazonaws.com"}
     return rec

@@ -525,7 +525,9 @@ def aggregate_crawler_daily(runs: DataFrame, *, log_events: DataFrame) -> DataFr
         F.sum(F.coalesce(F.col("duration_seconds"), F.lit(0.0))).alias("total_run_seconds"),
     )
     per_log_day = log_events.groupBy("crawler_name", F.col("event_date").alias("dt")).agg(
-        _count_if(F.upper(F.col("level")) == "ERROR").alias("error_count"),
+        # What the seed's CloudWatch metric filter `ERROR` counts (case-sensitive term anywhere in
+        # the message, once per event), computed by the crawler source as error_filter_match.
+        _count_if(F.col("error_filter_match")).alias("error_count"),
         _count_if(F.upper(F.col("level")) == "WARN").alias("warn_count"),
     )
     joined = per_run_day.join(per_log_day, on=["crawler_name", "dt"], how="full_outer")

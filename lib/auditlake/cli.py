@@ -151,8 +151,8 @@ def run_job(
             args=args,
             cfg=cfg,
             spark=spark,
-            run_id=args.run_id or f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
-            started_at=dt.datetime.now(dt.timezone.utc),
+            run_id=args.run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+            started_at=dt.datetime.now(dt.UTC),
             unknown_args=unknown,
         )
         main(ctx)

@@ -238,12 +238,14 @@ def _gx_for(spark: SparkSession) -> _Gx:
         return cached
 
 
-def _build_suite(table: str, specs: list[_Spec]) -> Any:
+def _build_suite(table: str, specs: list[_Spec], only: list[int] | None = None) -> Any:
     import great_expectations as gx
     from great_expectations.expectations.registry import get_expectation_impl
 
     suite = gx.ExpectationSuite(name=f"auditlake.{table}")
     for i, spec in enumerate(specs):
+        if only is not None and i not in only:
+            continue
         cls = get_expectation_impl(spec.type)
         try:
             expectation = cls(**spec.kwargs, severity=spec.severity, meta={"auditlake_index": i})
@@ -291,15 +293,8 @@ def validate_batch(
     if cached_here:
         df = df.persist()
     try:
-        with _GX_LOCK:
-            gx_state = _gx_for(spark)
-            gx_suite = _build_suite(table, specs)
-            batch = gx_state.batch_definition.get_batch(batch_parameters={"dataframe": df})
-            validation = batch.validate(
-                gx_suite,
-                result_format={"result_format": "SUMMARY", "partial_unexpected_count": sample_size},
-            )
-        results = _results(spark, table, df, specs, validation, run_id, evaluated_at, sample_size)
+        by_index, batch_rows = _run_suite(spark, table, df, specs, expected_row_count, sample_size)
+        results = _results(spark, table, df, specs, by_index, batch_rows, run_id, evaluated_at, sample_size)
     finally:
         if cached_here:
             df.unpersist()
@@ -311,8 +306,83 @@ def validate_batch(
         table, outcome.status, len(results), len(outcome.failures), len(outcome.warnings), outcome.seconds,
     )
     if config_mod.get(cfg, "quality.data_docs", False):
-        _write_data_docs(spark, cfg, table, run_id, validation)
+        _write_data_docs(spark, cfg, table, run_id, list(by_index.values()))
     return outcome
+
+
+def _run_suite(
+    spark: SparkSession,
+    table: str,
+    df: DataFrame,
+    specs: list[_Spec],
+    expected_row_count: int | None,
+    sample_size: int,
+) -> tuple[dict[int, Any], int]:
+    """Validate in one pass; a second pass over only the failed expectations fetches counts and samples.
+
+    The first pass asks GX for success flags only (``BOOLEAN_ONLY``): GX then bundles every
+    column aggregate of the batch into a few ``agg`` jobs and skips the per-expectation
+    unexpected-value and index queries that ``SUMMARY`` runs even when nothing is unexpected.
+    A clean batch is done after that pass; a failing one pays for details on its failures only.
+    """
+    with _GX_LOCK:
+        gx_state = _gx_for(spark)
+        batch = gx_state.batch_definition.get_batch(batch_parameters={"dataframe": df})
+        first = batch.validate(_build_suite(table, specs), result_format={"result_format": "BOOLEAN_ONLY"})
+        by_index = {_index(r): r for r in first.results}
+        again = [i for i, r in by_index.items() if not r.success or _raised(r) or "mostly" in specs[i].kwargs]
+        if again:
+            second = batch.validate(
+                _build_suite(table, specs, only=again),
+                result_format={"result_format": "BASIC", "partial_unexpected_count": sample_size},
+            )
+            by_index.update({_index(r): r for r in second.results})
+    batch_rows = next(
+        (int(r.result["element_count"]) for r in by_index.values() if (r.result or {}).get("element_count") is not None),
+        None,
+    )
+    if batch_rows is None:
+        passed_count = [
+            i for i, s in enumerate(specs) if s.type == "expect_table_row_count_to_equal" and by_index[i].success
+        ]
+        batch_rows = int(expected_row_count) if passed_count and expected_row_count is not None else df.count()
+    return by_index, batch_rows
+
+
+def _index(result: Any) -> int:
+    return int((result.expectation_config.meta or {})["auditlake_index"])
+
+
+def _raised(result: Any) -> bool:
+    return _exception_message(result) is not None
+
+
+def _exception_message(result: Any) -> str | None:
+    """The error GX caught while computing an expectation's metrics, if any.
+
+    GX reports it flat (``{"raised_exception": True, ...}``) or keyed by the failed metric.
+    """
+    info = result.exception_info or {}
+    entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    for entry in entries:
+        if entry.get("raised_exception") in (True, "True"):
+            return str(entry.get("exception_message") or "error").strip().splitlines()[0][:300]
+    return None
+
+
+def _counts_rows(expectation_type: str) -> bool:
+    """Whether an expectation judges rows one by one (so a pass means zero unexpected rows)."""
+    from great_expectations.expectations.expectation import (
+        ColumnMapExpectation,
+        ColumnPairMapExpectation,
+        MulticolumnMapExpectation,
+    )
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    if expectation_type == "unexpected_rows_expectation":
+        return True
+    cls = get_expectation_impl(expectation_type)
+    return issubclass(cls, (ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation))
 
 
 def _results(
@@ -320,60 +390,51 @@ def _results(
     table: str,
     df: DataFrame,
     specs: list[_Spec],
-    validation: Any,
+    by_index: dict[int, Any],
+    batch_rows: int,
     run_id: str,
     evaluated_at: dt.datetime,
     sample_size: int,
 ) -> list[dict[str, Any]]:
-    by_index: dict[int, Any] = {}
-    for res in validation.results:
-        meta = res.expectation_config.meta or {}
-        by_index[int(meta["auditlake_index"])] = res
     rows: list[dict[str, Any]] = []
     for i, spec in enumerate(specs):
         res = by_index[i]
         result = dict(res.result or {})
-        exc = res.exception_info or {}
-        raised = bool(exc.get("raised_exception")) if isinstance(exc, dict) else False
+        raised = _raised(res)
+        success = bool(res.success) and not raised
         details: dict[str, Any] = {"type": spec.type, "kwargs": spec.kwargs}
         if "observed_value" in result:
             details["observed_value"] = result["observed_value"]
         if raised:
-            details["exception"] = str(exc.get("exception_message"))
+            details["exception"] = _exception_message(res)
         samples = [_sample_text(v) for v in (result.get("partial_unexpected_list") or [])[:sample_size]]
         unexpected = result.get("unexpected_count")
         if spec.type == "unexpected_rows_expectation" and not raised:
             unexpected = result.get("observed_value")
-            if not res.success:
+            if not success:
                 samples = _unexpected_rows_samples(spark, df, spec.kwargs["unexpected_rows_query"], sample_size)
+        if unexpected is None and success and _counts_rows(spec.type):
+            unexpected = 0  # passed in the flags-only pass: no row was unexpected
+        percent = _float(result.get("unexpected_percent"))
+        if percent is None and unexpected is not None and batch_rows:
+            percent = 100.0 * int(unexpected) / batch_rows
+        elif percent is None and unexpected is not None:
+            percent = 0.0
         rows.append({
             "run_id": run_id,
             "table_name": table,
             "expectation": spec.name,
             "column_name": spec.column,
             "severity": spec.severity,
-            "success": bool(res.success) and not raised,
-            "element_count": result.get("element_count"),
+            "success": success,
+            "element_count": int(result.get("element_count") or batch_rows),
             "unexpected_count": None if unexpected is None else int(unexpected),
-            "unexpected_percent": _float(result.get("unexpected_percent")),
+            "unexpected_percent": percent,
             "sample_unexpected": samples,
             "details": json.dumps(details, default=str, sort_keys=True),
             "evaluated_at": evaluated_at,
             "evaluated_date": evaluated_at.date(),
         })
-    # Table-level expectations have no element count of their own: take the batch's.
-    counts = [r["element_count"] for r in rows if r["element_count"] is not None]
-    counts += [
-        json.loads(r["details"]).get("observed_value")
-        for r, s in zip(rows, specs, strict=True)
-        if s.type == "expect_table_row_count_to_equal"
-    ]
-    batch_rows = next((int(c) for c in counts if isinstance(c, int)), None)
-    for row in rows:
-        if row["element_count"] is None:
-            row["element_count"] = batch_rows
-        if row["unexpected_percent"] is None and row["unexpected_count"] is not None and batch_rows:
-            row["unexpected_percent"] = 100.0 * row["unexpected_count"] / batch_rows
     return rows
 
 
@@ -452,16 +513,20 @@ def results_frame(spark: SparkSession, outcomes: list[QualityOutcome], run_id: s
 # --- optional data docs ----------------------------------------------------------------------
 
 
-def _write_data_docs(spark: SparkSession, cfg: dict[str, Any], table: str, run_id: str, validation: Any) -> None:
+def _write_data_docs(spark: SparkSession, cfg: dict[str, Any], table: str, run_id: str, results: list[Any]) -> None:
     """GX's HTML page for this validation under ``quality.data_docs_dir`` (any Hadoop URI)."""
     base = config_mod.get(cfg, "quality.data_docs_dir")
     if not base:
         log.warning("quality.data_docs is on but quality.data_docs_dir is not set; no data docs written")
         return
     try:
+        from great_expectations.core import ExpectationSuiteValidationResult
         from great_expectations.render.renderer import ValidationResultsPageRenderer
         from great_expectations.render.view import DefaultJinjaPageView
 
+        validation = ExpectationSuiteValidationResult(
+            success=all(r.success for r in results), results=results, suite_name=f"auditlake.{table}"
+        )
         document = ValidationResultsPageRenderer().render(validation)
         html = DefaultJinjaPageView().render(document)
         uri = f"{str(base).rstrip('/')}/run_id={run_id}/{table}.html"

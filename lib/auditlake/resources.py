@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -56,11 +56,11 @@ def list_names(kind: str, suffix: str = "") -> list[str]:
     return sorted(p.name for p in packaged.iterdir() if p.name.endswith(suffix))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_yaml(kind: str, name: str) -> Any:
     return yaml.safe_load(read_text(kind, name))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_json(kind: str, name: str) -> Any:
     return json.loads(read_text(kind, name))

@@ -69,7 +69,7 @@ def object_uri_col(file_path: Column | None = None) -> Column:
 
 
 def _from_ms(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000.0, tz=dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.fromtimestamp(ms / 1000.0, tz=dt.UTC).replace(tzinfo=None)
 
 
 def list_objects(spark, root_uri: str) -> list[SourceObject]:

@@ -43,5 +43,5 @@ def quarantine_objects(spark, rows: list[tuple[str, str, str]], *, source: str, 
     df = spark.createDataFrame(rows, "source_object string, raw_text string, reason string")
     return to_quarantine(
         df, source=source, source_object="source_object", record_index=WHOLE_OBJECT,
-        raw_text="raw_text", reason="reason", run_id=run_id, max_chars=max_chars,
+        raw_text="raw_text", reason=F.col("reason"), run_id=run_id, max_chars=max_chars,
     )

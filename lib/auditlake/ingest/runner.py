@@ -92,7 +92,7 @@ class RunRecord:
     phase_seconds: dict[str, float] = field(default_factory=dict)
 
     def as_row(self) -> dict[str, Any]:
-        ended = self.ended_at or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        ended = self.ended_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
         row = dict(self.__dict__)
         row["ended_at"] = ended
         row["duration_seconds"] = round((ended - self.started_at).total_seconds(), 3)
@@ -123,7 +123,7 @@ class RunRecord:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def write_run_record(spark, lake: str, record: RunRecord) -> None:

@@ -166,10 +166,16 @@ def explode_records(files: DataFrame) -> DataFrame:
         .when(F.col("Records").isNull(), F.lit(R_NO_RECORDS))
         .when(F.size("Records") == 0, F.lit("empty"))
     )
-    return files.select(
+    # Two selects: file-level columns are computed before the explode, so the exploded rows
+    # never carry the file's whole Records array (that would copy it once per record).
+    per_file = files.select(
         "source_object",
         file_problem.alias("file_problem"),
         F.when(corrupt.isNotNull(), corrupt).alias("file_text"),
+        "Records",
+    )
+    return per_file.select(
+        "source_object", "file_problem", "file_text",
         F.posexplode_outer("Records").alias("record_index", "r"),
     )
 
@@ -182,7 +188,8 @@ def normalize_records(records: DataFrame) -> DataFrame:
     event_time = parse_event_time(time_text)
     version = r["eventVersion"]
     event_type = r["eventType"]
-    is_insight = (event_type == "AwsCloudTrailInsight") | r["insightDetails"].isNotNull()
+    # Never null: a record without eventType (older versions) must still land in one table.
+    is_insight = F.coalesce(event_type == "AwsCloudTrailInsight", F.lit(False)) | r["insightDetails"].isNotNull()
     recipient = F.coalesce(
         r["recipientAccountId"],
         F.nullif(F.regexp_extract("source_object", _PATH_ACCOUNT, 1), F.lit("")),
@@ -313,8 +320,8 @@ def select_quarantine(parsed: DataFrame, *, run_id: str, max_chars: int) -> Data
     """Quarantine rows of a normalized batch (an empty Records array is not a problem)."""
     bad = parsed.where(F.col("reason").isNotNull() & (F.col("reason") != "empty"))
     return to_quarantine(
-        bad, source=SOURCE, source_object="source_object", record_index="record_index",
-        raw_text="raw_text", reason="reason", run_id=run_id, max_chars=max_chars,
+        bad, source=SOURCE, source_object="source_object", record_index=F.col("record_index"),
+        raw_text="raw_text", reason=F.col("reason"), run_id=run_id, max_chars=max_chars,
     )
 
 

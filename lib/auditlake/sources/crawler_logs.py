@@ -56,8 +56,8 @@ WRITE_TEST_MARKER = "aws-logs-write-test"
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_GZIP_LAYERS = 3
 # Plausible CloudWatch timestamps only: a partition value must come from validated data.
-MIN_MS = int(dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc).timestamp() * 1000)
-MAX_MS = int(dt.datetime(2100, 1, 1, tzinfo=dt.timezone.utc).timestamp() * 1000)
+MIN_MS = int(dt.datetime(2000, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
+MAX_MS = int(dt.datetime(2100, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
 RAW_TEXT_CAP = 1 << 20
 
 # One row per decoded item of an object: an event, a bad item (quarantine) or a control message.
@@ -79,7 +79,7 @@ _TS_LINE = re.compile(
 # Looks like it starts with a date: a line like this is an event line, never a continuation.
 _TS_LIKE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}[T ]\d")
 _FIREHOSE_DATE = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/(?:\d{2}/)?[^/]+$")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 # --------------------------------------------------------------------------- decoding (per object)
@@ -91,7 +91,7 @@ def parse_iso_ms(text: str) -> int | None:
     except ValueError:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return (value - _EPOCH) // dt.timedelta(milliseconds=1)
 
 
@@ -399,7 +399,7 @@ def aggregate_crawler_runs(events: DataFrame) -> DataFrame:
         lines = F.count(F.when((kind == name) & n.isNull(), True))
         return F.coalesce(summary, lines).cast("bigint")
 
-    error_body = F.regexp_replace(F.col("message"), rf"(?s)^(?:\[[^\]\n]*\]\s+)?ERROR\s+:\s?", "")
+    error_body = F.regexp_replace(F.col("message"), r"(?s)^(?:\[[^\]\n]*\]\s+)?ERROR\s+:\s?", "")
     agg = (
         events.where(F.col("run_id").isNotNull())
         .groupBy("crawler_name", "run_id")

@@ -116,8 +116,9 @@ def split_lines(raw: DataFrame) -> DataFrame:
 
     Line numbers are 1-based and exact; the empty string after a final newline is not a line.
     """
-    lines = F.split(F.col("value"), "\n")
-    lines = F.when(F.element_at(lines, -1) == "", F.slice(lines, F.lit(1), F.size(lines) - 1)).otherwise(lines)
+    # Drop the final newline before splitting (one split per object, not one per reference).
+    text = F.when(F.col("value").endswith("\n"), F.expr("substring(value, 1, length(value) - 1)")).otherwise(F.col("value"))
+    lines = F.when(text == "", F.array().cast("array<string>")).otherwise(F.split(text, "\n"))
     return raw.select(
         F.col("source_object"),
         F.posexplode(lines).alias("pos", "line"),
