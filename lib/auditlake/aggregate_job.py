@@ -309,7 +309,7 @@ def _summary(rec: RunRecord, plan: dict[str, list[dt.date]]) -> str:
         lines.append("  nothing to rebuild: no ingest run touched any day since the last run")
     for table, days in plan.items():
         replaced = rec.counters.get(f"{table}_days_replaced", 0)
-        lines.append(f"  {table}: {len(days)} days rebuilt, {replaced} replaced, "
+        lines.append(f"  {table}: {len(days)} days recomputed, {replaced} replaced, "
                      f"{rec.loaded_by_table.get(table, 0)} rows written")
     lines.append(f"  data quality: {rec.dq_status}")
     lines.append("  seconds: " + ", ".join(f"{k}={v:.1f}" for k, v in rec.phase_seconds.items()))
