@@ -315,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
         (work / "athena_ddl.sql").write_text(script)
         statements = trino_ddl.translate_script(script, CHECK_LAKE, LOCAL_ROOT)
         (work / "trino_ddl.sql").write_text("".join(f"-- {o}\n{s};\n\n" for o, s in statements))
+        # An S3 prefix always "exists" for Athena; Trino's local file system needs the folder of
+        # an external table to exist, and an aggregate with no rows yet has none.
+        for c in contracts:
+            (lake / c.name).mkdir(parents=True, exist_ok=True)
         expected = spark_expectations(lake, contracts)
         t_spark = time.monotonic()
         with trino_server(work / "root", work / "trino") as server:

@@ -100,6 +100,9 @@ def catalog_properties(root: Path) -> dict[str, dict[str, object]]:
             "hive.non-managed-table-writes-enabled": "false",
             # Athena's partition projection, implemented by Trino's Hive connector.
             "hive.partition-projection-enabled": "true",
+            # Athena answers a projected day with no folder as empty; Trino fails the query unless
+            # told to skip absent partition locations, the same semantics.
+            "hive.ignore-absent-partitions": "true",
             # One metastore for both catalogs, as Athena has one Data Catalog: the Hive
             # connector hands Delta tables over to the delta catalog.
             "hive.delta-lake-catalog-name": "delta",
