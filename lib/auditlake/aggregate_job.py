@@ -34,10 +34,11 @@ from pyspark.sql import DataFrame
 from auditlake import aggregates as agg
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
+from auditlake import quality
 from auditlake.cli import JobContext
 from auditlake.errors import ConfigError, QualityGateError, UsageError
 from auditlake.ingest.objects import normalize_uri
-from auditlake.ingest.runner import RunRecord, write_run_record
+from auditlake.ingest.runner import RunRecord, record_failed_run, write_run_record
 from auditlake.tables import load_contract
 
 log = logging.getLogger(__name__)
@@ -196,14 +197,6 @@ def _read_aggregate(spark, lake: str, table: str, days: list[dt.date]) -> DataFr
     return lake_mod.conform(lake_mod.read_table(spark, lake, table).where(F.col("dt").isin(days)), contract)
 
 
-def _quality(spark, table: str, df: DataFrame, *, run_id: str, cfg: dict[str, Any], expected: int):
-    try:
-        from auditlake import quality
-    except ImportError:  # the quality package is optional only while it is being built
-        return None
-    return quality.validate_batch(spark, table, df, run_id=run_id, cfg=cfg, expected_row_count=expected)
-
-
 def build_daily_aggregates(ctx: JobContext) -> RunRecord:
     """Job entry: recompute the aggregates of the touched (or given) days into ``ctx.args.lake``."""
     spark, cfg, args = ctx.spark, ctx.cfg, ctx.args
@@ -246,9 +239,8 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
             n = sum(count for count, _ in prints.values())
             rec.counters["rows_built"] = rec.counters.get("rows_built", 0) + n
             built[spec.table] = (df, days, prints)
-            outcome = _quality(spark, spec.table, df, run_id=ctx.run_id, cfg=cfg, expected=n)
-            if outcome is not None:
-                outcomes.append(outcome)
+            outcomes.append(quality.validate_batch(spark, spec.table, df, run_id=ctx.run_id, cfg=cfg,
+                                                   expected_row_count=n))
         rec.phase_seconds["build"] = time.monotonic() - t
 
         t = time.monotonic()
@@ -257,8 +249,6 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
                          else "passed" if "passed" in statuses else "skipped")
         rec.dq_warnings = [w for o in outcomes for w in o.warnings]
         if outcomes:
-            from auditlake import quality
-
             lake_mod.append_rows(spark, quality.results_frame(spark, outcomes, ctx.run_id), lake, "dq_results")
         failed = [o for o in outcomes if o.status == "failed"]
         rec.phase_seconds["quality"] = time.monotonic() - t
@@ -290,13 +280,7 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
         print(_summary(rec, plan))
         return rec
     except Exception as exc:
-        rec.status = "dq_failed" if isinstance(exc, QualityGateError) else "failed"
-        rec.error = str(exc).splitlines()[0][:1000] if str(exc) else type(exc).__name__
-        rec.ended_at = _now()
-        try:
-            write_run_record(spark, lake, rec)
-        except Exception:  # noqa: BLE001 - the original error is the one to report
-            log.warning("could not write the failed run record", exc_info=True)
+        record_failed_run(spark, lake, rec, exc)
         raise
     finally:
         for df in persisted:

@@ -25,6 +25,7 @@ from pyspark.sql import DataFrame
 
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
+from auditlake import quality
 from auditlake.cli import JobContext
 from auditlake.errors import QualityGateError, ReconciliationError
 from auditlake.ingest.objects import SourceObject, list_objects, normalize_uri
@@ -164,12 +165,15 @@ def _dedupe(df: DataFrame, keys: tuple[str, ...]) -> DataFrame:
     return df.dropDuplicates(list(keys))
 
 
-def _quality(spark, table: str, df: DataFrame, *, run_id: str, cfg: dict[str, Any], expected: int):
+def record_failed_run(spark, lake: str, rec: RunRecord, exc: BaseException) -> None:
+    """Write the run record of a run that is about to fail with ``exc`` (best effort)."""
+    rec.status = "dq_failed" if isinstance(exc, QualityGateError) else "failed"
+    rec.error = str(exc).splitlines()[0][:1000] if str(exc) else type(exc).__name__
+    rec.ended_at = _now()
     try:
-        from auditlake import quality
-    except ImportError:  # the quality package is optional only while it is being built
-        return None
-    return quality.validate_batch(spark, table, df, run_id=run_id, cfg=cfg, expected_row_count=expected)
+        write_run_record(spark, lake, rec)
+    except Exception:  # noqa: BLE001 - the original error is the one to report
+        log.warning("could not write the failed run record", exc_info=True)
 
 
 def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
@@ -224,13 +228,7 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
         print(rec.summary())
         return rec
     except Exception as exc:
-        rec.status = "dq_failed" if isinstance(exc, QualityGateError) else "failed"
-        rec.error = str(exc).splitlines()[0][:1000] if str(exc) else type(exc).__name__
-        rec.ended_at = _now()
-        try:
-            write_run_record(spark, lake, rec)
-        except Exception:  # noqa: BLE001 - the original error is the one to report
-            log.warning("could not write the failed run record", exc_info=True)
+        record_failed_run(spark, lake, rec, exc)
         raise
 
 
@@ -267,16 +265,13 @@ def _process(ctx: JobContext, source: Source, lake: str, todo: list[SourceObject
         batch_counts: dict[str, int] = {}
         for table, d in deduped.items():
             batch_counts[table] = d.count()
-            outcome = _quality(spark, table, d, run_id=ctx.run_id, cfg=cfg, expected=batch_counts[table])
-            if outcome is not None:
-                outcomes.append(outcome)
+            outcomes.append(quality.validate_batch(spark, table, d, run_id=ctx.run_id, cfg=cfg,
+                                                   expected_row_count=batch_counts[table]))
         statuses = {o.status for o in outcomes}
         rec.dq_status = ("failed" if "failed" in statuses else "warning" if "warning" in statuses
                          else "passed" if "passed" in statuses else "skipped")
         rec.dq_warnings = [w for o in outcomes for w in o.warnings]
         if outcomes:
-            from auditlake import quality
-
             results = quality.results_frame(spark, outcomes, ctx.run_id)
             lake_mod.append_rows(spark, results, lake, "dq_results")
         rec.phase_seconds["quality"] = time.monotonic() - t
