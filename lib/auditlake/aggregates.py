@@ -195,17 +195,22 @@ def outside_cidrs(ip: Column, cidrs: Iterable[str]) -> Column:
 
 # --- CloudTrail aggregates ------------------------------------------------------------------
 
+def _event_stats() -> list[Column]:
+    """Event count, distinct source IPs, first and last event time of a group of CloudTrail events."""
+    return [
+        F.count(F.lit(1)).alias("event_count"),
+        F.countDistinct("source_ip_address").alias("distinct_source_ips"),
+        F.min("event_time").alias("first_event_time"),
+        F.max("event_time").alias("last_event_time"),
+    ]
+
+
 def aggregate_cloudtrail_daily(events: DataFrame) -> DataFrame:
     """cloudtrail_events -> agg_cloudtrail_daily."""
     grouped = events.groupBy(
         F.col("recipient_account_id").alias("account_id"), "aws_region", "event_source", "event_name",
         "user_arn", "error_code", "read_only", F.col("event_date").alias("dt"),
-    ).agg(
-        F.count(F.lit(1)).alias("event_count"),
-        F.countDistinct("source_ip_address").alias("distinct_source_ips"),
-        F.min("event_time").alias("first_event_time"),
-        F.max("event_time").alias("last_event_time"),
-    )
+    ).agg(*_event_stats())
     return grouped.select(
         F.col("account_id").cast("string"),
         F.col("aws_region").cast("string"),
@@ -437,12 +442,7 @@ def aggregate_access_denied_daily(events: DataFrame) -> DataFrame:
     grouped = denied.groupBy(
         F.col("recipient_account_id").alias("account_id"), "user_arn", "event_source", "event_name",
         "error_code", F.col("event_date").alias("dt"),
-    ).agg(
-        F.count(F.lit(1)).alias("event_count"),
-        F.countDistinct("source_ip_address").alias("distinct_source_ips"),
-        F.min("event_time").alias("first_event_time"),
-        F.max("event_time").alias("last_event_time"),
-    )
+    ).agg(*_event_stats())
     return grouped.select(
         F.col("account_id").cast("string"),
         F.col("user_arn").cast("string"),
