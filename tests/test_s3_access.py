@@ -186,6 +186,17 @@ def test_built_lines_quirks(spark):
     assert len({r["line_hash"] for r in rows}) == len(rows)
 
 
+def test_line_ending_after_version_id_is_valid_and_an_open_referer_is_not(spark):
+    # A BATCH.DELETE row (no request URI) that stops after the version id, with a trailing space,
+    # is a whole legacy line; cut inside the referer's quotes it is not.
+    head = (f"{OWNER} b1 [04/Mar/2024:17:16:29 +0000] 10.49.250.123 arn:aws:sts::111122223333:assumed-role/"
+            "DataEngineer/alice 9D888A4B48CE9DC4 BATCH.DELETE.OBJECT k%3D1 - 204 - - 30268030 - - ")
+    whole, cut = parse_text(spark, head + '"-" - - ', head + '"-')
+    assert whole["reason"] is None and whole["key"] == "k=1" and whole["object_size"] == 30268030
+    assert (whole["referer"], whole["user_agent"], whole["version_id"], whole["host_id"]) == (None, None, None, None)
+    assert cut["reason"] == "unparseable line: expected >= 18 fields, found 17"
+
+
 def test_split_lines_keeps_exact_line_numbers(spark):
     df = spark.createDataFrame([("o1", "a\n\nb\n"), ("o2", "c"), ("o3", "")], "source_object string, value string")
     expected = spark.createDataFrame(

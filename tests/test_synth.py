@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from auditlake.synth import generate
+from auditlake.synth.common import seeded
+from auditlake.synth.s3_access import _Line, _malformed
 
 SCALE = 0.02
 
@@ -141,6 +143,33 @@ def test_s3_access_manifest_matches_the_files(synth):
     assert bad_at == {(m["object"], m["line"]) for m in section["planted"]["malformed_lines"]}
     assert layouts["simple"] > 0 and layouts["partitioned"] > 0
     assert section["objects"]["mean_lines_per_object"] < 150
+
+
+_OWNER = "36c1f05b76016b78528454e6e0c60e2b7ff7aa20c0a5e4c748276e5b0a2debd2"
+_TAIL = ("HOSTID= SigV4 ECDHE-RSA-AES128-GCM-SHA256 AuthHeader b1.s3.us-east-1.amazonaws.com TLSv1.2 - -")
+
+
+def test_s3_access_truncated_line_keeps_a_quote_open():
+    # A BATCH.DELETE / S3.EXPIRE row has no request URI: its first quoted field is the referer
+    # '"-"'. Cutting 8 characters past that quote left '... "-" - - ', a whole legacy line that
+    # ends after the version id, which a parser rightly loads (3 of the 114 planted at scale 1).
+    head = (f"{_OWNER} b1 [04/Mar/2024:17:16:29 +0000] 10.49.250.123 "
+            "arn:aws:sts::111122223333:assumed-role/DataEngineer/alice 9D888A4B48CE9DC4 BATCH.DELETE.OBJECT "
+            "curated/4598.parquet - 204 - - 30268030 - - ")
+    rng = seeded(7, "test")
+    assert _malformed(rng, head + f'"-" - - {_TAIL}', "truncated") == head + '"-'
+    get = head.replace("BATCH.DELETE.OBJECT curated/4598.parquet - 204", 'REST.GET.OBJECT k "GET /b1/k HTTP/1.1" 200')
+    cut = get.index('"GET') + 8
+    assert _malformed(rng, get + f'"-" "aws-cli/2.15.30" - {_TAIL}', "truncated") == get[:cut]
+    assert get[:cut].endswith('"GET /b1')
+    # Every shape the generator writes: the cut leaves an open quote and too few fields.
+    liner = _Line(seeded(7, "lines"))
+    t = dt.datetime(2024, 3, 4, 12, 0, 0)
+    for op in ("BATCH.DELETE.OBJECT", "S3.EXPIRE.OBJECT", "REST.GET.OBJECT", "REST.GET.BUCKET", None):
+        for _ in range(200):
+            fields, _kinds = liner.fields(t, "b1", "us-east-1", op=op)
+            bad = _malformed(rng, " ".join(fields), "truncated")
+            assert bad.count('"') % 2 == 1 and len(bad.split()) < 18, bad
 
 
 def test_s3_access_lines_carry_the_awkward_shapes(synth):

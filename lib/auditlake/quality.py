@@ -124,6 +124,7 @@ def resolve_specs(
     expected_row_count: int | None = None,
 ) -> list[_Spec]:
     """Expand and check a suite dict: tokens resolved, ``columns`` fanned out, names unique."""
+    _await_prefetch()
     from great_expectations.expectations.registry import get_expectation_impl
 
     entries = suite.get("expectations") or []
@@ -226,9 +227,40 @@ class _Gx:
 
 _GX_LOCK = threading.RLock()
 _GX_CACHE: dict[str, _Gx] = {}
+_PREFETCH: list[threading.Thread] = []
+
+
+def prefetch(cfg: dict[str, Any]) -> None:
+    """Import Great Expectations in a background thread (about 4 s of pure Python).
+
+    A job calls this when it starts: the import then overlaps the listing and the parse, which
+    wait on the JVM, instead of delaying the gate. The gate joins the thread before it looks up
+    an expectation type (see ``_await_prefetch``).
+    """
+    if not config_mod.get(cfg, "quality.enabled", True) or _PREFETCH:
+        return
+
+    def _import() -> None:
+        try:
+            import great_expectations  # noqa: F401
+            from great_expectations.expectations.registry import get_expectation_impl  # noqa: F401
+        except Exception:  # noqa: BLE001 - the gate imports it again and reports the error
+            log.debug("great expectations prefetch failed", exc_info=True)
+
+    thread = threading.Thread(target=_import, name="gx-prefetch", daemon=True)
+    _PREFETCH.append(thread)
+    thread.start()
+
+
+def _await_prefetch() -> None:
+    """Let a running background import finish first: GX registers its expectation types while
+    it imports, and a lookup made in the middle of that import would not find them."""
+    for thread in list(_PREFETCH):
+        thread.join()
 
 
 def _gx_for(spark: SparkSession) -> _Gx:
+    _await_prefetch()
     with _GX_LOCK:
         cached = _GX_CACHE.get("gx")
         if cached is None or cached.spark is not spark:

@@ -161,8 +161,25 @@ def _ledger_frame(spark, source_name: str, objects: Iterable[SourceObject], date
     return spark.createDataFrame(rows, load_contract("ingest_ledger").schema)
 
 
-def _dedupe(df: DataFrame, keys: tuple[str, ...]) -> DataFrame:
-    return df.dropDuplicates(list(keys))
+def _dedupe(df: DataFrame, keys: tuple[str, ...]) -> tuple[DataFrame, int, int]:
+    """Drop in-batch duplicate keys: ``(deduplicated frame, rows in the batch, rows dropped)``.
+
+    One job groups the batch by its key columns only (a shuffle of the keys, not of whole rows)
+    and returns the row count and the duplicate count together. A batch without duplicates, the
+    usual case, is returned as it is: no shuffle of whole rows and no second cached copy. Only a
+    batch that has duplicates pays for ``dropDuplicates``.
+    """
+    if not keys:
+        return df, df.count(), 0
+    per_key = df.groupBy(*keys).agg(F.count(F.lit(1)).alias("n"))
+    row = per_key.agg(
+        F.sum("n").alias("rows"),
+        F.sum(F.when(F.col("n") > 1, F.col("n") - 1)).alias("extra"),
+    ).collect()[0]
+    rows, extra = int(row["rows"] or 0), int(row["extra"] or 0)
+    if extra == 0:
+        return df, rows, 0
+    return df.dropDuplicates(list(keys)), rows, extra
 
 
 def record_failed_run(spark, lake: str, rec: RunRecord, exc: BaseException) -> None:
@@ -185,6 +202,7 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
         env=cfg.get("env", "local"), started_at=ctx.started_at.replace(tzinfo=None),
     )
     slack = int(config_mod.get(cfg, "ingest.listing_slack_days", 1))
+    quality.prefetch(cfg)
     t0 = time.monotonic()
     try:
         listed = list_objects(spark, args.source)
@@ -242,17 +260,21 @@ def _process(ctx: JobContext, source: Source, lake: str, todo: list[SourceObject
         quarantine = batch.quarantine.persist(StorageLevel.MEMORY_AND_DISK)
         persisted.append(quarantine)
         deduped: dict[str, DataFrame] = {}
+        batch_counts: dict[str, int] = {}
         read = 0
         for table, df in batch.tables.items():
             # Not persisted again: the parser's own cached intermediate backs this frame (one copy
-            # of the batch in memory, plus the deduplicated rows that are validated and merged).
+            # of the batch in memory; a second, deduplicated one only when there are duplicates).
             if not batch.persisted:
                 df = df.persist(StorageLevel.MEMORY_AND_DISK)
                 persisted.append(df)
-            read += df.count()
-            contract = load_contract(table)
-            d = _dedupe(df, contract.keys).persist(StorageLevel.MEMORY_AND_DISK)
-            persisted.append(d)
+            d, rows, dropped = _dedupe(df, load_contract(table).keys)
+            if d is not df:
+                d = d.persist(StorageLevel.MEMORY_AND_DISK)
+                persisted.append(d)
+            read += rows
+            # Counted from the key groups, independently of the frame the quality gate counts.
+            batch_counts[table] = rows - dropped
             deduped[table] = d
         rec.records_quarantined = quarantine.count()
         rec.records_read = read + rec.records_quarantined
@@ -262,9 +284,9 @@ def _process(ctx: JobContext, source: Source, lake: str, todo: list[SourceObject
 
         t = time.monotonic()
         outcomes = []
-        batch_counts: dict[str, int] = {}
         for table, d in deduped.items():
-            batch_counts[table] = d.count()
+            if batch_counts[table] == 0:
+                continue  # nothing to validate and nothing to commit
             outcomes.append(quality.validate_batch(spark, table, d, run_id=ctx.run_id, cfg=cfg,
                                                    expected_row_count=batch_counts[table]))
         statuses = {o.status for o in outcomes}
@@ -283,6 +305,10 @@ def _process(ctx: JobContext, source: Source, lake: str, todo: list[SourceObject
         touched: set[dt.date] = set()
         for table, d in deduped.items():
             contract = load_contract(table)
+            if batch_counts[table] == 0:
+                lake_mod.ensure_delta_table(spark, lake, contract)
+                rec.loaded_by_table[table] = 0
+                continue
             part_values = lake_mod.partition_values(d, contract.partition_by[0]) if contract.partition_by else None
             inserted = lake_mod.merge_new_rows(spark, d, lake, table, dates=part_values)
             rec.loaded_by_table[table] = inserted

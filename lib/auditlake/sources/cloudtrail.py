@@ -181,42 +181,20 @@ def explode_records(files: DataFrame) -> DataFrame:
 
 
 def normalize_records(records: DataFrame) -> DataFrame:
-    """Typed columns for both tables, a quarantine reason per row and the unknown keys it had."""
+    """Typed columns for both tables, a quarantine reason per row and the unknown keys it had.
+
+    Three selects, so that every costly expression runs once per record. Spark does not share
+    a ``from_json`` between the output columns that read it (it is not code-generated), so in
+    one select the userIdentity text was parsed once per identity column, 14 times a record.
+    Step 1 parses each nested object and tests each pattern once; Spark keeps it a separate
+    projection because its results are not cheap and are read more than once. Step 2 picks the
+    columns and decides the reason; step 3 serialises the raw text of quarantined rows only.
+    """
     r = F.col("r")
-    event_id = r["eventID"]
-    time_text = r["eventTime"]
-    event_time = parse_event_time(time_text)
     version = r["eventVersion"]
     event_type = r["eventType"]
     # Never null: a record without eventType (older versions) must still land in one table.
     is_insight = F.coalesce(event_type == "AwsCloudTrailInsight", F.lit(False)) | r["insightDetails"].isNotNull()
-    recipient = F.coalesce(
-        r["recipientAccountId"],
-        F.nullif(F.regexp_extract("source_object", _PATH_ACCOUNT, 1), F.lit("")),
-    )
-    reason = (
-        F.when(F.col("file_problem").isNotNull(), F.col("file_problem"))
-        .when(r.isNull(), F.lit(R_NOT_OBJECTS))
-        .when(event_id.isNull() | (F.trim(event_id) == ""), F.lit(R_MISSING_ID))
-        .when(time_text.isNull(), F.lit(R_MISSING_TIME))
-        .when(event_time.isNull(), F.lit(R_BAD_TIME))
-        .when(version.isNotNull() & F.coalesce(version_major(version) != SUPPORTED_MAJOR, F.lit(True)),
-              F.lit(R_BAD_VERSION))
-        .when(recipient.isNull(), F.lit(R_NO_ACCOUNT))
-    )
-    ui = F.from_json(r["userIdentity"], USER_IDENTITY_SCHEMA)
-    issuer = ui["sessionContext"]["sessionIssuer"]
-    tls = F.from_json(r["tlsDetails"], TLS_SCHEMA)
-    resources = F.transform(
-        F.from_json(r["resources"], RESOURCES_SCHEMA),
-        lambda m: F.struct(
-            F.coalesce(m["ARN"], m["arn"]).alias("arn"),
-            # `accountId` in AWS's docs, lower-case `accountid` in some delivered records.
-            F.coalesce(m["accountId"], m["accountid"], m["AccountId"]).alias("account_id"),
-            F.coalesce(m["type"], m["Type"]).alias("type"),
-        ),
-    )
-    details = F.from_json(r["insightDetails"], INSIGHT_DETAILS_SCHEMA)
     keys = F.map_keys(r)
     unknown = F.when(
         is_insight,
@@ -229,18 +207,58 @@ def normalize_records(records: DataFrame) -> DataFrame:
             ),
         ),
     ).otherwise(F.array_except(keys, F.array(*[F.lit(k) for k in EVENT_KEYS])))
-    # Raw text for quarantine rows only (CASE evaluates it for those rows alone): the file's
-    # text for a whole-file problem, else the record re-serialised from its parsed keys.
-    raw_text = F.when(reason.isNotNull(), F.coalesce(F.col("file_text"), F.to_json(r)))
-    return records.select(
-        "source_object",
+    step1 = records.select(
+        "source_object", "record_index", "file_problem", "file_text", "r",
+        is_insight.alias("_is_insight"),
+        parse_event_time(r["eventTime"]).alias("_event_time"),
+        version_major(version).alias("_major"),
+        version_minor(version).alias("_minor"),
+        F.coalesce(
+            r["recipientAccountId"],
+            F.nullif(F.regexp_extract("source_object", _PATH_ACCOUNT, 1), F.lit("")),
+        ).alias("_recipient"),
+        F.from_json(r["userIdentity"], USER_IDENTITY_SCHEMA).alias("_ui"),
+        F.from_json(r["tlsDetails"], TLS_SCHEMA).alias("_tls"),
+        F.from_json(r["resources"], RESOURCES_SCHEMA).alias("_resources"),
+        F.from_json(r["insightDetails"], INSIGHT_DETAILS_SCHEMA).alias("_details"),
+        unknown.alias("unknown_keys"),
+    )
+
+    event_id = r["eventID"]
+    time_text = r["eventTime"]
+    event_time = F.col("_event_time")
+    recipient = F.col("_recipient")
+    reason = (
+        F.when(F.col("file_problem").isNotNull(), F.col("file_problem"))
+        .when(r.isNull(), F.lit(R_NOT_OBJECTS))
+        .when(event_id.isNull() | (F.trim(event_id) == ""), F.lit(R_MISSING_ID))
+        .when(time_text.isNull(), F.lit(R_MISSING_TIME))
+        .when(event_time.isNull(), F.lit(R_BAD_TIME))
+        .when(version.isNotNull() & F.coalesce(F.col("_major") != SUPPORTED_MAJOR, F.lit(True)),
+              F.lit(R_BAD_VERSION))
+        .when(recipient.isNull(), F.lit(R_NO_ACCOUNT))
+    )
+    ui = F.col("_ui")
+    issuer = ui["sessionContext"]["sessionIssuer"]
+    tls = F.col("_tls")
+    resources = F.transform(
+        F.col("_resources"),
+        lambda m: F.struct(
+            F.coalesce(m["ARN"], m["arn"]).alias("arn"),
+            # `accountId` in AWS's docs, lower-case `accountid` in some delivered records.
+            F.coalesce(m["accountId"], m["accountid"], m["AccountId"]).alias("account_id"),
+            F.coalesce(m["type"], m["Type"]).alias("type"),
+        ),
+    )
+    details = F.col("_details")
+    step2 = step1.select(
+        "source_object", "r", "file_text",
         F.coalesce(F.col("record_index"), F.lit(WHOLE_OBJECT)).cast("bigint").alias("record_index"),
         reason.alias("reason"),
-        raw_text.alias("raw_text"),
-        is_insight.alias("is_insight"),
-        F.coalesce(F.size(unknown), F.lit(0)).alias("n_unknown"),
-        unknown.alias("unknown_keys"),
-        (version_minor(version) > KNOWN_MINOR).alias("newer_minor"),
+        F.col("_is_insight").alias("is_insight"),
+        F.coalesce(F.size("unknown_keys"), F.lit(0)).alias("n_unknown"),
+        "unknown_keys",
+        (F.col("_minor") > KNOWN_MINOR).alias("newer_minor"),
         event_id.alias("event_id"),
         event_time.alias("event_time"),
         F.to_date(event_time).alias("event_date"),
@@ -286,6 +304,13 @@ def normalize_records(records: DataFrame) -> DataFrame:
         details["eventName"].alias("insight_event_name"),
         details["errorCode"].alias("insight_error_code"),
         r["insightDetails"].alias("insight_details"),
+    )
+    # Raw text for quarantine rows only: the file's text for a whole-file problem, else the
+    # record re-serialised from its parsed keys.
+    raw_text = F.when(F.col("reason").isNotNull(), F.coalesce(F.col("file_text"), F.to_json(F.col("r"))))
+    return step2.select(
+        "source_object", "record_index", "reason", raw_text.alias("raw_text"),
+        *[c for c in step2.columns if c not in ("source_object", "record_index", "reason", "r", "file_text")],
     )
 
 

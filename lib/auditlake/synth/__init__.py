@@ -20,7 +20,7 @@ from auditlake.synth import cloudtrail, crawler, s3_access
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: a truncated S3 access line always leaves a quote open
 FIRST_DAY = dt.date(2024, 3, 4)
 N_DAYS = 3
 SOURCES = {"cloudtrail": cloudtrail.generate, "s3access": s3_access.generate, "crawler": crawler.generate}

@@ -190,8 +190,14 @@ MALFORMED = [
 
 def _malformed(rng: Rng, good_line: str, kind: str) -> str:
     if kind == "truncated":
-        cut = good_line.index('"') + 8 if '"' in good_line else len(good_line) // 3
-        return good_line[:cut]
+        # Cut inside the first quoted field, so the quote stays open. Cutting past its closing
+        # quote could leave a whole line: on a BATCH/S3.* row (no request URI) the first quoted
+        # field is the referer '"-"', and 8 characters on is '"-" - - ', a valid legacy line
+        # that ends after the version id.
+        if '"' not in good_line:
+            return good_line[: len(good_line) // 3]
+        start = good_line.index('"')
+        return good_line[: min(start + 8, good_line.index('"', start + 1))]
     if kind == "bad_time":
         start, end = good_line.index("["), good_line.index("]")
         return good_line[:start] + "[31/Foo/2024:25:61:00 +0000]" + good_line[end + 1:]
