@@ -84,7 +84,7 @@ def test_clean_batch_records_every_expectation_as_passed(spark):
             ("expect_column_values_to_not_be_null", "event_time", "critical", True, 0),
             ("expect_column_values_to_not_be_null", "event_date", "critical", True, 0),
             ("expect_column_values_to_not_be_null", "source_object", "critical", True, 0),
-            ("expect_compound_columns_to_be_unique", "event_id,recipient_account_id", "critical", True, 0),
+            ("key_unique_in_batch", "event_id,recipient_account_id", "critical", True, 0),
             ("expect_column_values_to_be_between", "event_time", "critical", True, 0),
             ("expect_column_values_to_be_between", "event_date", "critical", True, 0),
             ("event_date_is_utc_day_of_event_time", "event_date", "critical", True, 0),
@@ -106,10 +106,10 @@ def test_duplicate_key_fails_with_table_expectation_column_count_and_samples(spa
     outcome = validate(spark, ct_batch(spark, rows))
 
     assert outcome.status == "failed"
-    assert failed(outcome) == [("expect_compound_columns_to_be_unique", "event_id,recipient_account_id")]
+    assert failed(outcome) == [("key_unique_in_batch", "event_id,recipient_account_id")]
     message = outcome.message()
     assert "cloudtrail_events" in message
-    assert "expect_compound_columns_to_be_unique" in message
+    assert "key_unique_in_batch" in message
     assert "event_id,recipient_account_id" in message
     assert "2 unexpected of 4 rows" in message
     assert "event_id=e1, recipient_account_id=111122223333" in message
