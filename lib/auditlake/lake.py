@@ -52,6 +52,8 @@ def ensure_delta_table(spark, lake: str, contract: TableContract):
             builder = builder.partitionedBy(*contract.partition_by)
         if contract.description:
             builder = builder.comment(contract.description)
+        if contract.stats_columns:
+            builder = builder.property("delta.dataSkippingStatsColumns", ",".join(contract.stats_columns))
         builder.execute()
         log.info("created Delta table %s at %s", contract.name, uri)
     return DeltaTable.forPath(spark, uri)

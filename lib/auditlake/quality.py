@@ -300,11 +300,17 @@ def validate_batch(
     expected_row_count: int | None = None,
     suite: dict[str, Any] | None = None,
     now: dt.datetime | None = None,
+    backed_by_cache: bool = False,
 ) -> QualityOutcome:
     """Validate the batch about to be committed to ``table``; never writes anything.
 
     One ``batch.validate`` call for the whole suite. ``suite`` overrides the table's suite file
     (tests); ``now`` pins ``{now}`` tokens (defaults to the current UTC time).
+
+    A frame that is not cached itself is cached for the validation, unless ``backed_by_cache``
+    says it is a filter or projection over a cached frame (the ingest runner's batches). Spark's
+    ``is_cached`` is false for those, and caching them again built a second copy of the batch:
+    15 s of the gate's 35 s on 2 million S3 access lines.
     """
     if not config_mod.get(cfg, "quality.enabled", True):
         return QualityOutcome(table=table, status="skipped")
@@ -321,7 +327,7 @@ def validate_batch(
     if not specs:
         return QualityOutcome(table=table, status="passed")
 
-    cached_here = not df.is_cached
+    cached_here = not (df.is_cached or backed_by_cache)
     if cached_here:
         df = df.persist()
     try:

@@ -44,7 +44,10 @@ class ParsedBatch:
     quarantine: DataFrame
     counters: dict[str, int] = field(default_factory=dict)
     unknown_keys: list[str] = field(default_factory=list)
-    # Intermediate frames the parser persisted; unpersisted by the runner at the end.
+    # Intermediate frames the parser persisted; unpersisted by the runner at the end. A parser
+    # that lists any promises that every frame in ``tables`` is a cheap filter or projection of
+    # them: the runner then validates and merges those frames as they are, without caching a
+    # second copy (each quality expectation and the merge read them again).
     persisted: list[DataFrame] = field(default_factory=list)
 
 
@@ -288,7 +291,7 @@ def _process(ctx: JobContext, source: Source, lake: str, todo: list[SourceObject
             if batch_counts[table] == 0:
                 continue  # nothing to validate and nothing to commit
             outcomes.append(quality.validate_batch(spark, table, d, run_id=ctx.run_id, cfg=cfg,
-                                                   expected_row_count=batch_counts[table]))
+                                                   expected_row_count=batch_counts[table], backed_by_cache=True))
         statuses = {o.status for o in outcomes}
         rec.dq_status = ("failed" if "failed" in statuses else "warning" if "warning" in statuses
                          else "passed" if "passed" in statuses else "skipped")

@@ -496,13 +496,15 @@ class CrawlerLogsSource:
             "firehose_events": counts.get(("event", "firehose"), 0),
         }
         log.info("%s: decoded %s", SOURCE, counters)
-        events = normalize_crawler_events(raw.where(F.col("row_type") == "event"))
+        # Cached: the runner's gate, merge and after_commit all read it, and it holds windows.
+        events = normalize_crawler_events(raw.where(F.col("row_type") == "event")).persist(StorageLevel.MEMORY_AND_DISK)
         quarantine = to_quarantine(
             raw.where(F.col("row_type") == "bad"), source=SOURCE, source_object="source_object",
             record_index=F.col("record_index"), raw_text=F.coalesce(F.col("raw_text"), F.lit("")),
             reason=F.col("reason"), run_id=run_id, max_chars=max_chars,
         )
-        return ParsedBatch(tables={EVENTS_TABLE: events}, quarantine=quarantine, counters=counters, persisted=[raw])
+        return ParsedBatch(tables={EVENTS_TABLE: events}, quarantine=quarantine, counters=counters,
+                           persisted=[raw, events])
 
     def after_commit(self, spark, lake: str, deduped_tables: dict[str, DataFrame], *, run_id: str,
                      cfg: dict[str, Any]) -> dict[str, int]:
