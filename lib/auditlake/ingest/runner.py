@@ -153,6 +153,8 @@ def in_window(day: dt.date | None, since: dt.date | None, until: dt.date | None,
 
 def ledger_keys(spark, lake: str, source: str) -> set[tuple[str, int, dt.datetime]]:
     """(uri, size, modified) of every object the ledger holds for this source."""
+    if not lake_mod.delta_exists(spark, lake_mod.table_uri(lake, "ingest_ledger")):
+        return set()  # a new lake: no Spark job to read an empty frame
     ledger = lake_mod.read_table(spark, lake, "ingest_ledger")
     rows = ledger.where(F.col("source") == source).select("object_uri", "object_size", "object_modified_at").collect()
     return {(r[0], int(r[1]), r[2]) for r in rows}
@@ -205,7 +207,6 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
         env=cfg.get("env", "local"), started_at=ctx.started_at.replace(tzinfo=None),
     )
     slack = int(config_mod.get(cfg, "ingest.listing_slack_days", 1))
-    quality.prefetch(cfg)
     t0 = time.monotonic()
     try:
         listed = list_objects(spark, args.source)
@@ -256,6 +257,8 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
 def _process(ctx: JobContext, source: Source, lake: str, todo: list[SourceObject],
              dates: dict[str, dt.date | None], rec: RunRecord) -> None:
     spark, cfg = ctx.spark, ctx.cfg
+    # Only a run with objects to parse needs the quality gate: its import overlaps the parse.
+    quality.prefetch(cfg)
     t = time.monotonic()
     batch = source.parse(spark, todo, run_id=ctx.run_id, cfg=cfg)
     persisted: list[DataFrame] = list(batch.persisted)
