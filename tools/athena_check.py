@@ -189,9 +189,23 @@ def expected_trino_type(type_text: str, connector: str) -> str:
     return spelled
 
 
-def _fetch(cur, sql: str) -> list:
-    cur.execute(sql)
-    return cur.fetchall()
+def _fetch(cur, sql: str, wait_for_nodes: float = 60.0) -> list:
+    """Run ``sql`` and return its rows.
+
+    Trino announces a catalog's nodes a few seconds after the server reports it is up: until
+    then a query that scans that catalog fails with "No nodes available to run query". Such a
+    query is retried for up to ``wait_for_nodes`` seconds; every other error is raised at once.
+    """
+    deadline = time.monotonic() + wait_for_nodes
+    while True:
+        try:
+            cur.execute(sql)
+            return cur.fetchall()
+        except Exception as exc:
+            if "No nodes available to run query" not in str(exc) or time.monotonic() > deadline:
+                raise
+            log.info("Trino has no active node for the catalog yet; retrying")
+            time.sleep(1)
 
 
 def check_in_trino(server, statements: list[tuple[str, str]], contracts: list[TableContract],
@@ -250,8 +264,7 @@ def check_in_trino(server, statements: list[tuple[str, str]], contracts: list[Ta
         want = expected["queries"][name]
         started = time.monotonic()
         try:
-            cur.execute(sql)
-            rows = cur.fetchall()
+            rows = _fetch(cur, sql)
             columns = [d[0] for d in cur.description]
         except Exception as exc:  # noqa: BLE001
             failures.append(f"query {name}: Trino rejected it: {_msg(exc)}")
