@@ -128,7 +128,8 @@ FROM (SELECT *, unnest(logEvents) AS ev
 """
 
 
-def _duckdb(source: str, files: dict[str, list[str]], out: Path) -> int:
+def duckdb_convert(source: str, files: dict[str, list[str]], out: Path) -> int:
+    """DuckDB's bare conversion of ``files`` (by kind, as in FILES.json) to Parquet under ``out``; rows written."""
     import duckdb
 
     con = duckdb.connect()
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     files = json.loads(Path(args.files).read_text())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = (_floor if args.engine == "floor" else _duckdb)(args.source, files, out)
+    rows = (_floor if args.engine == "floor" else duckdb_convert)(args.source, files, out)
     print(json.dumps({"rows": rows}))
     return 0
 
