@@ -113,7 +113,25 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("\n".join(_answers(spark, lake)))
     print(f"\nAthena DDL for every table: {ddl_path}   audit queries: {REPO / 'queries'}")
-    return 0
+    return _report(spark, args.lake)
+
+
+def _report(spark, lake: str) -> int:
+    """The daily HTML audit report of the demo lake's last day."""
+    from auditlake.report.data import latest_day
+    from auditlake.report.job import JOB_NAME, add_arguments, build_report
+
+    day = latest_day(spark, normalize_uri(lake))
+    if day is None:
+        print("demo: no CloudTrail day in the lake, no audit report", file=sys.stderr)
+        return 1
+    out = Path(lake) / f"audit-report-{day.isoformat()}.html"
+    print(f"\n=== {JOB_NAME} ===", flush=True)
+    code = run_job(JOB_NAME, build_report, argv=["--lake", lake, "--date", day.isoformat(), "--out", str(out)],
+                   add_arguments=add_arguments, needs_source=False, session_factory=lambda c, n: spark)
+    if code == 0:
+        print(f"Daily audit report for {day}: {out.resolve()}")
+    return code
 
 
 if __name__ == "__main__":
