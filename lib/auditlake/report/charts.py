@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display; the Figure API below never touches pyplot's global state
 
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 COLORS = {
     "2xx": "#4c9f70",
@@ -53,17 +54,19 @@ def _svg(fig: Figure, name: str) -> str:
     text = buf.getvalue()
     # The page inlines the <svg> element itself: drop the XML prolog and DOCTYPE.
     text = text[text.index("<svg") :]
+    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, count=1, flags=re.S)
     return re.sub(r"<svg ", f'<svg role="img" data-chart="{name}" ', text, count=1)
 
 
 def _figure() -> Figure:
     with matplotlib.rc_context(_STYLE):
-        return Figure(figsize=(11, 2.6), layout="constrained")
+        return Figure(figsize=(11, 2.3), layout="constrained")
 
 
 def _finish(ax, days: list[dt.date], total: int, ylabel: str) -> None:
     ax.set_xticks(range(len(days)), _labels(days))
     ax.set_ylabel(ylabel)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(-0.6, len(days) - 0.4)
     if total == 0:
         ax.set_ylim(0, 1)

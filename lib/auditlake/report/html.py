@@ -68,7 +68,7 @@ th[data-sort="asc"]::after { content: " \\25B2"; font-size: 9px; }
 th[data-sort="desc"]::after { content: " \\25BC"; font-size: 9px; }
 tbody tr:nth-child(even) { background: #fafbfc; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.wrap { word-break: break-all; }
+td.wrap { overflow-wrap: anywhere; }
 td.code { font-family: "DejaVu Sans Mono", Consolas, monospace; font-size: 11.5px; word-break: break-all; }
 td.null { color: #a0a7b0; }
 td.bad { color: var(--red); font-weight: 600; }
@@ -80,9 +80,8 @@ p.more { margin: 4px 0 0; color: var(--muted); font-size: 12px; }
 figure.chart { margin: 6px 0 4px; }
 figure.chart svg { display: block; width: 100%; height: auto; }
 figure.chart figcaption { color: var(--muted); font-size: 12px; }
-.two { display: grid; grid-template-columns: 1fr 1fr; gap: 18px; }
 footer { color: var(--muted); font-size: 12px; margin-top: 18px; }
-@media (max-width: 900px) { .cards { grid-template-columns: repeat(3, 1fr); } .two { grid-template-columns: 1fr; } }
+@media (max-width: 900px) { .cards { grid-template-columns: repeat(3, 1fr); } }
 @media print {
   @page { size: A4 landscape; margin: 10mm; }
   body { background: #fff; font-size: 11px; }
@@ -381,11 +380,10 @@ def _s3(data: ReportData) -> str:
         f"Requests per day by operation, last {data.days} days (smaller operations as other).",
     )
     tables = (
-        '<div class="two"><div><h3>Top remote IPs per bucket</h3>'
+        "<h3>Top remote IPs per bucket</h3>"
         + render_table(data.s3_top_ips, empty="No S3 request on this day.", noun="rows")
-        + "</div><div><h3>Distinct requesters per bucket</h3>"
+        + "<h3>Distinct requesters per bucket</h3>"
         + render_table(data.s3_requesters, empty="No S3 request on this day.", noun="buckets")
-        + "</div></div>"
     )
     return _section("s3", lead, status + ops + tables)
 
@@ -448,7 +446,7 @@ def render_report(data: ReportData, *, generated_at: dt.datetime, lake: str) -> 
         f"regions <b>{_join(data.regions)}</b> · {data.cloudtrail_events:,} CloudTrail events · "
         f"charts {first.isoformat()} to {data.day.isoformat()}"
     )
-    nav = "<nav>" + "".join(f'<a href="#{sid}">{esc(h)}</a>' for sid, h in SECTIONS) + "</nav>"
+    nav = "<nav>" + " ".join(f'<a href="#{sid}">{esc(h)}</a>' for sid, h in SECTIONS) + "</nav>"
     sections = [
         _findings(data),
         _governance(data),
