@@ -524,6 +524,8 @@ def test_data_access_and_untrusted_athena_match_the_query_pack(report):
     ]
     # queries_from_untrusted_networks.sql: bob's two queries from 198.51.100.7; the 10.1.2.3 and the
     # service-made (host name) calls are not outside
+    assert (report.data_access_calls, report.data_access_principals) == (3, 1)
+    assert report.athena_untrusted_queries == 2
     assert report.athena_untrusted.rows == [(BOB, "198.51.100.7", "primary", 2, 0, "15:00:00", "15:30:00")]
 
 
@@ -699,6 +701,11 @@ def test_page_in_headless_chromium(report_file):
             " return [s.dataset.chart, Math.round(r.width), Math.round(r.height), s.querySelectorAll('path').length]; })"
         )
         page_width = browser.evaluate("document.documentElement.scrollWidth")
+        overflowing = browser.evaluate(
+            "Array.from(document.querySelectorAll('section table'))"
+            ".filter(t => t.getBoundingClientRect().right > t.closest('section').getBoundingClientRect().right)"
+            ".map(t => t.closest('section').id)"
+        )
         banner = browser.evaluate("getComputedStyle(document.querySelector('.banner.red')).backgroundColor")
         first_change = browser.evaluate(
             "Array.from(document.querySelectorAll('#governance tbody tr:first-child td')).map(td => td.textContent)"
@@ -719,7 +726,7 @@ def test_page_in_headless_chromium(report_file):
     assert [c[0] for c in charts] == ["access-denied", "s3-status", "s3-operation", "crawler-errors"]
     for name, width, height, paths in charts:
         assert width > 900 and height > 150 and paths > 20, (name, width, height, paths)
-    assert page_width <= 1280
+    assert page_width <= 1280 and overflowing == [], overflowing
     assert banner == "rgb(253, 236, 236)"
     assert first_change == ["09:15:00", "glue", "DeleteTable", "sales.orders", "—", ALICE, "203.0.113.9", "—"]
     assert sorted_times == ["12:00:00", "11:00:00", "09:30:00", "09:15:00"]

@@ -140,6 +140,9 @@ class ReportData:
     crawler_day: Table
     quarantine_counts: Table
     quarantine_samples: Table
+    data_access_calls: int = 0
+    data_access_principals: int = 0
+    athena_untrusted_queries: int = 0
 
     @property
     def window(self) -> list[dt.date]:
@@ -168,6 +171,8 @@ _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b\d{12}\b"), "«account»"),
 )
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
 
 def redact(text: str | None, *, max_chars: int, enabled: bool = True) -> str:
     """A quarantined record made fit to show: credentials, keys, emails, IPs, accounts masked, cut."""
@@ -177,6 +182,8 @@ def redact(text: str | None, *, max_chars: int, enabled: bool = True) -> str:
     if enabled:
         for pattern, repl in _REDACTIONS:
             out = pattern.sub(repl, out)
+    # control characters (binary junk in a log line) would render as tofu boxes
+    out = _CONTROL.sub("\ufffd", out)
     out = " ".join(out.split())
     return out if len(out) <= max_chars else out[: max_chars - 1] + "…"
 
@@ -603,6 +610,7 @@ def collect_report(spark, lake: str, *, day: dt.date, days: int, options: Option
         [t("calls").desc(), t("user_arn"), t("table_arn")],
         cap,
     )
+    access_totals = access.agg(F.sum("calls"), F.countDistinct("user_arn")).collect()[0]
 
     athena = athena_outside_trusted(_read_days(spark, lake, "agg_athena_queries_daily", [day]))
     athena_untrusted = capped(
@@ -619,6 +627,7 @@ def collect_report(spark, lake: str, *, day: dt.date, days: int, options: Option
         [t("queries").desc(), t("user_arn"), t("source_ip_address")],
         cap,
     )
+    athena_queries = athena.agg(F.sum("queries")).collect()[0][0]
 
     denied = _read_days(spark, lake, "agg_access_denied_daily", window).cache()
     denied_daily = access_denied_by_day(denied, window)
@@ -773,6 +782,9 @@ def collect_report(spark, lake: str, *, day: dt.date, days: int, options: Option
         findings_by_severity=by_severity,
         governance=governance,
         data_access=data_access,
+        data_access_calls=int(access_totals[0] or 0),
+        data_access_principals=int(access_totals[1] or 0),
+        athena_untrusted_queries=int(athena_queries or 0),
         athena_untrusted=athena_untrusted,
         denied_daily=denied_daily,
         denied_spike_days=spikes,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -68,7 +69,7 @@ th[data-sort="asc"]::after { content: " \\25B2"; font-size: 9px; }
 th[data-sort="desc"]::after { content: " \\25BC"; font-size: 9px; }
 tbody tr:nth-child(even) { background: #fafbfc; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.wrap { overflow-wrap: anywhere; }
+td.wrap { overflow-wrap: anywhere; min-width: 8em; }
 td.code { font-family: "DejaVu Sans Mono", Consolas, monospace; font-size: 11.5px; word-break: break-all; }
 td.null { color: #a0a7b0; }
 td.bad { color: var(--red); font-weight: 600; }
@@ -175,6 +176,8 @@ def _cell(column: str, value: Any, numeric: bool) -> str:
     classes = []
     if column in _WRAP:
         classes.append("wrap")
+        # ARNs and dotted names have no spaces: let them break after their separators, not mid-word
+        text = re.sub(r"([/:.,])", r"\1<wbr>", text)
     if column in _CODE:
         classes.append("code")
     if column in ("error",) or (
@@ -268,9 +271,7 @@ def _cards(data: ReportData) -> str:
         ("governance", f"{data.governance.total:,}", "governance changes", False),
         (
             "athena",
-            f"{_sum_col(data.athena_untrusted, 'queries'):,}"
-            if data.athena_untrusted.more == 0
-            else f"{data.athena_untrusted.total:,}+",
+            f"{data.athena_untrusted_queries:,}",
             "untrusted Athena queries",
             data.athena_untrusted.total > 0,
         ),
@@ -318,8 +319,8 @@ def _data_access(data: ReportData) -> str:
     t = data.data_access
     lead = (
         f"Lake Formation <code>GetDataAccess</code> credential vending by principal and table: "
-        f"{_plural(_sum_col(t, 'calls') if not t.more else t.total, 'call')}"
-        f"{'' if not t.more else ' (rows)'} by {_plural(len({r[0] for r in t.rows}), 'principal')}."
+        f"{_plural(data.data_access_calls, 'call')} by {_plural(data.data_access_principals, 'principal')} "
+        f"({_plural(t.total, 'principal/table pair')})."
     )
     return _section(
         "data-access",
@@ -331,8 +332,9 @@ def _data_access(data: ReportData) -> str:
 def _athena(data: ReportData) -> str:
     t = data.athena_untrusted
     lead = (
-        "Athena <code>StartQueryExecution</code> calls whose source IP is in none of the trusted networks "
-        "(conf <code>aggregates.trusted_cidrs</code>); calls made by AWS services are not counted."
+        f"{_plural(data.athena_untrusted_queries, 'query', 'queries')}: Athena <code>StartQueryExecution</code> "
+        "calls whose source IP is in none of the trusted networks (conf <code>aggregates.trusted_cidrs</code>); "
+        "calls made by AWS services are not counted."
     )
     return _section(
         "athena",
