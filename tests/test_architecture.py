@@ -42,8 +42,19 @@ LAYERS: list[tuple[str, set[str]]] = [
             "auditlake.sources.crawler_logs",
         },
     ),
-    ("orchestration", {"auditlake.ingest.runner", "auditlake.aggregate_job", "auditlake.athena.job"}),
-    ("entrypoint", {"auditlake.cli"}),
+    (
+        "orchestration",
+        {
+            "auditlake.ingest.runner",
+            "auditlake.aggregate_job",
+            "auditlake.athena.job",
+            "auditlake.report",
+            "auditlake.report.data",
+            "auditlake.report.charts",
+            "auditlake.report.html",
+        },
+    ),
+    ("entrypoint", {"auditlake.cli", "auditlake.report.job"}),
     ("jobs", {"auditlake.demo", "jobs"}),
 ]
 LAYER_OF = {module: i for i, (_, modules) in enumerate(LAYERS) for module in modules}

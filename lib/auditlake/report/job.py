@@ -14,7 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from auditlake.cli import JobContext, parse_date, run_job
+from auditlake import hadoop_fs
+from auditlake.cli import parse_date, run_job
+from auditlake.context import JobContext
 from auditlake.errors import UsageError
 from auditlake.ingest.objects import is_local, normalize_uri
 from auditlake.report.data import Options, collect_report
@@ -47,14 +49,7 @@ def write_text(spark, uri: str, text: str) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         return str(path)
-    jvm = spark.sparkContext._jvm
-    target = jvm.org.apache.hadoop.fs.Path(uri)
-    fs = target.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    out = fs.create(target, True)
-    try:
-        out.write(bytearray(text.encode("utf-8")))
-    finally:
-        out.close()
+    hadoop_fs.write_bytes(spark, uri, text.encode("utf-8"))
     return uri
 
 
