@@ -685,8 +685,9 @@ def test_job_rejects_bad_arguments(spark, small_lake, tmp_path):
 
 
 def test_page_in_headless_chromium(report_file):
-    from headless_chromium import Chromium
     from PIL import Image, ImageStat
+
+    from headless_chromium import Chromium
 
     html = report_file.read_text()
     # no reference to anything outside the file (SVG namespaces are names, not fetches)
