@@ -313,29 +313,45 @@ _UPDATED = ("rule_name", "severity", "description", "mitre_technique", "account_
 
 
 def merge_findings(spark, findings: DataFrame | None, lake: str, days: list[dt.date]) -> tuple[int, int]:
-    """MERGE on finding_id: insert new findings, update changed ones; return (inserted, updated).
+    """MERGE on finding_id the findings that are new or changed; return (inserted, updated).
 
-    A finding seen again with the same evidence is left alone (no commit at all when nothing
-    changed); run_id and detected_at stay those of the run that first wrote it.
+    Findings already stored with the same values are left out of the merge before it runs
+    (Delta commits a MERGE that matches rows even when it changes none), so a rerun makes no
+    commit at all. run_id and detected_at stay those of the run that first wrote a finding.
     """
     target = lake_mod.ensure_delta_table(spark, lake, load_contract(TABLE))
     if findings is None or not days:
         return 0, 0
-    before = int(target.history(1).select("version").collect()[0][0])
-    literals = ", ".join(f"DATE'{d.isoformat()}'" for d in days)
-    cond = f"t.dt IN ({literals}) AND t.dt = s.dt AND t.finding_id = s.finding_id"
-    changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in _UPDATED)
-    (
-        target.alias("t").merge(findings.alias("s"), cond)
-        .whenMatchedUpdate(condition=changed, set={c: f"s.`{c}`" for c in _UPDATED})
-        .whenNotMatchedInsertAll()
-        .execute()
+    stored = (
+        spark.read.format("delta").load(lake_mod.table_uri(lake, TABLE))
+        .where(F.col("dt").isin(days))
+        .select("finding_id", F.lit(True).alias("_stored"), *[F.col(c).alias(f"_old_{c}") for c in _UPDATED])
     )
-    row = target.history(1).select("version", "operationMetrics").collect()[0]
-    if int(row[0]) == before:
-        return 0, 0
-    metrics = row[1] or {}
-    return int(metrics.get("numTargetRowsInserted", 0)), int(metrics.get("numTargetRowsUpdated", 0))
+    same = F.lit(True)
+    for c in _UPDATED:
+        same = same & F.col(c).eqNullSafe(F.col(f"_old_{c}"))
+    joined = findings.join(stored, on="finding_id", how="left")
+    changes = joined.where(F.col("_stored").isNull() | ~same).select(
+        *findings.columns, F.col("_stored").isNotNull().alias("_update")
+    ).cache()
+    try:
+        counts = changes.groupBy("_update").count().collect()
+        by_kind = {r["_update"]: int(r["count"]) for r in counts}
+        inserted, updated = by_kind.get(False, 0), by_kind.get(True, 0)
+        if not inserted and not updated:
+            return 0, 0
+        literals = ", ".join(f"DATE'{d.isoformat()}'" for d in days)
+        cond = f"t.dt IN ({literals}) AND t.dt = s.dt AND t.finding_id = s.finding_id"
+        (
+            target.alias("t")
+            .merge(changes.drop("_update").alias("s"), cond)
+            .whenMatchedUpdate(set={c: f"s.`{c}`" for c in _UPDATED})
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
+        return inserted, updated
+    finally:
+        changes.unpersist()
 
 
 # --- the window -----------------------------------------------------------------------------
