@@ -49,18 +49,41 @@ def ts(day: dt.date, hh: int, mm: int = 0, ss: int = 0) -> dt.datetime:
 def rows_of(spark, table: str, rows: list[dict]):
     """A frame with the contract's schema; unspecified columns are null."""
     contract = load_contract(table)
-    return spark.createDataFrame([tuple(r.get(c) for c in contract.column_names) for r in rows], contract.schema)
+    return spark.createDataFrame(
+        [tuple(r.get(c) for c in contract.column_names) for r in rows], contract.schema
+    )
 
 
-def ct(event_id: str, at: dt.datetime, source: str, name: str, *, user_arn: str | None = ALICE,
-       user_type: str = "IAMUser", params: dict | None = None, **extra) -> dict:
+def ct(
+    event_id: str,
+    at: dt.datetime,
+    source: str,
+    name: str,
+    *,
+    user_arn: str | None = ALICE,
+    user_type: str = "IAMUser",
+    params: dict | None = None,
+    **extra,
+) -> dict:
     """One cloudtrail_events row with plausible defaults."""
     row = {
-        "event_id": event_id, "event_time": at, "event_date": at.date(), "event_version": "1.09",
-        "event_source": source, "event_name": name, "event_type": "AwsApiCall", "event_category": "Management",
-        "aws_region": "us-east-1", "recipient_account_id": ACCT, "source_ip_address": "10.0.0.5",
-        "user_agent": "aws-cli/2", "read_only": False, "management_event": True, "user_type": user_type,
-        "user_arn": user_arn, "user_account_id": ACCT,
+        "event_id": event_id,
+        "event_time": at,
+        "event_date": at.date(),
+        "event_version": "1.09",
+        "event_source": source,
+        "event_name": name,
+        "event_type": "AwsApiCall",
+        "event_category": "Management",
+        "aws_region": "us-east-1",
+        "recipient_account_id": ACCT,
+        "source_ip_address": "10.0.0.5",
+        "user_agent": "aws-cli/2",
+        "read_only": False,
+        "management_event": True,
+        "user_type": user_type,
+        "user_arn": user_arn,
+        "user_account_id": ACCT,
         "request_parameters": json.dumps(params) if params is not None else None,
         "source_object": "file:/raw/ct.json.gz",
     }
@@ -69,9 +92,17 @@ def ct(event_id: str, at: dt.datetime, source: str, name: str, *, user_arn: str 
 
 
 def login(event_id: str, at: dt.datetime, user_arn: str, mfa: str, user_type: str = "IAMUser") -> dict:
-    return ct(event_id, at, "signin.amazonaws.com", "ConsoleLogin", user_arn=user_arn, user_type=user_type,
-              event_type="AwsConsoleSignIn", response_elements='{"ConsoleLogin":"Success"}',
-              additional_event_data=json.dumps({"LoginTo": "https://console.aws.amazon.com/", "MFAUsed": mfa}))
+    return ct(
+        event_id,
+        at,
+        "signin.amazonaws.com",
+        "ConsoleLogin",
+        user_arn=user_arn,
+        user_type=user_type,
+        event_type="AwsConsoleSignIn",
+        response_elements='{"ConsoleLogin":"Success"}',
+        additional_event_data=json.dumps({"LoginTo": "https://console.aws.amazon.com/", "MFAUsed": mfa}),
+    )
 
 
 def public_statement(principal, condition: dict | None = None) -> dict:
@@ -82,11 +113,18 @@ def public_statement(principal, condition: dict | None = None) -> dict:
 
 
 def lf_grant(event_id: str, grantee: str, perms: list[str], at: dt.datetime | None = None) -> dict:
-    return ct(event_id, at or ts(D4, 9), "lakeformation.amazonaws.com", "GrantPermissions", params={
-        "principal": {"dataLakePrincipalIdentifier": grantee},
-        "resource": {"table": {"databaseName": "sales", "name": "orders"}},
-        "permissions": perms, "permissionsWithGrantOption": [],
-    })
+    return ct(
+        event_id,
+        at or ts(D4, 9),
+        "lakeformation.amazonaws.com",
+        "GrantPermissions",
+        params={
+            "principal": {"dataLakePrincipalIdentifier": grantee},
+            "resource": {"table": {"databaseName": "sales", "name": "orders"}},
+            "permissions": perms,
+            "permissionsWithGrantOption": [],
+        },
+    )
 
 
 def denied(event_id: str, at: dt.datetime, user_arn: str) -> dict:
@@ -94,15 +132,28 @@ def denied(event_id: str, at: dt.datetime, user_arn: str) -> dict:
 
 
 def athena(event_id: str, ip: str) -> dict:
-    return ct(event_id, ts(D4, 15), "athena.amazonaws.com", "StartQueryExecution", source_ip_address=ip,
-              params={"queryString": "SELECT 1", "workGroup": "primary"})
+    return ct(
+        event_id,
+        ts(D4, 15),
+        "athena.amazonaws.com",
+        "StartQueryExecution",
+        source_ip_address=ip,
+        params={"queryString": "SELECT 1", "workGroup": "primary"},
+    )
 
 
 CLOUDTRAIL = [
     # root_account_use: a console-less root API call; near-miss: a call a service made for root.
     ct("ct-root-1", ts(D4, 8), "s3.amazonaws.com", "ListBuckets", user_arn=ROOT, user_type="Root"),
-    ct("ct-root-nm", ts(D4, 8, 5), "s3.amazonaws.com", "ListBuckets", user_arn=ROOT, user_type="Root",
-       invoked_by="support.amazonaws.com"),
+    ct(
+        "ct-root-nm",
+        ts(D4, 8, 5),
+        "s3.amazonaws.com",
+        "ListBuckets",
+        user_arn=ROOT,
+        user_type="Root",
+        invoked_by="support.amazonaws.com",
+    ),
     # outside the window (D2): no finding
     ct("ct-root-old", ts(D2, 8), "s3.amazonaws.com", "ListBuckets", user_arn=ROOT, user_type="Root"),
     # console_login_without_mfa
@@ -110,60 +161,178 @@ CLOUDTRAIL = [
     login("ct-login-nm", ts(D4, 7, 1), BOB, "Yes"),
     login("ct-login-nm2", ts(D4, 7, 2), ANALYST_SESSION, "No", user_type="AssumedRole"),
     # cloudtrail_logging_tampered
-    ct("ct-trail-1", ts(D4, 11), "cloudtrail.amazonaws.com", "StopLogging", user_arn=MALLORY,
-       params={"name": "org-trail"}),
-    ct("ct-trail-nm", ts(D4, 11, 30), "cloudtrail.amazonaws.com", "StartLogging", user_arn=BOB,
-       params={"name": "org-trail"}),
+    ct(
+        "ct-trail-1",
+        ts(D4, 11),
+        "cloudtrail.amazonaws.com",
+        "StopLogging",
+        user_arn=MALLORY,
+        params={"name": "org-trail"},
+    ),
+    ct(
+        "ct-trail-nm",
+        ts(D4, 11, 30),
+        "cloudtrail.amazonaws.com",
+        "StartLogging",
+        user_arn=BOB,
+        params={"name": "org-trail"},
+    ),
     # s3_bucket_made_public: policy for "*" (twice on one bucket), ACL to AllUsers; near-miss: "*" with a Condition
-    ct("ct-pol-1", ts(D4, 12), "s3.amazonaws.com", "PutBucketPolicy", params={
-        "bucketName": "open-bucket",
-        "bucketPolicy": {"Version": "2012-10-17", "Statement": [public_statement("*")]}}),
-    ct("ct-pol-2", ts(D4, 12, 30), "s3.amazonaws.com", "PutBucketPolicy", params={
-        "bucketName": "open-bucket",
-        "bucketPolicy": {"Version": "2012-10-17", "Statement": public_statement({"AWS": [ALICE, "*"]})}}),
-    ct("ct-acl-1", ts(D4, 13), "s3.amazonaws.com", "PutBucketAcl", params={
-        "bucketName": "acl-bucket", "AccessControlPolicy": {"AccessControlList": {"Grant": [
-            {"Grantee": {"xsi:type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"},
-             "Permission": "READ"}]}}}),
-    ct("ct-pol-nm", ts(D4, 12, 45), "s3.amazonaws.com", "PutBucketPolicy", params={
-        "bucketName": "vpce-bucket",
-        "bucketPolicy": {"Version": "2012-10-17", "Statement": [public_statement(
-            {"AWS": "*"}, {"StringEquals": {"aws:SourceVpce": "vpce-1a2b3c4d"}})]}}),
+    ct(
+        "ct-pol-1",
+        ts(D4, 12),
+        "s3.amazonaws.com",
+        "PutBucketPolicy",
+        params={
+            "bucketName": "open-bucket",
+            "bucketPolicy": {"Version": "2012-10-17", "Statement": [public_statement("*")]},
+        },
+    ),
+    ct(
+        "ct-pol-2",
+        ts(D4, 12, 30),
+        "s3.amazonaws.com",
+        "PutBucketPolicy",
+        params={
+            "bucketName": "open-bucket",
+            "bucketPolicy": {"Version": "2012-10-17", "Statement": public_statement({"AWS": [ALICE, "*"]})},
+        },
+    ),
+    ct(
+        "ct-acl-1",
+        ts(D4, 13),
+        "s3.amazonaws.com",
+        "PutBucketAcl",
+        params={
+            "bucketName": "acl-bucket",
+            "AccessControlPolicy": {
+                "AccessControlList": {
+                    "Grant": [
+                        {
+                            "Grantee": {
+                                "xsi:type": "Group",
+                                "URI": "http://acs.amazonaws.com/groups/global/AllUsers",
+                            },
+                            "Permission": "READ",
+                        }
+                    ]
+                }
+            },
+        },
+    ),
+    ct(
+        "ct-pol-nm",
+        ts(D4, 12, 45),
+        "s3.amazonaws.com",
+        "PutBucketPolicy",
+        params={
+            "bucketName": "vpce-bucket",
+            "bucketPolicy": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    public_statement({"AWS": "*"}, {"StringEquals": {"aws:SourceVpce": "vpce-1a2b3c4d"}})
+                ],
+            },
+        },
+    ),
     # s3_block_public_access_disabled: one setting false on a bucket, account-level delete; near-miss: all true
-    ct("ct-bpa-1", ts(D4, 14), "s3.amazonaws.com", "PutBucketPublicAccessBlock", params={
-        "bucketName": "data-bucket", "PublicAccessBlockConfiguration": {
-            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": False}}),
+    ct(
+        "ct-bpa-1",
+        ts(D4, 14),
+        "s3.amazonaws.com",
+        "PutBucketPublicAccessBlock",
+        params={
+            "bucketName": "data-bucket",
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": False,
+            },
+        },
+    ),
     ct("ct-bpa-2", ts(D4, 14, 5), "s3.amazonaws.com", "DeleteAccountPublicAccessBlock", params={}),
-    ct("ct-bpa-nm", ts(D4, 14, 10), "s3.amazonaws.com", "PutBucketPublicAccessBlock", params={
-        "bucketName": "safe-bucket", "PublicAccessBlockConfiguration": {
-            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True}}),
+    ct(
+        "ct-bpa-nm",
+        ts(D4, 14, 10),
+        "s3.amazonaws.com",
+        "PutBucketPublicAccessBlock",
+        params={
+            "bucketName": "safe-bucket",
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        },
+    ),
     # kms_key_disabled_or_scheduled_for_deletion; near-miss: EnableKey
-    ct("ct-kms-1", ts(D4, 16), "kms.amazonaws.com", "ScheduleKeyDeletion",
-       params={"keyId": KEY, "pendingWindowInDays": 7},
-       resources=[{"arn": KEY, "account_id": ACCT, "type": "AWS::KMS::Key"}]),
-    ct("ct-kms-nm", ts(D4, 16, 5), "kms.amazonaws.com", "EnableKey", params={"keyId": OTHER_KEY},
-       resources=[{"arn": OTHER_KEY, "account_id": ACCT, "type": "AWS::KMS::Key"}]),
+    ct(
+        "ct-kms-1",
+        ts(D4, 16),
+        "kms.amazonaws.com",
+        "ScheduleKeyDeletion",
+        params={"keyId": KEY, "pendingWindowInDays": 7},
+        resources=[{"arn": KEY, "account_id": ACCT, "type": "AWS::KMS::Key"}],
+    ),
+    ct(
+        "ct-kms-nm",
+        ts(D4, 16, 5),
+        "kms.amazonaws.com",
+        "EnableKey",
+        params={"keyId": OTHER_KEY},
+        resources=[{"arn": OTHER_KEY, "account_id": ACCT, "type": "AWS::KMS::Key"}],
+    ),
     # lakeformation_broad_grant: ALL to a role; a batch with one external account grantee;
     # near-misses: SELECT to an own role, SELECT to a trusted partner account's role
     lf_grant("ct-lf-1", f"arn:aws:iam::{ACCT}:role/analyst", ["ALL"]),
-    ct("ct-lf-2", ts(D4, 9, 10), "lakeformation.amazonaws.com", "BatchGrantPermissions", params={
-        "catalogId": ACCT, "entries": [
-            {"id": "1", "principal": {"dataLakePrincipalIdentifier": EXT},
-             "resource": {"table": {"databaseName": "sales", "name": "orders"}}, "permissions": ["SELECT"]},
-            {"id": "2", "principal": {"dataLakePrincipalIdentifier": f"arn:aws:iam::{ACCT}:role/reader"},
-             "resource": {"table": {"databaseName": "sales", "name": "orders"}}, "permissions": ["SELECT"]},
-        ]}),
+    ct(
+        "ct-lf-2",
+        ts(D4, 9, 10),
+        "lakeformation.amazonaws.com",
+        "BatchGrantPermissions",
+        params={
+            "catalogId": ACCT,
+            "entries": [
+                {
+                    "id": "1",
+                    "principal": {"dataLakePrincipalIdentifier": EXT},
+                    "resource": {"table": {"databaseName": "sales", "name": "orders"}},
+                    "permissions": ["SELECT"],
+                },
+                {
+                    "id": "2",
+                    "principal": {"dataLakePrincipalIdentifier": f"arn:aws:iam::{ACCT}:role/reader"},
+                    "resource": {"table": {"databaseName": "sales", "name": "orders"}},
+                    "permissions": ["SELECT"],
+                },
+            ],
+        },
+    ),
     lf_grant("ct-lf-nm", f"arn:aws:iam::{ACCT}:role/reader", ["SELECT"], ts(D4, 9, 20)),
     lf_grant("ct-lf-nm2", f"arn:aws:iam::{PARTNER}:role/partner", ["SELECT", "DESCRIBE"], ts(D4, 9, 30)),
     # glue_catalog_deletion_outside_deploy_role; near-miss: the deploy role deletes a database
-    ct("ct-glue-1", ts(D5, 10), "glue.amazonaws.com", "DeleteTable", user_arn=ANALYST_SESSION,
-       user_type="AssumedRole", session_issuer_arn=f"arn:aws:iam::{ACCT}:role/analyst",
-       params={"databaseName": "sales", "name": "orders"}),
-    ct("ct-glue-nm", ts(D5, 10, 5), "glue.amazonaws.com", "DeleteDatabase", user_arn=DEPLOY_SESSION,
-       user_type="AssumedRole", session_issuer_arn=f"arn:aws:iam::{ACCT}:role/deploy-pipeline",
-       params={"name": "scratch"}),
+    ct(
+        "ct-glue-1",
+        ts(D5, 10),
+        "glue.amazonaws.com",
+        "DeleteTable",
+        user_arn=ANALYST_SESSION,
+        user_type="AssumedRole",
+        session_issuer_arn=f"arn:aws:iam::{ACCT}:role/analyst",
+        params={"databaseName": "sales", "name": "orders"},
+    ),
+    ct(
+        "ct-glue-nm",
+        ts(D5, 10, 5),
+        "glue.amazonaws.com",
+        "DeleteDatabase",
+        user_arn=DEPLOY_SESSION,
+        user_type="AssumedRole",
+        session_issuer_arn=f"arn:aws:iam::{ACCT}:role/deploy-pipeline",
+        params={"name": "scratch"},
+    ),
     # access_denied_spike (threshold 3 per hour): eve 3 in one hour; near-miss: frank 2 + 1 in the next hour
     denied("ct-ad-1", ts(D4, 10, 1), EVE),
     denied("ct-ad-2", ts(D4, 10, 20), EVE),
@@ -178,13 +347,27 @@ CLOUDTRAIL = [
 ]
 
 
-def s3(line_hash: str, at: dt.datetime, ip: str, bucket: str = "pii-bucket", operation: str = "REST.GET.OBJECT",
-       status: int = 200) -> dict:
+def s3(
+    line_hash: str,
+    at: dt.datetime,
+    ip: str,
+    bucket: str = "pii-bucket",
+    operation: str = "REST.GET.OBJECT",
+    status: int = 200,
+) -> dict:
     return {
-        "bucket_owner": "79a59df900b949e55d96a1e698fbaced", "bucket": bucket, "request_time": at,
-        "request_date": at.date(), "remote_ip": ip, "requester": ALICE, "request_id": "3E57427F3EXAMPLE",
-        "operation": operation, "key": "customers/part-0.parquet", "http_status": status,
-        "source_object": "file:/raw/s3.log", "line_hash": line_hash,
+        "bucket_owner": "79a59df900b949e55d96a1e698fbaced",
+        "bucket": bucket,
+        "request_time": at,
+        "request_date": at.date(),
+        "remote_ip": ip,
+        "requester": ALICE,
+        "request_id": "3E57427F3EXAMPLE",
+        "operation": operation,
+        "key": "customers/part-0.parquet",
+        "http_status": status,
+        "source_object": "file:/raw/s3.log",
+        "line_hash": line_hash,
     }
 
 
@@ -210,10 +393,19 @@ S3_ACCESS = [
 
 
 def run(crawler: str, run_id: str, day: dt.date, status: str) -> dict:
-    return {"crawler_name": crawler, "run_id": run_id, "run_date": day, "started_at": ts(day, 1),
-            "finished_at": ts(day, 1, 5), "duration_seconds": 300.0, "final_state": status.upper(),
-            "status": status, "error_count": 1 if status == "failed" else 0, "warn_count": 0,
-            "updated_at": ts(day, 1, 6)}
+    return {
+        "crawler_name": crawler,
+        "run_id": run_id,
+        "run_date": day,
+        "started_at": ts(day, 1),
+        "finished_at": ts(day, 1, 5),
+        "duration_seconds": 300.0,
+        "final_state": status.upper(),
+        "status": status,
+        "error_count": 1 if status == "failed" else 0,
+        "warn_count": 0,
+        "updated_at": ts(day, 1, 6),
+    }
 
 
 CRAWLER_RUNS = [
@@ -259,15 +451,19 @@ EXPECTED = {
 
 def detect_job(spark, lake: str, *extra: str) -> int:
     argv = ["--lake", lake, *[a for c in CONF for a in ("--conf", c)], *extra]
-    return run_job(det.JOB_NAME, det.detect, argv=argv, needs_source=False,
-                   session_factory=lambda _cfg, _name: spark)
+    return run_job(
+        det.JOB_NAME, det.detect, argv=argv, needs_source=False, session_factory=lambda _cfg, _name: spark
+    )
 
 
 def findings_by_rule(spark, lake: str) -> dict[str, dict[tuple[str, str], tuple[list[str], int, dt.date]]]:
     out: dict[str, dict] = {}
     for r in lake_mod.read_table(spark, lake, "findings").collect():
         out.setdefault(r["rule_id"], {})[(r["entity_kind"], r["entity"])] = (
-            list(r["evidence_event_ids"]), r["event_count"], r["dt"])
+            list(r["evidence_event_ids"]),
+            r["event_count"],
+            r["dt"],
+        )
     return out
 
 
@@ -278,10 +474,18 @@ def lake(spark, tmp_path_factory):
     lake_mod.append_rows(spark, rows_of(spark, "cloudtrail_events", CLOUDTRAIL), root, "cloudtrail_events")
     lake_mod.append_rows(spark, rows_of(spark, "s3_access_logs", S3_ACCESS), root, "s3_access_logs")
     lake_mod.append_rows(spark, rows_of(spark, "crawler_runs", CRAWLER_RUNS), root, "crawler_runs")
-    ingest = RunRecord(run_id="ingest-1", job="ingest_cloudtrail", source="cloudtrail", source_uri="file:/raw",
-                       env="local", started_at=dt.datetime(2024, 3, 6, 1), status="succeeded",
-                       ended_at=dt.datetime(2024, 3, 6, 1, 5), touched_dates=[D4, D5],
-                       loaded_by_table={"cloudtrail_events": len(CLOUDTRAIL)})
+    ingest = RunRecord(
+        run_id="ingest-1",
+        job="ingest_cloudtrail",
+        source="cloudtrail",
+        source_uri="file:/raw",
+        env="local",
+        started_at=dt.datetime(2024, 3, 6, 1),
+        status="succeeded",
+        ended_at=dt.datetime(2024, 3, 6, 1, 5),
+        touched_dates=[D4, D5],
+        loaded_by_table={"cloudtrail_events": len(CLOUDTRAIL)},
+    )
     write_run_record(spark, root, ingest)
     # The first run takes its default window: yesterday, today and the days the ingest run touched.
     assert detect_job(spark, root, "--run-id", "detect-1") == 0
@@ -304,15 +508,28 @@ def test_rule_fires_on_its_positive_and_not_on_its_near_miss(first_findings, rul
 
 def test_finding_row_follows_the_contract(spark, lake):
     df = lake_mod.read_table(spark, lake, "findings")
-    assert [(f.name, f.dataType) for f in df.schema] == [(f.name, f.dataType) for f in load_contract("findings").schema]
+    assert [(f.name, f.dataType) for f in df.schema] == [
+        (f.name, f.dataType) for f in load_contract("findings").schema
+    ]
     row = df.where("rule_id = 'root_account_use'").collect()[0]
-    assert row["finding_id"] == hashlib.sha256(f"root_account_use|principal|{ROOT}|2024-03-04".encode()).hexdigest()
-    assert (row["rule_name"], row["severity"], row["mitre_technique"]) == ("Root account used", "critical", "T1078.004")
+    assert (
+        row["finding_id"]
+        == hashlib.sha256(f"root_account_use|principal|{ROOT}|2024-03-04".encode()).hexdigest()
+    )
+    assert (row["rule_name"], row["severity"], row["mitre_technique"]) == (
+        "Root account used",
+        "critical",
+        "T1078.004",
+    )
     assert (row["account_id"], row["region"]) == (ACCT, "us-east-1")
     assert (row["first_seen"], row["last_seen"]) == (ts(D4, 8), ts(D4, 8))
     assert (row["run_id"], row["dt"]) == ("detect-1", D4)
     crawler = df.where("rule_id = 'crawler_failing_consecutive_days'").collect()[0]
-    assert (crawler["first_seen"], crawler["last_seen"], crawler["account_id"]) == (ts(D2, 1), ts(D4, 1), None)
+    assert (crawler["first_seen"], crawler["last_seen"], crawler["account_id"]) == (
+        ts(D2, 1),
+        ts(D4, 1),
+        None,
+    )
 
 
 def test_run_is_recorded_in_job_runs(spark, lake):
@@ -330,9 +547,21 @@ def test_rerun_adds_no_duplicate_and_a_longer_streak_updates_its_finding(spark, 
     # The crawler fails again on D5: the rerun over D4..D5 finds every finding again, and the
     # crawler's (its streak started on D2) grows instead of becoming a second finding.
     lake_mod.append_rows(
-        spark, rows_of(spark, "crawler_runs", [run("orders-crawler", "orders-r5", D5, "failed")]), lake, "crawler_runs"
+        spark,
+        rows_of(spark, "crawler_runs", [run("orders-crawler", "orders-r5", D5, "failed")]),
+        lake,
+        "crawler_runs",
     )
-    argv = ("--since", "2024-03-04", "--until", "2024-03-05", "--run-id", "detect-2", "--conf", "quality.enabled=false")
+    argv = (
+        "--since",
+        "2024-03-04",
+        "--until",
+        "2024-03-05",
+        "--run-id",
+        "detect-2",
+        "--conf",
+        "quality.enabled=false",
+    )
     assert detect_job(spark, lake, *argv) == 0
     after = findings_by_rule(spark, lake)
     grown = {("crawler", "orders-crawler"): (["orders-r2", "orders-r3", "orders-r4", "orders-r5"], 4, D2)}
@@ -348,28 +577,62 @@ def test_rerun_adds_no_duplicate_and_a_longer_streak_updates_its_finding(spark, 
 
 
 def test_a_rule_with_bad_sql_fails_naming_the_rule(spark, lake):
-    bad = det.parse_rule({
-        "id": "broken_rule", "name": "Broken", "severity": "low", "description": "d",
-        "tables": ["cloudtrail_events"],
-        "sql": "SELECT 'ip' AS entity_kind, no_such_column AS entity FROM cloudtrail_events",
-    }, "test")
+    bad = det.parse_rule(
+        {
+            "id": "broken_rule",
+            "name": "Broken",
+            "severity": "low",
+            "description": "d",
+            "tables": ["cloudtrail_events"],
+            "sql": "SELECT 'ip' AS entity_kind, no_such_column AS entity FROM cloudtrail_events",
+        },
+        "test",
+    )
     with pytest.raises(det.DetectionRuleError, match=r"^detection rule broken_rule failed: .*no_such_column"):
         det.run_rules(spark, lake, [bad], {}, [D4])
-    lacking = det.parse_rule({
-        "id": "lacking_rule", "name": "Lacking", "severity": "low", "description": "d",
-        "tables": ["cloudtrail_events"], "sql": "SELECT event_id FROM cloudtrail_events",
-    }, "test")
+    lacking = det.parse_rule(
+        {
+            "id": "lacking_rule",
+            "name": "Lacking",
+            "severity": "low",
+            "description": "d",
+            "tables": ["cloudtrail_events"],
+            "sql": "SELECT event_id FROM cloudtrail_events",
+        },
+        "test",
+    )
     with pytest.raises(det.DetectionRuleError, match=r"lacking_rule: its SQL returns no column entity_kind"):
         det.run_rules(spark, lake, [lacking], {}, [D4])
 
 
 def test_malformed_rule_files_are_refused_with_the_reason():
-    with pytest.raises(det.DetectionRuleError, match=r"rule x_rule \(f.yaml\): .*severity 'urgent'.*undeclared parameters limit"):
-        det.parse_rule({"id": "x_rule", "name": "n", "severity": "urgent", "description": "d",
-                        "tables": ["cloudtrail_events"], "sql": "SELECT ${limit}"}, "f.yaml")
+    with pytest.raises(
+        det.DetectionRuleError,
+        match=r"rule x_rule \(f.yaml\): .*severity 'urgent'.*undeclared parameters limit",
+    ):
+        det.parse_rule(
+            {
+                "id": "x_rule",
+                "name": "n",
+                "severity": "urgent",
+                "description": "d",
+                "tables": ["cloudtrail_events"],
+                "sql": "SELECT ${limit}",
+            },
+            "f.yaml",
+        )
     with pytest.raises(det.DetectionRuleError, match=r"table 'no_table' has no contract"):
-        det.parse_rule({"id": "y", "name": "n", "severity": "low", "description": "d",
-                        "tables": ["no_table"], "sql": "SELECT 1"}, "f.yaml")
+        det.parse_rule(
+            {
+                "id": "y",
+                "name": "n",
+                "severity": "low",
+                "description": "d",
+                "tables": ["no_table"],
+                "sql": "SELECT 1",
+            },
+            "f.yaml",
+        )
 
 
 def test_parameter_overrides_are_checked():

@@ -83,6 +83,7 @@ class Rule:
 
 # --- rules ----------------------------------------------------------------------------------
 
+
 def parse_rule(raw: Any, source: str) -> Rule:
     """Validate a rule mapping (a parsed YAML file); errors name ``source``."""
     if not isinstance(raw, dict):
@@ -129,9 +130,14 @@ def parse_rule(raw: Any, source: str) -> Rule:
     if problems:
         raise DetectionRuleError(f"detection rule {rid} ({source}): " + "; ".join(problems))
     return Rule(
-        id=str(rid), name=str(raw["name"]), severity=raw["severity"],
-        description=" ".join(str(raw["description"]).split()), sql=sql, tables=tuple(tables),
-        mitre_technique=str(mitre) if mitre is not None else None, parameters=tuple(parsed_params),
+        id=str(rid),
+        name=str(raw["name"]),
+        severity=raw["severity"],
+        description=" ".join(str(raw["description"]).split()),
+        sql=sql,
+        tables=tuple(tables),
+        mitre_technique=str(mitre) if mitre is not None else None,
+        parameters=tuple(parsed_params),
     )
 
 
@@ -141,7 +147,9 @@ def load_rules() -> list[Rule]:
     for name in resources.list_names("detections", ".yaml"):
         rule = parse_rule(resources.load_yaml("detections", name), f"detections/{name}")
         if f"{rule.id}.yaml" != name:
-            raise DetectionRuleError(f"detection rule {rule.id}: file detections/{name} must be named {rule.id}.yaml")
+            raise DetectionRuleError(
+                f"detection rule {rule.id}: file detections/{name} must be named {rule.id}.yaml"
+            )
         rules.append(rule)
     if not rules:
         raise DetectionRuleError("no detection rules found in detections/")
@@ -173,8 +181,10 @@ def rule_parameters(rule: Rule, cfg: dict[str, Any]) -> dict[str, Any]:
     overrides = config_mod.get(cfg, f"detections.parameters.{rule.id}", {}) or {}
     unknown = sorted(set(overrides) - set(rule.defaults))
     if unknown:
-        raise ConfigError(f"detections.parameters.{rule.id}: unknown parameters {', '.join(unknown)} "
-                          f"(the rule has {', '.join(sorted(rule.defaults)) or 'none'})")
+        raise ConfigError(
+            f"detections.parameters.{rule.id}: unknown parameters {', '.join(unknown)} "
+            f"(the rule has {', '.join(sorted(rule.defaults)) or 'none'})"
+        )
     params = {**rule.defaults, **overrides}
     for name, value in params.items():
         default = rule.defaults[name]
@@ -191,6 +201,7 @@ def rule_parameters(rule: Rule, cfg: dict[str, Any]) -> dict[str, Any]:
 
 def render_sql(rule: Rule, params: dict[str, Any]) -> str:
     """The rule's SQL with every ``${name}`` replaced by its value as a SQL literal."""
+
     def sub(m: re.Match[str]) -> str:
         name = m.group(1)
         if name not in params:
@@ -204,6 +215,7 @@ def render_sql(rule: Rule, params: dict[str, Any]) -> str:
 
 
 # --- running rules --------------------------------------------------------------------------
+
 
 def ip_in_cidrs(ip: str | None, cidrs: list[str] | None) -> bool | None:
     """Whether ``ip`` is in one of ``cidrs``; None when ``ip`` is not an IP address.
@@ -247,8 +259,10 @@ def rule_evidence(spark, rule: Rule, params: dict[str, Any]) -> DataFrame:
         raise DetectionRuleError(f"detection rule {rule.id} failed: {first[:400]}") from None
     missing = [c for c in EVIDENCE_COLUMNS if c not in df.columns]
     if missing:
-        raise DetectionRuleError(f"detection rule {rule.id}: its SQL returns no column {', '.join(missing)} "
-                                 f"(a rule returns {', '.join(EVIDENCE_COLUMNS)} [, finding_date])")
+        raise DetectionRuleError(
+            f"detection rule {rule.id}: its SQL returns no column {', '.join(missing)} "
+            f"(a rule returns {', '.join(EVIDENCE_COLUMNS)} [, finding_date])"
+        )
     day = F.col("finding_date").cast("date") if "finding_date" in df.columns else F.lit(None).cast("date")
     return df.select(
         F.lit(rule.id).alias("rule_id"),
@@ -268,8 +282,15 @@ def _single(col: str) -> F.Column:
     return F.when(F.size(values) == 1, F.element_at(values, 1))
 
 
-def build_findings(evidence: DataFrame, rules: list[Rule], *, window: list[dt.date], run_id: str,
-                   detected_at: dt.datetime, max_evidence: int = DEFAULT_MAX_EVIDENCE) -> DataFrame:
+def build_findings(
+    evidence: DataFrame,
+    rules: list[Rule],
+    *,
+    window: list[dt.date],
+    run_id: str,
+    detected_at: dt.datetime,
+    max_evidence: int = DEFAULT_MAX_EVIDENCE,
+) -> DataFrame:
     """Evidence rows of all rules -> one row per finding (the ``findings`` contract)."""
     meta = evidence.sparkSession.createDataFrame(
         [(r.id, r.name, r.severity, r.description, r.mitre_technique) for r in rules],
@@ -282,23 +303,36 @@ def build_findings(evidence: DataFrame, rules: list[Rule], *, window: list[dt.da
         F.coalesce("entity", F.lit("(unknown)")).alias("_entity"),
         F.coalesce("finding_date", F.to_date("event_time")).alias("_group_day"),
     )
-    grouped = rows.groupBy("rule_id", "_kind", "_entity", "_group_day").agg(
-        F.min("event_time").alias("first_seen"),
-        F.max("event_time").alias("last_seen"),
-        F.countDistinct("event_id").alias("event_count"),
-        F.slice(F.array_sort(F.collect_set("event_id")), 1, max_evidence).alias("evidence_event_ids"),
-        _single("account_id").alias("account_id"),
-        _single("region").alias("region"),
-        F.max(F.to_date("event_time").isin(window).cast("int")).alias("_in_window"),
-    ).where(F.col("_in_window") == 1)
+    grouped = (
+        rows.groupBy("rule_id", "_kind", "_entity", "_group_day")
+        .agg(
+            F.min("event_time").alias("first_seen"),
+            F.max("event_time").alias("last_seen"),
+            F.countDistinct("event_id").alias("event_count"),
+            F.slice(F.array_sort(F.collect_set("event_id")), 1, max_evidence).alias("evidence_event_ids"),
+            _single("account_id").alias("account_id"),
+            _single("region").alias("region"),
+            F.max(F.to_date("event_time").isin(window).cast("int")).alias("_in_window"),
+        )
+        .where(F.col("_in_window") == 1)
+    )
     day = F.to_date("first_seen")
-    finding_id = F.sha2(F.concat_ws("|", "rule_id", "_kind", "_entity", F.date_format(day, "yyyy-MM-dd")), 256)
+    finding_id = F.sha2(
+        F.concat_ws("|", "rule_id", "_kind", "_entity", F.date_format(day, "yyyy-MM-dd")), 256
+    )
     out = grouped.join(F.broadcast(meta), on="rule_id", how="inner").select(
         finding_id.alias("finding_id"),
-        "rule_id", "rule_name", "severity", "description", "mitre_technique",
+        "rule_id",
+        "rule_name",
+        "severity",
+        "description",
+        "mitre_technique",
         F.col("_kind").alias("entity_kind"),
         F.col("_entity").alias("entity"),
-        "account_id", "region", "first_seen", "last_seen",
+        "account_id",
+        "region",
+        "first_seen",
+        "last_seen",
         F.col("event_count").cast("bigint").alias("event_count"),
         "evidence_event_ids",
         F.lit(run_id).alias("run_id"),
@@ -308,8 +342,18 @@ def build_findings(evidence: DataFrame, rules: list[Rule], *, window: list[dt.da
     return lake_mod.conform(out, load_contract(TABLE))
 
 
-_UPDATED = ("rule_name", "severity", "description", "mitre_technique", "account_id", "region",
-            "first_seen", "last_seen", "event_count", "evidence_event_ids")
+_UPDATED = (
+    "rule_name",
+    "severity",
+    "description",
+    "mitre_technique",
+    "account_id",
+    "region",
+    "first_seen",
+    "last_seen",
+    "event_count",
+    "evidence_event_ids",
+)
 
 
 def merge_findings(spark, findings: DataFrame | None, lake: str, days: list[dt.date]) -> tuple[int, int]:
@@ -323,7 +367,8 @@ def merge_findings(spark, findings: DataFrame | None, lake: str, days: list[dt.d
     if findings is None or not days:
         return 0, 0
     stored = (
-        spark.read.format("delta").load(lake_mod.table_uri(lake, TABLE))
+        spark.read.format("delta")
+        .load(lake_mod.table_uri(lake, TABLE))
         .where(F.col("dt").isin(days))
         .select("finding_id", F.lit(True).alias("_stored"), *[F.col(c).alias(f"_old_{c}") for c in _UPDATED])
     )
@@ -331,9 +376,11 @@ def merge_findings(spark, findings: DataFrame | None, lake: str, days: list[dt.d
     for c in _UPDATED:
         same = same & F.col(c).eqNullSafe(F.col(f"_old_{c}"))
     joined = findings.join(stored, on="finding_id", how="left")
-    changes = joined.where(F.col("_stored").isNull() | ~same).select(
-        *findings.columns, F.col("_stored").isNotNull().alias("_update")
-    ).cache()
+    changes = (
+        joined.where(F.col("_stored").isNull() | ~same)
+        .select(*findings.columns, F.col("_stored").isNotNull().alias("_update"))
+        .cache()
+    )
     try:
         counts = changes.groupBy("_update").count().collect()
         by_kind = {r["_update"]: int(r["count"]) for r in counts}
@@ -356,6 +403,7 @@ def merge_findings(spark, findings: DataFrame | None, lake: str, days: list[dt.d
 
 # --- the window -----------------------------------------------------------------------------
 
+
 def _today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
@@ -371,8 +419,9 @@ def touched_days_since_last_run(job_runs: DataFrame, *, job: str = JOB_NAME) -> 
     return {r[0] for r in days if r[0] is not None}
 
 
-def detection_window(spark, lake: str, since: dt.date | None, until: dt.date | None,
-                     today: dt.date | None = None) -> list[dt.date]:
+def detection_window(
+    spark, lake: str, since: dt.date | None, until: dt.date | None, today: dt.date | None = None
+) -> list[dt.date]:
     """The days to detect on.
 
     ``--since`` [``--until``, default today]: every day in between. Otherwise yesterday and
@@ -392,6 +441,7 @@ def detection_window(spark, lake: str, since: dt.date | None, until: dt.date | N
 
 
 # --- the job --------------------------------------------------------------------------------
+
 
 def run_rules(spark, lake: str, rules: list[Rule], cfg: dict[str, Any], window: list[dt.date]) -> DataFrame:
     """Register the tables and functions the rules need; return all rules' evidence rows (lazy).
@@ -415,8 +465,14 @@ def detect(ctx: JobContext) -> RunRecord:
     """Job entry: run the detection pack over the window and merge the findings into the lake."""
     spark, cfg, args = ctx.spark, ctx.cfg, ctx.args
     lake = normalize_uri(args.lake)
-    rec = RunRecord(run_id=ctx.run_id, job=ctx.job, source="detections", source_uri=lake,
-                    env=cfg.get("env", "local"), started_at=ctx.started_at.replace(tzinfo=None))
+    rec = RunRecord(
+        run_id=ctx.run_id,
+        job=ctx.job,
+        source="detections",
+        source_uri=lake,
+        env=cfg.get("env", "local"),
+        started_at=ctx.started_at.replace(tzinfo=None),
+    )
     findings = None
     try:
         t = time.monotonic()
@@ -437,23 +493,29 @@ def detect(ctx: JobContext) -> RunRecord:
         t = time.monotonic()
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
         if evidence is not None:
-            findings = build_findings(evidence, rules, window=window, run_id=ctx.run_id, detected_at=now,
-                                      max_evidence=max_evidence).cache()
+            findings = build_findings(
+                evidence, rules, window=window, run_id=ctx.run_id, detected_at=now, max_evidence=max_evidence
+            ).cache()
             per_rule = findings.groupBy("rule_id", "dt").count().collect()
         else:
             per_rule = []
         for r in per_rule:
-            rec.counters[f"{r['rule_id']}_findings"] = rec.counters.get(f"{r['rule_id']}_findings", 0) + r["count"]
+            rec.counters[f"{r['rule_id']}_findings"] = (
+                rec.counters.get(f"{r['rule_id']}_findings", 0) + r["count"]
+            )
         built = sum(r["count"] for r in per_rule)
         days = sorted({r["dt"] for r in per_rule})
         rec.phase_seconds["detect"] = time.monotonic() - t
 
         t = time.monotonic()
         if findings is not None and built:
-            outcome = quality.validate_batch(spark, TABLE, findings, run_id=ctx.run_id, cfg=cfg,
-                                             expected_row_count=built)
+            outcome = quality.validate_batch(
+                spark, TABLE, findings, run_id=ctx.run_id, cfg=cfg, expected_row_count=built
+            )
             rec.dq_status, rec.dq_warnings = outcome.status, list(outcome.warnings)
-            lake_mod.append_rows(spark, quality.results_frame(spark, [outcome], ctx.run_id), lake, "dq_results")
+            lake_mod.append_rows(
+                spark, quality.results_frame(spark, [outcome], ctx.run_id), lake, "dq_results"
+            )
             if outcome.status == "failed":
                 raise QualityGateError(outcome.message())
         rec.phase_seconds["quality"] = time.monotonic() - t
@@ -484,10 +546,12 @@ def detect(ctx: JobContext) -> RunRecord:
 
 
 def _summary(rec: RunRecord, window: list[dt.date]) -> str:
-    lines = [f"run {rec.run_id} job={rec.job} lake={rec.source_uri} status={rec.status}",
-             f"  window: {len(window)} days {window[0]}..{window[-1]}, rules: {rec.counters.get('rules', 0)}",
-             f"  findings: {rec.records_read} detected, {rec.records_loaded} new, "
-             f"{rec.counters.get('findings_updated', 0)} updated"]
+    lines = [
+        f"run {rec.run_id} job={rec.job} lake={rec.source_uri} status={rec.status}",
+        f"  window: {len(window)} days {window[0]}..{window[-1]}, rules: {rec.counters.get('rules', 0)}",
+        f"  findings: {rec.records_read} detected, {rec.records_loaded} new, "
+        f"{rec.counters.get('findings_updated', 0)} updated",
+    ]
     for key, n in sorted(rec.counters.items()):
         if key.endswith("_findings"):
             lines.append(f"    {key.removesuffix('_findings')}: {n}")
