@@ -605,6 +605,26 @@ def test_a_rule_with_bad_sql_fails_naming_the_rule(spark, lake):
         det.run_rules(spark, lake, [lacking], {}, [D4])
 
 
+def test_a_rule_failing_while_it_runs_is_named(spark):
+    failing = det.parse_rule(
+        {
+            "id": "runtime_failure",
+            "name": "Fails",
+            "severity": "low",
+            "description": "d",
+            "tables": ["cloudtrail_events"],
+            "sql": "SELECT 'ip' AS entity_kind, 'x' AS entity, NULL AS account_id, NULL AS region, event_time, "
+            "event_id FROM (SELECT current_timestamp() AS event_time, 'e' AS event_id FROM range(3)) "
+            "WHERE raise_error('boom in the rule') IS NULL",
+        },
+        "test",
+    )
+    with pytest.raises(
+        det.DetectionRuleError, match=r"^detection rule runtime_failure failed while running: .*boom"
+    ):
+        det.blame_rule(spark, [failing], {}, [D4], RuntimeError("job failed"))
+
+
 def test_malformed_rule_files_are_refused_with_the_reason():
     with pytest.raises(
         det.DetectionRuleError,
@@ -640,6 +660,9 @@ def test_parameter_overrides_are_checked():
     cfg = {"detections": {"parameters": {rule.id: {"trusted_cidrs": ["10.0.0.0/33"]}}}}
     with pytest.raises(det.ConfigError, match="trusted_cidrs"):
         det.rule_parameters(rule, cfg)
+    spike = next(r for r in det.load_rules() if r.id == "access_denied_spike")
+    with pytest.raises(det.ConfigError, match="threshold must be int, not 'many'"):
+        det.rule_parameters(spike, {"detections": {"parameters": {spike.id: {"threshold": "many"}}}})
     with pytest.raises(det.ConfigError, match="unknown parameters threshold"):
         det.rule_parameters(rule, {"detections": {"parameters": {rule.id: {"threshold": 1}}}})
     assert det.rule_parameters(rule, {})["trusted_cidrs"] == ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
@@ -669,3 +692,15 @@ def test_default_window_is_yesterday_today_and_touched_days(spark, tmp_path):
     assert det.detection_window(spark, empty_lake, D1, D3) == [D1, D2, D3]
     with pytest.raises(det.UsageError):
         det.detection_window(spark, empty_lake, None, D3)
+
+
+def test_findings_table_is_in_the_athena_ddl():
+    from auditlake.athena import ddl
+
+    script = ddl.render_ddl(ddl.all_table_specs("s3://audit-bucket/lake", "audit"))
+    assert (
+        "CREATE EXTERNAL TABLE IF NOT EXISTS `audit`.`findings`\n"
+        "LOCATION 's3://audit-bucket/lake/findings/'\n"
+        "TBLPROPERTIES (\n  'table_type'='DELTA'\n);"
+    ) in script
+    assert "--   evidence_event_ids array<string>\n" in script

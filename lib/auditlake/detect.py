@@ -190,6 +190,14 @@ def rule_parameters(rule: Rule, cfg: dict[str, Any]) -> dict[str, Any]:
         default = rule.defaults[name]
         if isinstance(default, list) and not isinstance(value, list):
             raise ConfigError(f"detections.parameters.{rule.id}.{name} must be a list")
+        # An int threshold given as text would compare as a string in SQL: refuse it.
+        for kind in (bool, int, str):
+            if isinstance(default, kind) and not isinstance(value, kind):
+                raise ConfigError(
+                    f"detections.parameters.{rule.id}.{name} must be {kind.__name__}, not {value!r}"
+                )
+            if isinstance(default, kind):
+                break
         if name.endswith("cidrs"):
             try:
                 for text in value:
@@ -461,6 +469,22 @@ def run_rules(spark, lake: str, rules: list[Rule], cfg: dict[str, Any], window: 
     return out
 
 
+def blame_rule(
+    spark, rules: list[Rule], cfg: dict[str, Any], window: list[dt.date], exc: BaseException
+) -> None:
+    """Run each rule alone to name the one whose execution failed; raise DetectionRuleError for it.
+
+    Only on the failure path: the rules normally run as one Spark job.
+    """
+    for rule in rules:
+        params = {**rule_parameters(rule, cfg), "window_start": window[0], "window_end": window[-1]}
+        try:
+            rule_evidence(spark, rule, params).count()
+        except Exception as rule_exc:  # noqa: BLE001 - reported with the rule's name
+            first = (str(rule_exc).strip().splitlines() or [type(rule_exc).__name__])[0]
+            raise DetectionRuleError(f"detection rule {rule.id} failed while running: {first[:400]}") from exc
+
+
 def detect(ctx: JobContext) -> RunRecord:
     """Job entry: run the detection pack over the window and merge the findings into the lake."""
     spark, cfg, args = ctx.spark, ctx.cfg, ctx.args
@@ -496,7 +520,11 @@ def detect(ctx: JobContext) -> RunRecord:
             findings = build_findings(
                 evidence, rules, window=window, run_id=ctx.run_id, detected_at=now, max_evidence=max_evidence
             ).cache()
-            per_rule = findings.groupBy("rule_id", "dt").count().collect()
+            try:
+                per_rule = findings.groupBy("rule_id", "dt").count().collect()
+            except Exception as exc:  # noqa: BLE001 - a rule that fails while running, not at analysis
+                blame_rule(spark, rules, cfg, window, exc)
+                raise
         else:
             per_rule = []
         for r in per_rule:
