@@ -469,6 +469,16 @@ def run_rules(spark, lake: str, rules: list[Rule], cfg: dict[str, Any], window: 
     return out
 
 
+def _root_cause(exc: BaseException) -> str:
+    """First line of the innermost JVM cause of a Py4J error (the task's own error), else of ``exc``."""
+    java = getattr(exc, "java_exception", None)
+    if java is None:
+        return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    while java.getCause() is not None:
+        java = java.getCause()
+    return (str(java.toString()).strip().splitlines() or ["unknown JVM error"])[0]
+
+
 def blame_rule(
     spark, rules: list[Rule], cfg: dict[str, Any], window: list[dt.date], exc: BaseException
 ) -> None:
@@ -481,8 +491,9 @@ def blame_rule(
         try:
             rule_evidence(spark, rule, params).count()
         except Exception as rule_exc:  # noqa: BLE001 - reported with the rule's name
-            first = (str(rule_exc).strip().splitlines() or [type(rule_exc).__name__])[0]
-            raise DetectionRuleError(f"detection rule {rule.id} failed while running: {first[:400]}") from exc
+            raise DetectionRuleError(
+                f"detection rule {rule.id} failed while running: {_root_cause(rule_exc)[:400]}"
+            ) from exc
 
 
 def detect(ctx: JobContext) -> RunRecord:
