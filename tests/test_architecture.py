@@ -42,7 +42,10 @@ LAYERS: list[tuple[str, set[str]]] = [
             "auditlake.sources.crawler_logs",
         },
     ),
-    ("orchestration", {"auditlake.ingest.runner", "auditlake.aggregate_job", "auditlake.athena.job"}),
+    (
+        "orchestration",
+        {"auditlake.ingest.runner", "auditlake.aggregate_job", "auditlake.athena.job", "auditlake.detect"},
+    ),
     ("entrypoint", {"auditlake.cli"}),
     ("jobs", {"auditlake.demo", "jobs"}),
 ]

@@ -16,7 +16,7 @@ import pytest
 from auditlake import detect as det
 from auditlake import lake as lake_mod
 from auditlake.cli import run_job
-from auditlake.ingest.runner import RunRecord, write_run_record
+from auditlake.runs import RunRecord, write_run_record
 from auditlake.tables import load_contract
 
 ACCT = "111122223333"

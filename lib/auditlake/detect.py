@@ -36,11 +36,11 @@ from pyspark.sql import types as T
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
 from auditlake import quality, resources
-from auditlake.cli import JobContext
-from auditlake.errors import AuditlakeError, ConfigError, QualityGateError, UsageError
+from auditlake.context import JobContext
+from auditlake.errors import AuditlakeError, ConfigError, UsageError
 from auditlake.ingest.objects import normalize_uri
-from auditlake.ingest.runner import RunRecord, record_failed_run, write_run_record
-from auditlake.tables import load_contract
+from auditlake.runs import RunRecord, now_utc, record_failed_run, record_gate, summary_log, write_run_record
+from auditlake.tables import conform, load_contract
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +347,7 @@ def build_findings(
         F.lit(detected_at).cast("timestamp").alias("detected_at"),
         day.alias("dt"),
     )
-    return lake_mod.conform(out, load_contract(TABLE))
+    return conform(out, load_contract(TABLE))
 
 
 _UPDATED = (
@@ -526,7 +526,7 @@ def detect(ctx: JobContext) -> RunRecord:
         rec.phase_seconds["plan"] = time.monotonic() - t
 
         t = time.monotonic()
-        now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+        now = now_utc().replace(microsecond=0)
         if evidence is not None:
             findings = build_findings(
                 evidence, rules, window=window, run_id=ctx.run_id, detected_at=now, max_evidence=max_evidence
@@ -551,12 +551,7 @@ def detect(ctx: JobContext) -> RunRecord:
             outcome = quality.validate_batch(
                 spark, TABLE, findings, run_id=ctx.run_id, cfg=cfg, expected_row_count=built
             )
-            rec.dq_status, rec.dq_warnings = outcome.status, list(outcome.warnings)
-            lake_mod.append_rows(
-                spark, quality.results_frame(spark, [outcome], ctx.run_id), lake, "dq_results"
-            )
-            if outcome.status == "failed":
-                raise QualityGateError(outcome.message())
+            record_gate(spark, lake, rec, [outcome])
         rec.phase_seconds["quality"] = time.monotonic() - t
 
         t = time.monotonic()
@@ -572,9 +567,9 @@ def detect(ctx: JobContext) -> RunRecord:
             rec.loaded_by_table[TABLE] = inserted + updated
             rec.touched_dates = days
         rec.status = "succeeded"
-        rec.ended_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        rec.ended_at = now_utc()
         write_run_record(spark, lake, rec)
-        print(_summary(rec, window))
+        summary_log.info(_summary(rec, window))
         return rec
     except Exception as exc:
         record_failed_run(spark, lake, rec, exc)
