@@ -1,6 +1,6 @@
 """Build dist/auditlake.zip: the library plus its data files, for --py-files / --extra-py-files.
 
-The zip holds ``auditlake/`` with ``auditlake/_data/{schemas,conf,queries}`` inside it, where
+The zip holds ``auditlake/`` with ``auditlake/_data/{schemas,conf,queries,detections}`` inside it, where
 ``auditlake.resources`` finds them when the package is imported from the zip.
 """
 
@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_DIRS = ("schemas", "conf", "queries")
+DATA_DIRS = ("schemas", "conf", "queries", "detections")
 
 
 def build(out: Path) -> Path:

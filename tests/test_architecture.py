@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "auditlake.ingest.runner",
             "auditlake.aggregate_job",
             "auditlake.athena.job",
+            "auditlake.detect",
             "auditlake.report",
             "auditlake.report.data",
             "auditlake.report.charts",

@@ -52,6 +52,7 @@ INGEST_JOBS = (
     ("ingest_crawler_logs", "crawler"),
 )
 AGGREGATE_JOB = "build_daily_aggregates"
+DETECT_JOB = "detect"
 
 # Parameter values per query, chosen so that the scenario gives each query rows to return.
 PARAMS: dict[str, dict[str, Any]] = {
@@ -82,7 +83,7 @@ def build_lake(work: Path, samples: Path) -> Path:
     sources = scenario.write_sources(work / "source", samples)
     lake = work / "root" / "lake"
     env = job_env()
-    jobs = [(name, sources[src]) for name, src in INGEST_JOBS] + [(AGGREGATE_JOB, None)]
+    jobs = [(name, sources[src]) for name, src in INGEST_JOBS] + [(AGGREGATE_JOB, None), (DETECT_JOB, None)]
     for job, source in jobs:
         script = REPO / "jobs" / f"{job}.py"
         if not script.exists():

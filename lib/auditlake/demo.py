@@ -27,6 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _jobs():
     from auditlake.aggregate_job import JOB_NAME, build_daily_aggregates
+    from auditlake.detect import JOB_NAME as DETECT_JOB
+    from auditlake.detect import detect
     from auditlake.sources.cloudtrail import CloudTrailSource
     from auditlake.sources.crawler_logs import CrawlerLogsSource
     from auditlake.sources.s3_access import S3AccessSource
@@ -36,6 +38,7 @@ def _jobs():
         ("ingest_s3_access", "s3access", lambda ctx: run_ingest(ctx, S3AccessSource())),
         ("ingest_crawler_logs", "crawler", lambda ctx: run_ingest(ctx, CrawlerLogsSource())),
         (JOB_NAME, None, build_daily_aggregates),
+        (DETECT_JOB, None, detect),
     ]
 
 
@@ -60,6 +63,10 @@ def _answers(spark, lake: str) -> list[str]:
     """A few audit answers straight from the lake, the way the query pack asks them."""
     out: list[str] = []
     for title, table, sql in [
+        ("Findings of the detection pack", "findings",
+         "SELECT dt, severity, rule_id, entity_kind, entity, event_count FROM t "
+         "ORDER BY dt DESC, CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, "
+         "rule_id, entity LIMIT 10"),
         ("Who deleted tables", "agg_governance_changes_daily",
          "SELECT dt, event_name, user_arn, source_ip_address, database_name, table_name FROM t "
          "WHERE event_name IN ('DeleteTable','BatchDeleteTable') ORDER BY event_time LIMIT 5"),

@@ -1,4 +1,4 @@
-"""Locate the data files that ship with the package: table schemas, quality suites, config.
+"""Locate the data files that ship with the package: table schemas, quality suites, config, detections.
 
 The same code runs from a source checkout (``lib/`` on the path, files at the repo root),
 from an installed package, and from ``dist/auditlake.zip`` on EMR (``--py-files``) or Glue
@@ -29,7 +29,7 @@ def _repo_dir(kind: str) -> Path | None:
 
 
 def read_text(kind: str, name: str) -> str:
-    """Return the text of ``<kind>/<name>`` (kind is ``schemas``, ``conf``, ``quality`` or ``queries``)."""
+    """Return the text of ``<kind>/<name>`` (kind is ``schemas``, ``conf``, ``quality``, ``queries`` or ``detections``)."""
     repo = _repo_dir(kind)
     if repo is not None and (repo / name).is_file():
         return (repo / name).read_text(encoding="utf-8")
