@@ -1,7 +1,7 @@
 -- Timeline of one principal or IP address across CloudTrail and S3 server access logs, oldest first.
 -- The entity is matched as the caller's ARN, principal id, invoking service, the role of an
--- assumed-role session (give the role ARN: arn:aws:iam::<account>:role/<name>; CloudTrail also
--- matches the session issuer's ARN, which keeps the role's path), an S3 requester (ARN,
+-- assumed-role session (give the role ARN, with or without its path: arn:aws:iam::<account>:role/[path/]<name>;
+-- CloudTrail also matches the session issuer's ARN), an S3 requester (ARN,
 -- canonical user id, or service principal logged as svc:<service>) or a source / remote IP.
 -- @param entity string  principal ARN, role ARN, principal id, service principal, canonical id or IP address
 -- @param start_date date  first event day (UTC), inclusive
@@ -39,8 +39,11 @@ FROM (
       OR user_principal_id = {{entity}}
       OR invoked_by = {{entity}}
       OR source_ip_address = {{entity}}
-      -- a role ARN finds its sessions: arn:aws:sts::<account>:assumed-role/<name>/<session>
-      OR starts_with(user_arn, concat(replace(replace({{entity}}, ':iam::', ':sts::'), ':role/', ':assumed-role/'), '/'))
+      -- a role ARN finds its sessions, arn:aws:sts::<account>:assumed-role/<name>/<session>
+      -- (a session ARN names the role without its path)
+      OR (regexp_like({{entity}}, '^arn:[^:]+:iam::[0-9]{12}:role/')
+          AND starts_with(user_arn, regexp_replace({{entity}}, '^arn:([^:]+):iam::([0-9]{12}):role/(.*/)?([^/]+)$',
+                                                   'arn:$1:sts::$2:assumed-role/$4/')))
     )
   UNION ALL
   SELECT
@@ -61,7 +64,9 @@ FROM (
       requester = {{entity}}
       OR requester = concat('svc:', {{entity}})
       OR remote_ip = {{entity}}
-      OR starts_with(requester, concat(replace(replace({{entity}}, ':iam::', ':sts::'), ':role/', ':assumed-role/'), '/'))
+      OR (regexp_like({{entity}}, '^arn:[^:]+:iam::[0-9]{12}:role/')
+          AND starts_with(requester, regexp_replace({{entity}}, '^arn:([^:]+):iam::([0-9]{12}):role/(.*/)?([^/]+)$',
+                                                    'arn:$1:sts::$2:assumed-role/$4/')))
     )
 ) AS timeline
 ORDER BY event_time, source, event_id

@@ -18,8 +18,8 @@ from jsonschema import Draft202012Validator
 
 from auditlake import lake as lake_mod
 from auditlake import ocsf
-from auditlake.cli import JobContext
 from auditlake.config import load_config
+from auditlake.context import JobContext
 from auditlake.ocsf_job import export_ocsf
 from auditlake.tables import load_contract
 

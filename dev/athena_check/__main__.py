@@ -73,6 +73,9 @@ PARAMS: dict[str, dict[str, Any] | list[dict[str, Any]]] = {
     "entity_timeline": [
         {"entity": scenario.ERIN_ROLE, "start_date": "2024-03-01", "end_date": "2024-03-31"},
         {"entity": scenario.TIMELINE_IP, "start_date": "2024-03-01", "end_date": "2024-03-31"},
+        # A role ARN with a path still finds the sessions (their ARNs name the role without it).
+        {"entity": scenario.ERIN_ROLE.replace(":role/", ":role/analytics/"), "start_date": "2024-03-01",
+         "end_date": "2024-03-31"},
     ],
 }
 # Queries whose ORDER BY is part of the answer: rows are compared in order, not as a set.

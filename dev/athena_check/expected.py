@@ -10,6 +10,7 @@ the query's order.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 
 import pyspark.sql.functions as F
@@ -164,12 +165,13 @@ def access_denied_spikes(spark, read: Reader, p: dict) -> DataFrame:
     )
 
 
-_SESSION = r"^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role/([^/]+)/.+$"
-
-
-def _role_of_session(arn: F.Column) -> F.Column:
-    """The role ARN of an assumed-role session ARN (null for anything else)."""
-    return F.when(arn.rlike(_SESSION), F.regexp_replace(arn, _SESSION, "arn:$1:iam::$2:role/$3"))
+def _sessions_of(entity: str, arn: F.Column) -> F.Column:
+    """Whether ``arn`` is a session of the role ``entity`` (a role ARN, with or without a path)."""
+    m = re.match(r"^arn:([^:]+):iam::(\d{12}):role/(?:.*/)?([^/]+)$", entity)
+    if not m:
+        return F.lit(False)
+    partition, account, name = m.groups()
+    return F.coalesce(arn.startswith(f"arn:{partition}:sts::{account}:assumed-role/{name}/"), F.lit(False))
 
 
 def entity_timeline(spark, read: Reader, p: dict) -> DataFrame:
@@ -178,7 +180,7 @@ def entity_timeline(spark, read: Reader, p: dict) -> DataFrame:
     ct = read("cloudtrail_events").where(_days("event_date", p))
     ct = ct.where(
         (F.col("user_arn") == e) | (F.col("session_issuer_arn") == e) | (F.col("user_principal_id") == e)
-        | (F.col("invoked_by") == e) | (F.col("source_ip_address") == e) | (_role_of_session(F.col("user_arn")) == e)
+        | (F.col("invoked_by") == e) | (F.col("source_ip_address") == e) | _sessions_of(e, F.col("user_arn"))
     ).select(
         "event_time",
         F.lit("cloudtrail").alias("source"),
@@ -195,7 +197,7 @@ def entity_timeline(spark, read: Reader, p: dict) -> DataFrame:
     s3 = read("s3_access_logs").where(_days("request_date", p))
     s3 = s3.where(
         (F.col("requester") == e) | (F.col("requester") == "svc:" + e) | (F.col("remote_ip") == e)
-        | (_role_of_session(F.col("requester")) == e)
+        | _sessions_of(e, F.col("requester"))
     ).select(
         F.col("request_time").alias("event_time"),
         F.lit("s3_access").alias("source"),

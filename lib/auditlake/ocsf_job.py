@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame
 
 from auditlake import lake as lake_mod
 from auditlake import ocsf
-from auditlake.cli import JobContext
+from auditlake.context import JobContext
 from auditlake.errors import UsageError
 from auditlake.ingest.objects import normalize_uri
 from auditlake.ingest.quarantine import WHOLE_OBJECT, to_quarantine
