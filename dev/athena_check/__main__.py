@@ -55,7 +55,7 @@ AGGREGATE_JOB = "build_daily_aggregates"
 DETECT_JOB = "detect"
 
 # Parameter values per query, chosen so that the scenario gives each query rows to return.
-PARAMS: dict[str, dict[str, Any]] = {
+PARAMS: dict[str, dict[str, Any] | list[dict[str, Any]]] = {
     "who_deleted_table": {"database": "sales", "table": "orders", "start_date": "2024-03-01", "end_date": "2024-03-31"},
     "permission_changes": {"start_date": "2024-03-01", "end_date": "2024-03-31"},
     "data_access_by_principal": {"start_date": "2024-03-01", "end_date": "2024-03-31"},
@@ -70,7 +70,25 @@ PARAMS: dict[str, dict[str, Any]] = {
     "failed_crawlers": {"day": scenario.DAY1},
     "crawler_error_count_daily": {"start_date": "2024-03-01", "end_date": "2024-03-31"},
     "access_denied_spikes": {"start_date": "2024-03-01", "end_date": "2024-03-31", "min_denied": 3},
+    # One case per kind of entity; the scenario plants each in both CloudTrail and S3 access logs.
+    "entity_timeline": [
+        {"entity": scenario.ERIN_ROLE, "start_date": "2024-03-01", "end_date": "2024-03-31"},
+        {"entity": scenario.TIMELINE_IP, "start_date": "2024-03-01", "end_date": "2024-03-31"},
+        # A role ARN with a path still finds the sessions (their ARNs name the role without it).
+        {"entity": scenario.ERIN_ROLE.replace(":role/", ":role/analytics/"), "start_date": "2024-03-01",
+         "end_date": "2024-03-31"},
+    ],
 }
+# Queries whose ORDER BY is part of the answer: rows are compared in order, not as a set.
+ORDERED = {"entity_timeline"}
+
+
+def query_cases(name: str) -> list[tuple[str, dict[str, Any]]]:
+    """(label, parameter values) for each run of a query: one, or one per case of a list."""
+    params = PARAMS[name]
+    if isinstance(params, list):
+        return [(f"{name}[{i}]", p) for i, p in enumerate(params)]
+    return [(name, params)]
 
 
 class CheckFailed(Exception):
@@ -120,8 +138,9 @@ def norm(value: Any) -> Any:
     return value
 
 
-def norm_rows(rows: list) -> list[tuple]:
-    return sorted((tuple(norm(v) for v in r) for r in rows), key=repr)
+def norm_rows(rows: list, ordered: bool = False) -> list[tuple]:
+    normed = [tuple(norm(v) for v in r) for r in rows]
+    return normed if ordered else sorted(normed, key=repr)
 
 
 # --- 4: Spark side ---------------------------------------------------------------------------
@@ -163,8 +182,9 @@ def spark_expectations(lake: Path, contracts: list[TableContract]) -> dict[str, 
             fn = athena_expected.EXPECTED.get(name)
             if fn is None:
                 raise CheckFailed(f"query {name}: no Spark computation in dev/athena_check/expected.py")
-            df = fn(spark, read, PARAMS[name])
-            out["queries"][name] = {"columns": df.columns, "rows": norm_rows(df.collect())}
+            for label, params in query_cases(name):
+                df = fn(spark, read, params)
+                out["queries"][label] = {"columns": df.columns, "rows": norm_rows(df.collect(), name in ORDERED)}
     finally:
         spark.stop()
     return out
@@ -256,9 +276,10 @@ def check_in_trino(server, statements: list[tuple[str, str]], contracts: list[Ta
             _fetch(cur, f'SELECT * FROM "{c.name}" LIMIT 5')  # every column decodes
         except Exception as exc:  # noqa: BLE001
             failures.append(f"table {c.name}: query failed in Trino: {_msg(exc)}")
-    for name in queries.list_queries():
-        query = queries.load_query(name)
-        sql = queries.render(query, PARAMS[name])
+    cases = [(q, label, p) for q in queries.list_queries() for label, p in query_cases(q)]
+    for qname, name, params in cases:
+        query = queries.load_query(qname)
+        sql = queries.render(query, params)
         want = expected["queries"][name]
         started = time.monotonic()
         try:
@@ -270,7 +291,7 @@ def check_in_trino(server, statements: list[tuple[str, str]], contracts: list[Ta
         timings[name] = time.monotonic() - started
         if columns != want["columns"]:
             failures.append(f"query {name}: columns {columns}, Spark computed {want['columns']}")
-        got = norm_rows(rows)
+        got = norm_rows(rows, qname in ORDERED)
         if got != want["rows"]:
             failures.append(f"query {name}: {len(got)} rows differ from Spark's {len(want['rows'])}:\n"
                             f"  trino: {got[:5]}\n  spark: {want['rows'][:5]}")

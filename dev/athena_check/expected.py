@@ -10,6 +10,7 @@ the query's order.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 
 import pyspark.sql.functions as F
@@ -164,8 +165,58 @@ def access_denied_spikes(spark, read: Reader, p: dict) -> DataFrame:
     )
 
 
+def _sessions_of(entity: str, arn: F.Column) -> F.Column:
+    """Whether ``arn`` is a session of the role ``entity`` (a role ARN, with or without a path)."""
+    m = re.match(r"^arn:([^:]+):iam::(\d{12}):role/(?:.*/)?([^/]+)$", entity)
+    if not m:
+        return F.lit(False)
+    partition, account, name = m.groups()
+    return F.coalesce(arn.startswith(f"arn:{partition}:sts::{account}:assumed-role/{name}/"), F.lit(False))
+
+
+def entity_timeline(spark, read: Reader, p: dict) -> DataFrame:
+    """Both sources' events of the entity, as one frame in (time, source, id) order."""
+    e = p["entity"]
+    ct = read("cloudtrail_events").where(_days("event_date", p))
+    ct = ct.where(
+        (F.col("user_arn") == e) | (F.col("session_issuer_arn") == e) | (F.col("user_principal_id") == e)
+        | (F.col("invoked_by") == e) | (F.col("source_ip_address") == e) | _sessions_of(e, F.col("user_arn"))
+    ).select(
+        "event_time",
+        F.lit("cloudtrail").alias("source"),
+        F.concat(F.split("event_source", r"\.").getItem(0), F.lit(":"), F.col("event_name")).alias("action"),
+        F.array_join(F.transform("resources", lambda r: r["arn"]), " ").alias("resource"),
+        F.when(F.col("error_code").isNull(), "success").otherwise("failure").alias("result"),
+        "error_code",
+        F.coalesce("user_arn", "invoked_by", "user_principal_id").alias("principal"),
+        F.col("source_ip_address").alias("source_ip"),
+        "user_agent",
+        F.col("recipient_account_id").alias("account_id"),
+        "event_id",
+    )
+    s3 = read("s3_access_logs").where(_days("request_date", p))
+    s3 = s3.where(
+        (F.col("requester") == e) | (F.col("requester") == "svc:" + e) | (F.col("remote_ip") == e)
+        | _sessions_of(e, F.col("requester"))
+    ).select(
+        F.col("request_time").alias("event_time"),
+        F.lit("s3_access").alias("source"),
+        F.col("operation").alias("action"),
+        F.when(F.col("key").isNull(), F.col("bucket")).otherwise(F.concat(F.col("bucket"), F.lit("/"), F.col("key"))).alias("resource"),
+        F.when((F.col("http_status") >= 400) | F.col("error_code").isNotNull(), "failure")
+        .otherwise("success").alias("result"),
+        "error_code",
+        F.col("requester").alias("principal"),
+        F.col("remote_ip").alias("source_ip"),
+        "user_agent",
+        F.lit(None).cast("string").alias("account_id"),
+        F.col("request_id").alias("event_id"),
+    )
+    return ct.unionByName(s3).orderBy("event_time", "source", "event_id")
+
+
 EXPECTED = {f.__name__: f for f in (
     who_deleted_table, permission_changes, data_access_by_principal, queries_from_untrusted_networks,
     top_remote_ips, requests_by_status, object_requests, requests_by_operation, distinct_requesters,
-    failed_crawlers, crawler_error_count_daily, access_denied_spikes,
+    failed_crawlers, crawler_error_count_daily, access_denied_spikes, entity_timeline,
 )}

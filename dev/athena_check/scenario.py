@@ -26,6 +26,12 @@ ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
 BOB = f"arn:aws:sts::{ACCOUNT}:assumed-role/DataEngineer/bob"
 ANALYST = f"arn:aws:sts::{ACCOUNT}:assumed-role/Analyst/carol"
 MALLORY = f"arn:aws:iam::{ACCOUNT}:user/mallory"
+# The timeline scenario: one assumed-role principal and one IP, active in both CloudTrail and S3
+# access logs on DAY2, interleaved in time; the IP is also used anonymously and the principal
+# also from a second IP, so the two timelines differ.
+ERIN_ROLE = f"arn:aws:iam::{ACCOUNT}:role/DataScientist"
+ERIN = f"arn:aws:sts::{ACCOUNT}:assumed-role/DataScientist/erin"
+TIMELINE_IP = "198.18.0.10"
 
 
 def _event(n: int, time: str, source: str, name: str, arn: str, ip: str, params: dict | None,
@@ -109,6 +115,23 @@ def cloudtrail_records() -> dict[str, list[dict]]:
     for k in range(3):
         day2.append(_event(40 + k, f"{DAY2}T14:0{k}:00Z", "iam.amazonaws.com", "ListRoles", MALLORY, "198.51.100.23",
                            None, error="AccessDenied"))
+    erin = {"type": "AssumedRole", "principalId": "AROAEXAMPLEERIN:erin", "arn": ERIN, "accountId": ACCOUNT,
+            "accessKeyId": "ASIAEXAMPLEERIN", "sessionContext": {
+                "sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLEERIN", "arn": ERIN_ROLE,
+                                  "accountId": ACCOUNT, "userName": "DataScientist"},
+                "attributes": {"creationDate": f"{DAY2}T09:55:00Z", "mfaAuthenticated": "false"}}}
+    obj_arn = f"arn:aws:s3:::{BUCKET}/exports/orders.csv"
+    day2 += [
+        _event(50, f"{DAY2}T10:00:00Z", "s3.amazonaws.com", "GetObject", ERIN, TIMELINE_IP,
+               {"bucketName": BUCKET, "key": "exports/orders.csv"},
+               extra={"userIdentity": erin, "eventCategory": "Data", "managementEvent": False, "readOnly": True,
+                      "resources": [{"type": "AWS::S3::Object", "ARN": obj_arn},
+                                    {"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{BUCKET}"}]}),
+        _event(51, f"{DAY2}T10:00:30Z", "glue.amazonaws.com", "GetTable", ERIN, TIMELINE_IP,
+               {"databaseName": "sales", "name": "orders"}, extra={"userIdentity": erin}),
+        _event(52, f"{DAY2}T10:02:00Z", "glue.amazonaws.com", "DeleteTable", ERIN, "198.18.0.11",
+               {"databaseName": "sales", "name": "orders"}, error="AccessDeniedException", extra={"userIdentity": erin}),
+    ]
     return {DAY1: day1, DAY2: day2}
 
 
@@ -139,6 +162,13 @@ def s3_access_lines() -> dict[str, list[str]]:
     day2 = [
         _s3_line("05/Mar/2024:08:00:00", "192.0.2.44", BOB, "REST.GET.OBJECT", obj, 200, None, 3462992, 8),
         _s3_line("05/Mar/2024:08:00:30", "192.0.2.44", BOB, "REST.DELETE.OBJECT", obj, 204, None, None, 9),
+        # the timeline scenario (ERIN, TIMELINE_IP)
+        _s3_line("05/Mar/2024:10:00:10", TIMELINE_IP, ERIN, "REST.GET.OBJECT", obj, 200, None, 3462992, 10),
+        _s3_line("05/Mar/2024:10:01:00", TIMELINE_IP, ERIN, "REST.PUT.OBJECT", "exports/scored.csv", 200, None, None, 11),
+        _s3_line("05/Mar/2024:10:01:30", TIMELINE_IP, "-", "REST.GET.OBJECT", "exports/scored.csv", 403, "AccessDenied",
+                 243, 12),
+        _s3_line("05/Mar/2024:10:03:00", "198.18.0.11", ERIN, "REST.GET.OBJECT", "exports/missing.csv", 404, "NoSuchKey",
+                 310, 13),
     ]
     return {DAY1: day1, DAY2: day2}
 

@@ -35,6 +35,7 @@ from auditlake import config as config_mod
 from auditlake import lake as lake_mod
 from auditlake import quality
 from auditlake.context import JobContext
+from auditlake.entities import aggregate_entity_activity_daily
 from auditlake.errors import ConfigError, UsageError
 from auditlake.ingest.objects import normalize_uri
 from auditlake.runs import RunRecord, now_utc, record_failed_run, record_gate, summary_log, write_run_record
@@ -77,6 +78,11 @@ SPECS: tuple[AggregateSpec, ...] = (
                   lambda fr, _o: fr["s3_access_logs"].transform(agg.aggregate_s3_requests_daily)),
     AggregateSpec("agg_s3_object_access_daily", S3_ACCESS,
                   lambda fr, _o: fr["s3_access_logs"].transform(agg.aggregate_s3_object_access_daily)),
+    AggregateSpec(
+        "entity_activity_daily", CLOUDTRAIL + S3_ACCESS,
+        lambda fr, _o: fr["cloudtrail_events"].transform(aggregate_entity_activity_daily,
+                                                         s3_access_logs=fr["s3_access_logs"]),
+    ),
     AggregateSpec(
         "agg_crawler_daily",
         (("crawler_runs", "run_date"), ("crawler_log_events", "event_date")),
