@@ -1,4 +1,4 @@
-"""Build hook: ship the repo's top-level ``schemas/``, ``conf/`` and ``queries/`` inside the package.
+"""Build hook: ship the top-level ``schemas/``, ``conf/``, ``queries/`` and ``jobs/`` inside the package.
 
 The repository keeps them at the top level, where people edit them; a built wheel (or
 ``dist/auditlake.zip``) carries them as ``auditlake/_data/<kind>/``, where
@@ -12,7 +12,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-DATA_DIRS = ("schemas", "conf", "queries")
+DATA_DIRS = ("schemas", "conf", "queries", "jobs")
 ROOT = Path(__file__).resolve().parent
 
 
