@@ -71,8 +71,11 @@ def _parameters(spec: dict[str, Any]) -> dict[str, Any]:
         "ConstraintDescription": "a key prefix without leading or trailing slash, e.g. logs/cloudtrail",
     }
     params: dict[str, Any] = {}
-    labels = {"cloudtrail": "CloudTrail log files (the prefix that holds AWSLogs/)",
-              "s3access": "S3 server access logs", "crawler": "Glue crawler log exports (export task or Firehose)"}
+    labels = {
+        "cloudtrail": "CloudTrail log files (the prefix that holds AWSLogs/)",
+        "s3access": "S3 server access logs",
+        "crawler": "Glue crawler log exports (export task or Firehose)",
+    }
     for key, src in spec["sources"].items():
         params[src["bucket"]] = {"Type": "String", "Description": f"Bucket of the {labels.get(key, key)}"}
         params[src["prefix"]] = dict(prefix_rule, Description=f"Key prefix of the {labels.get(key, key)}")
@@ -80,25 +83,54 @@ def _parameters(spec: dict[str, Any]) -> dict[str, Any]:
     params.update(
         {
             "LakeBucket": {"Type": "String", "Description": "Bucket of the lake (Delta tables, aggregates)"},
-            "LakePrefix": dict(prefix_rule, Default="auditlake", Description="Key prefix of the lake; each table is <prefix>/<table>"),
-            "ArtifactsBucket": {"Type": "String", "Description": "Bucket holding dist/ (job scripts, auditlake.zip, jars)"},
-            "ArtifactsPrefix": dict(prefix_rule, Default="auditlake/artifacts", Description="Key prefix dist/ is uploaded to"),
-            "DatabaseName": {"Type": "String", "Default": "auditlake", "AllowedPattern": "^[a-z0-9_]+$",
-                             "Description": "Glue Data Catalog / Athena database the DDL job registers"},
-            "WorkerType": {"Type": "String", "Default": "G.1X", "AllowedValues": ["G.1X", "G.2X", "G.4X", "G.8X"],
-                           "Description": "Glue worker type of every job (see docs/deploy.md for sizing)"},
-            "NumberOfWorkers": {"Type": "Number", "Default": 2, "MinValue": 2, "MaxValue": 299,
-                                "Description": "Glue workers per job run (see docs/deploy.md for sizing)"},
+            "LakePrefix": dict(
+                prefix_rule,
+                Default="auditlake",
+                Description="Key prefix of the lake; each table is <prefix>/<table>",
+            ),
+            "ArtifactsBucket": {
+                "Type": "String",
+                "Description": "Bucket holding dist/ (job scripts, auditlake.zip, jars)",
+            },
+            "ArtifactsPrefix": dict(
+                prefix_rule, Default="auditlake/artifacts", Description="Key prefix dist/ is uploaded to"
+            ),
+            "DatabaseName": {
+                "Type": "String",
+                "Default": "auditlake",
+                "AllowedPattern": "^[a-z0-9_]+$",
+                "Description": "Glue Data Catalog / Athena database the DDL job registers",
+            },
+            "WorkerType": {
+                "Type": "String",
+                "Default": "G.1X",
+                "AllowedValues": ["G.1X", "G.2X", "G.4X", "G.8X"],
+                "Description": "Glue worker type of every job (see docs/deploy.md for sizing)",
+            },
+            "NumberOfWorkers": {
+                "Type": "Number",
+                "Default": 2,
+                "MinValue": 2,
+                "MaxValue": 299,
+                "Description": "Glue workers per job run (see docs/deploy.md for sizing)",
+            },
             "JobTimeoutMinutes": {"Type": "Number", "Default": 120, "MinValue": 10, "MaxValue": 2880},
-            "ScheduleExpression": {"Type": "String", "Default": "cron(30 1 * * ? *)",
-                                   "Description": "EventBridge Scheduler expression of the daily run"},
+            "ScheduleExpression": {
+                "Type": "String",
+                "Default": "cron(30 1 * * ? *)",
+                "Description": "EventBridge Scheduler expression of the daily run",
+            },
             "ScheduleTimezone": {"Type": "String", "Default": "UTC"},
             "GlueAdditionalPythonModules": {
-                "Type": "String", "Default": _glue_modules_default(),
+                "Type": "String",
+                "Default": _glue_modules_default(),
                 "Description": "--additional-python-modules: what Glue 5.1 lacks (dist/requirements-glue.txt)",
             },
-            "AlarmEmail": {"Type": "String", "Default": "",
-                           "Description": "Optional e-mail subscribed to the failure topic (empty: none)"},
+            "AlarmEmail": {
+                "Type": "String",
+                "Default": "",
+                "Description": "Optional e-mail subscribed to the failure topic (empty: none)",
+            },
         }
     )
     return params
@@ -158,31 +190,73 @@ def _role(name: str, job: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any
         read_objects.append(_s3_prefix_arn(src["bucket"], src["prefix"]))
         buckets.append(src["bucket"])
     statements: list[dict[str, Any]] = [
-        {"Sid": "ReadSourceAndArtifacts", "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": read_objects},
-        {"Sid": "ReadWriteLake", "Effect": "Allow",
-         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-         "Resource": [_s3_prefix_arn("LakeBucket", "LakePrefix")]},
+        {
+            "Sid": "ReadSourceAndArtifacts",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": read_objects,
+        },
+        {
+            "Sid": "ReadWriteLake",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            "Resource": [_s3_prefix_arn("LakeBucket", "LakePrefix")],
+        },
         # Hadoop's S3 connectors probe keys that may not exist; without ListBucket S3 answers
         # 403 instead of 404 and the probe fails, so the buckets (only) are listable.
-        {"Sid": "ListBuckets", "Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
-         "Resource": [_bucket_arn(b) for b in buckets]},
-        {"Sid": "DeltaCommitStore", "Effect": "Allow",
-         "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:DescribeTable"],
-         "Resource": [{"Fn::GetAtt": ["DeltaCommitTable", "Arn"]}]},
-        {"Sid": "OwnLogGroup", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": [{"Fn::GetAtt": [f"{lid}LogGroup", "Arn"]},
-                      _sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws-glue/jobs/*:*")]},
-        {"Sid": "GlueMetrics", "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": "*",
-         "Condition": {"StringEquals": {"cloudwatch:namespace": "Glue"}}},
+        {
+            "Sid": "ListBuckets",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+            "Resource": [_bucket_arn(b) for b in buckets],
+        },
+        {
+            "Sid": "DeltaCommitStore",
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:DescribeTable"],
+            "Resource": [{"Fn::GetAtt": ["DeltaCommitTable", "Arn"]}],
+        },
+        {
+            "Sid": "OwnLogGroup",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [
+                {"Fn::GetAtt": [f"{lid}LogGroup", "Arn"]},
+                _sub(
+                    "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws-glue/jobs/*:*"
+                ),
+            ],
+        },
+        {
+            "Sid": "GlueMetrics",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:PutMetricData"],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": "Glue"}},
+        },
     ]
     if job.get("catalog"):
         statements.append(
-            {"Sid": "GlueCatalog", "Effect": "Allow",
-             "Action": ["glue:GetDatabase", "glue:CreateDatabase", "glue:GetTable", "glue:CreateTable",
-                        "glue:UpdateTable"],
-             "Resource": [_sub("arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:catalog"),
-                          _sub("arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:database/${DatabaseName}"),
-                          _sub("arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:table/${DatabaseName}/*")]}
+            {
+                "Sid": "GlueCatalog",
+                "Effect": "Allow",
+                "Action": [
+                    "glue:GetDatabase",
+                    "glue:CreateDatabase",
+                    "glue:GetTable",
+                    "glue:CreateTable",
+                    "glue:UpdateTable",
+                ],
+                "Resource": [
+                    _sub("arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:catalog"),
+                    _sub(
+                        "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:database/${DatabaseName}"
+                    ),
+                    _sub(
+                        "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:table/${DatabaseName}/*"
+                    ),
+                ],
+            }
         )
     return {
         "Type": "AWS::IAM::Role",
@@ -190,11 +264,20 @@ def _role(name: str, job: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any
             "Description": f"auditlake Glue job {name}: least privilege",
             "AssumeRolePolicyDocument": {
                 "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"Service": "glue.amazonaws.com"},
-                               "Action": "sts:AssumeRole"}],
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "glue.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
             },
-            "Policies": [{"PolicyName": f"auditlake-{name}",
-                          "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}],
+            "Policies": [
+                {
+                    "PolicyName": f"auditlake-{name}",
+                    "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+                }
+            ],
         },
     }
 
@@ -221,7 +304,12 @@ def _state_machine(spec: dict[str, Any]) -> dict[str, Any]:
         state: dict[str, Any] = {"Type": "Parallel", "Branches": branches}
         state.update({"Next": nxt} if nxt else {"End": True})
         states[stage] = state
-    return {"Comment": "auditlake daily run", "QueryLanguage": "JSONata", "StartAt": order[0], "States": states}
+    return {
+        "Comment": "auditlake daily run",
+        "QueryLanguage": "JSONata",
+        "StartAt": order[0],
+        "States": states,
+    }
 
 
 def render_template(spec: dict[str, Any]) -> dict[str, Any]:
@@ -231,10 +319,14 @@ def render_template(spec: dict[str, Any]) -> dict[str, Any]:
             "Type": "AWS::DynamoDB::Table",
             "Properties": {
                 # The key schema Delta's S3DynamoDBLogStore expects.
-                "AttributeDefinitions": [{"AttributeName": "tablePath", "AttributeType": "S"},
-                                         {"AttributeName": "fileName", "AttributeType": "S"}],
-                "KeySchema": [{"AttributeName": "tablePath", "KeyType": "HASH"},
-                              {"AttributeName": "fileName", "KeyType": "RANGE"}],
+                "AttributeDefinitions": [
+                    {"AttributeName": "tablePath", "AttributeType": "S"},
+                    {"AttributeName": "fileName", "AttributeType": "S"},
+                ],
+                "KeySchema": [
+                    {"AttributeName": "tablePath", "KeyType": "HASH"},
+                    {"AttributeName": "fileName", "KeyType": "RANGE"},
+                ],
                 "BillingMode": "PAY_PER_REQUEST",
                 "TimeToLiveSpecification": {"AttributeName": "expireTime", "Enabled": True},
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
@@ -245,8 +337,10 @@ def render_template(spec: dict[str, Any]) -> dict[str, Any]:
         lid = logical_id(name)
         res[f"{lid}LogGroup"] = {
             "Type": "AWS::Logs::LogGroup",
-            "Properties": {"LogGroupName": _sub(f"/aws-glue/auditlake/${{AWS::StackName}}/{name}"),
-                           "RetentionInDays": 90},
+            "Properties": {
+                "LogGroupName": _sub(f"/aws-glue/auditlake/${{AWS::StackName}}/{name}"),
+                "RetentionInDays": 90,
+            },
         }
         res[f"{lid}Role"] = _role(name, job, spec)
         res[f"{lid}Job"] = {
@@ -256,8 +350,11 @@ def render_template(spec: dict[str, Any]) -> dict[str, Any]:
                 "Description": f"auditlake {name} (jobs/{name}.py)",
                 "Role": {"Fn::GetAtt": [f"{lid}Role", "Arn"]},
                 "GlueVersion": "5.1",
-                "Command": {"Name": "glueetl", "PythonVersion": "3",
-                            "ScriptLocation": _sub(f"s3://${{ArtifactsBucket}}/${{ArtifactsPrefix}}/jobs/{name}.py")},
+                "Command": {
+                    "Name": "glueetl",
+                    "PythonVersion": "3",
+                    "ScriptLocation": _sub(f"s3://${{ArtifactsBucket}}/${{ArtifactsPrefix}}/jobs/{name}.py"),
+                },
                 "WorkerType": {"Ref": "WorkerType"},
                 "NumberOfWorkers": {"Ref": "NumberOfWorkers"},
                 "Timeout": {"Ref": "JobTimeoutMinutes"},
@@ -266,16 +363,43 @@ def render_template(spec: dict[str, Any]) -> dict[str, Any]:
                 "DefaultArguments": job_arguments(name, job, spec),
             },
         }
-    job_arns = [_sub(f"arn:${{AWS::Partition}}:glue:${{AWS::Region}}:${{AWS::AccountId}}:job/${{{logical_id(n)}Job}}")
-                for n in jobs]
+    job_arns = [
+        _sub(f"arn:${{AWS::Partition}}:glue:${{AWS::Region}}:${{AWS::AccountId}}:job/${{{logical_id(n)}Job}}")
+        for n in jobs
+    ]
     res["StateMachineRole"] = {
         "Type": "AWS::IAM::Role",
         "Properties": {
-            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
-            "Policies": [{"PolicyName": "run-auditlake-glue-jobs", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": ["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns",
-                                               "glue:BatchStopJobRun"], "Resource": job_arns}]}}],
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "states.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            },
+            "Policies": [
+                {
+                    "PolicyName": "run-auditlake-glue-jobs",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": [
+                                    "glue:StartJobRun",
+                                    "glue:GetJobRun",
+                                    "glue:GetJobRuns",
+                                    "glue:BatchStopJobRun",
+                                ],
+                                "Resource": job_arns,
+                            }
+                        ],
+                    },
+                }
+            ],
         },
     }
     res["StateMachine"] = {
@@ -288,11 +412,32 @@ def render_template(spec: dict[str, Any]) -> dict[str, Any]:
     res["SchedulerRole"] = {
         "Type": "AWS::IAM::Role",
         "Properties": {
-            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole",
-                 "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}}]},
-            "Policies": [{"PolicyName": "start-auditlake-run", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": ["states:StartExecution"], "Resource": [{"Ref": "StateMachine"}]}]}}],
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "scheduler.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+                    }
+                ],
+            },
+            "Policies": [
+                {
+                    "PolicyName": "start-auditlake-run",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": ["states:StartExecution"],
+                                "Resource": [{"Ref": "StateMachine"}],
+                            }
+                        ],
+                    },
+                }
+            ],
         },
     }
     res["DailySchedule"] = {
@@ -302,27 +447,45 @@ def render_template(spec: dict[str, Any]) -> dict[str, Any]:
             "ScheduleExpression": {"Ref": "ScheduleExpression"},
             "ScheduleExpressionTimezone": {"Ref": "ScheduleTimezone"},
             "FlexibleTimeWindow": {"Mode": "OFF"},
-            "Target": {"Arn": {"Ref": "StateMachine"}, "RoleArn": {"Fn::GetAtt": ["SchedulerRole", "Arn"]},
-                       "RetryPolicy": {"MaximumRetryAttempts": 0}},
+            "Target": {
+                "Arn": {"Ref": "StateMachine"},
+                "RoleArn": {"Fn::GetAtt": ["SchedulerRole", "Arn"]},
+                "RetryPolicy": {"MaximumRetryAttempts": 0},
+            },
         },
     }
-    res["FailureTopic"] = {"Type": "AWS::SNS::Topic",
-                           "Properties": {"DisplayName": "auditlake job failures",
-                                          "KmsMasterKeyId": "alias/aws/sns"}}
+    res["FailureTopic"] = {
+        "Type": "AWS::SNS::Topic",
+        "Properties": {"DisplayName": "auditlake job failures", "KmsMasterKeyId": "alias/aws/sns"},
+    }
     res["FailureTopicPolicy"] = {
         "Type": "AWS::SNS::TopicPolicy",
         "Properties": {
             "Topics": [{"Ref": "FailureTopic"}],
-            "PolicyDocument": {"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sns:Publish",
-                 "Resource": {"Ref": "FailureTopic"},
-                 "Condition": {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["JobFailedRule", "Arn"]}}}}]},
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "events.amazonaws.com"},
+                        "Action": "sns:Publish",
+                        "Resource": {"Ref": "FailureTopic"},
+                        "Condition": {
+                            "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["JobFailedRule", "Arn"]}}
+                        },
+                    }
+                ],
+            },
         },
     }
     res["AlarmEmailSubscription"] = {
         "Type": "AWS::SNS::Subscription",
         "Condition": "HasAlarmEmail",
-        "Properties": {"TopicArn": {"Ref": "FailureTopic"}, "Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}},
+        "Properties": {
+            "TopicArn": {"Ref": "FailureTopic"},
+            "Protocol": "email",
+            "Endpoint": {"Ref": "AlarmEmail"},
+        },
     }
     res["JobFailedRule"] = {
         "Type": "AWS::Events::Rule",
@@ -331,23 +494,31 @@ def render_template(spec: dict[str, Any]) -> dict[str, Any]:
             "EventPattern": {
                 "source": ["aws.glue"],
                 "detail-type": ["Glue Job State Change"],
-                "detail": {"state": ["FAILED", "TIMEOUT", "ERROR"],
-                           "jobName": [{"Ref": f"{logical_id(n)}Job"} for n in jobs]},
-            },
-            "Targets": [{
-                "Id": "notify",
-                "Arn": {"Ref": "FailureTopic"},
-                "InputTransformer": {
-                    "InputPathsMap": {"job": "$.detail.jobName", "run": "$.detail.jobRunId",
-                                      "state": "$.detail.state", "message": "$.detail.message"},
-                    "InputTemplate": (
-                        '"auditlake: Glue job <job> run <run> ended <state>: <message>. '
-                        "Exit code 3 means a critical data-quality expectation failed and nothing was committed "
-                        "(see the run in job_runs and dq_results); 2 bad invocation or configuration "
-                        '(e.g. missing Delta job parameters); 4 source unreadable; 5 counts do not balance."'
-                    ),
+                "detail": {
+                    "state": ["FAILED", "TIMEOUT", "ERROR"],
+                    "jobName": [{"Ref": f"{logical_id(n)}Job"} for n in jobs],
                 },
-            }],
+            },
+            "Targets": [
+                {
+                    "Id": "notify",
+                    "Arn": {"Ref": "FailureTopic"},
+                    "InputTransformer": {
+                        "InputPathsMap": {
+                            "job": "$.detail.jobName",
+                            "run": "$.detail.jobRunId",
+                            "state": "$.detail.state",
+                            "message": "$.detail.message",
+                        },
+                        "InputTemplate": (
+                            '"auditlake: Glue job <job> run <run> ended <state>: <message>. '
+                            "Exit code 3 means a critical data-quality expectation failed and nothing was committed "
+                            "(see the run in job_runs and dq_results); 2 bad invocation or configuration "
+                            '(e.g. missing Delta job parameters); 4 source unreadable; 5 counts do not balance."'
+                        ),
+                    },
+                }
+            ],
         },
     }
     return {
@@ -370,29 +541,45 @@ def render_emr_steps(spec: dict[str, Any]) -> list[dict[str, Any]]:
     steps = []
     for name, job in spec["jobs"].items():
         submit = [
-            "spark-submit", "--deploy-mode", "cluster",
-            "--archives", f"${{ARTIFACTS_URI}}/{EMR_ARCHIVE}#environment",
-            "--conf", "spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python",
-            "--conf", "spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python",
-            "--conf", f"spark.sql.extensions={DELTA_EXTENSION}",
-            "--conf", f"spark.sql.catalog.spark_catalog={DELTA_CATALOG}",
-            "--jars", f"${{ARTIFACTS_URI}}/jars/{DELTA_DYNAMODB_JAR}",
-            "--conf", "spark.delta.logStore.s3.impl=io.delta.storage.S3DynamoDBLogStore",
-            "--conf", "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName=${DELTA_COMMIT_TABLE}",
-            "--conf", "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region=${AWS_REGION}",
+            "spark-submit",
+            "--deploy-mode",
+            "cluster",
+            "--archives",
+            f"${{ARTIFACTS_URI}}/{EMR_ARCHIVE}#environment",
+            "--conf",
+            "spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python",
+            "--conf",
+            "spark.executorEnv.PYSPARK_PYTHON=./environment/bin/python",
+            "--conf",
+            f"spark.sql.extensions={DELTA_EXTENSION}",
+            "--conf",
+            f"spark.sql.catalog.spark_catalog={DELTA_CATALOG}",
+            "--jars",
+            f"${{ARTIFACTS_URI}}/jars/{DELTA_DYNAMODB_JAR}",
+            "--conf",
+            "spark.delta.logStore.s3.impl=io.delta.storage.S3DynamoDBLogStore",
+            "--conf",
+            "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName=${DELTA_COMMIT_TABLE}",
+            "--conf",
+            "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region=${AWS_REGION}",
             f"${{ARTIFACTS_URI}}/jobs/{name}.py",
-            "--env", "emr", "--lake", "${LAKE_URI}",
+            "--env",
+            "emr",
+            "--lake",
+            "${LAKE_URI}",
         ]
         if job.get("source"):
             submit += ["--source", f"${{{spec['sources'][job['source']]['env']}}}"]
         for key, value in (job.get("args") or {}).items():
             value = str(value).replace("${DatabaseName}", "${DATABASE}")
             submit += [key] if value == "true" and key == "--register-glue" else [key, value]
-        steps.append({
-            "Name": f"auditlake {name}",
-            "ActionOnFailure": "CONTINUE",
-            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": submit},
-        })
+        steps.append(
+            {
+                "Name": f"auditlake {name}",
+                "ActionOnFailure": "CONTINUE",
+                "HadoopJarStep": {"Jar": "command-runner.jar", "Args": submit},
+            }
+        )
     return steps
 
 
@@ -418,7 +605,9 @@ def rendered() -> dict[Path, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail when a rendered file differs from the committed one")
+    parser.add_argument(
+        "--check", action="store_true", help="fail when a rendered file differs from the committed one"
+    )
     args = parser.parse_args(argv)
     stale = []
     for path, text in rendered().items():
@@ -429,7 +618,10 @@ def main(argv: list[str] | None = None) -> int:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
     if args.check and stale:
-        print("stale (run `make deploy-render`): " + ", ".join(str(p.relative_to(REPO)) for p in stale), file=sys.stderr)
+        print(
+            "stale (run `make deploy-render`): " + ", ".join(str(p.relative_to(REPO)) for p in stale),
+            file=sys.stderr,
+        )
         return 1
     for path in stale:
         print(f"wrote {path.relative_to(REPO)}")

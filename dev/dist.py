@@ -66,8 +66,9 @@ def glue_requirements() -> list[str]:
 def build_wheel(dist: Path) -> Path:
     for old in dist.glob("auditlake-*.whl"):
         old.unlink()
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(REPO)],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(REPO)], check=True
+    )
     (wheel,) = dist.glob("auditlake-*.whl")
     return wheel
 
@@ -92,8 +93,18 @@ def fetch_jars(dist: Path) -> Path:
     """Fetch Delta's DynamoDB commit store jar (no transitive jars: the platforms carry the AWS SDK)."""
     target = dist / "jars"
     target.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mvn", "-q", "-B", "dependency:copy", f"-Dartifact={DYNAMODB_LOGSTORE}",
-                    f"-DoutputDirectory={target}"], check=True, cwd=REPO / "jvm")
+    subprocess.run(
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "dependency:copy",
+            f"-Dartifact={DYNAMODB_LOGSTORE}",
+            f"-DoutputDirectory={target}",
+        ],
+        check=True,
+        cwd=REPO / "jvm",
+    )
     return target
 
 
@@ -117,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dist", default=str(REPO / "dist"))
     parser.add_argument("--jars", action="store_true", help="also fetch the Delta DynamoDB commit store jar")
-    parser.add_argument("--emr-archive", action="store_true", help="also build the EMR Python environment archive")
+    parser.add_argument(
+        "--emr-archive", action="store_true", help="also build the EMR Python environment archive"
+    )
     args = parser.parse_args(argv)
     dist = Path(args.dist)
     out = build(dist)

@@ -21,8 +21,10 @@ def job_names() -> list[str]:
 
 
 def _usage() -> str:
-    return ("usage: auditlake <job> [--source URI] --lake URI [--env local|emr|glue] ...\n"
-            f"jobs: {', '.join(job_names())}\n`auditlake <job> --help` lists a job's arguments")
+    return (
+        "usage: auditlake <job> [--source URI] --lake URI [--env local|emr|glue] ...\n"
+        f"jobs: {', '.join(job_names())}\n`auditlake <job> --help` lists a job's arguments"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
