@@ -129,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dist", default=str(REPO / "dist"))
     parser.add_argument("--jars", action="store_true", help="also fetch the Delta DynamoDB commit store jar")
     parser.add_argument(
+        "--python",
+        default="python3.11",
+        help="interpreter the EMR archive's venv is built from (its path must exist on the nodes)",
+    )
+    parser.add_argument(
         "--emr-archive", action="store_true", help="also build the EMR Python environment archive"
     )
     args = parser.parse_args(argv)
@@ -137,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.jars:
         out["jars"] = fetch_jars(dist)
     if args.emr_archive:
-        out["emr_archive"] = build_emr_archive(dist, out["wheel"])
+        out["emr_archive"] = build_emr_archive(dist, out["wheel"], args.python)
     for kind, path in out.items():
         print(f"{kind:18} {path}")
     return 0

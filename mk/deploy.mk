@@ -16,5 +16,5 @@ cfn-lint: setup ## cfn-lint every CloudFormation template in deploy/cloudformati
 test-deploy: setup ## the deployment tests: wheel, clean-env job runs, template, EMR steps, README commands
 	$(PY) -m pytest -q tests/test_deploy.py tests/test_packaging.py tests/test_job_scripts.py
 
-test-package-emr: setup ## build the EMR archive and run a job with its relocated Python (slow)
-	AUDITLAKE_TEST_EMR_ARCHIVE=1 $(PY) -m pytest -q tests/test_packaging.py -k emr_archive
+test-package-emr: package-emr ## build the EMR archive, unpack it elsewhere and import everything with its own python (slow)
+	$(PY) dev/check_emr_archive.py dist/auditlake-pyenv.tar.gz
