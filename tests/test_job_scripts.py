@@ -52,17 +52,24 @@ def test_readme_job_commands_run_as_written_from_a_clean_shell(spark):
     commands = [c for c in readme_commands() if not c.startswith("make ")]
     assert len(commands) == len(list((REPO / "jobs").glob("*.py"))), "one README command per job script"
     for command in commands:
-        done = subprocess.run(["bash", "-c", command], cwd=REPO, env=clean_env(), capture_output=True, text=True,
-                              timeout=600)
+        done = subprocess.run(
+            ["bash", "-c", command], cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=600
+        )
         assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
         assert "Traceback" not in done.stderr, done.stderr[-3000:]
 
     lake = REPO / "build" / "lake"
-    counts = {t: spark.read.format("delta").load(str(lake / t)).count()
-              for t in ("cloudtrail_events", "cloudtrail_insights", "s3_access_logs", "crawler_log_events")}
+    counts = {
+        t: spark.read.format("delta").load(str(lake / t)).count()
+        for t in ("cloudtrail_events", "cloudtrail_insights", "s3_access_logs", "crawler_log_events")
+    }
     # The generator's manifest (demo/raw/manifest.json) states these loads for the bundled logs.
-    assert counts == {"cloudtrail_events": 1372, "cloudtrail_insights": 6, "s3_access_logs": 1258,
-                      "crawler_log_events": 273}
+    assert counts == {
+        "cloudtrail_events": 1372,
+        "cloudtrail_insights": 6,
+        "s3_access_logs": 1258,
+        "crawler_log_events": 273,
+    }
     assert spark.read.parquet(str(lake / "agg_s3_requests_daily")).count() > 0
     assert "CREATE EXTERNAL TABLE IF NOT EXISTS" in (REPO / "build" / "athena.sql").read_text()
 
@@ -75,7 +82,10 @@ def test_python_worker_failure_is_one_line_naming_the_python_error(spark):
     df = spark.createDataFrame([("a",)], "v string").select(needs_missing_module("v"))
     with pytest.raises(Exception) as caught:  # noqa: B017 - PySpark's wrapper type is what is under test
         df.collect()
-    assert cli._one_line(caught.value) == "Python worker failed: ModuleNotFoundError: No module named 'auditlake_missing'"
+    assert (
+        cli._one_line(caught.value)
+        == "Python worker failed: ModuleNotFoundError: No module named 'auditlake_missing'"
+    )
 
     def rdd_fails(_):
         raise ValueError("bad record 7")
@@ -108,7 +118,8 @@ def test_delta_check_names_each_missing_glue_parameter():
     ]
     only_extension = {"spark.sql.extensions": f"com.example.Other, {DELTA_EXTENSION}"}
     assert missing_delta_parameters(only_extension, delta_jar) == [
-        f"--conf spark.sql.catalog.spark_catalog={DELTA_CATALOG}"]
+        f"--conf spark.sql.catalog.spark_catalog={DELTA_CATALOG}"
+    ]
     full = dict(only_extension, **{"spark.sql.catalog.spark_catalog": DELTA_CATALOG})
     assert missing_delta_parameters(full, delta_jar) == []
 
@@ -132,8 +143,20 @@ GLUE_LIKE = textwrap.dedent(
 
 def test_glue_session_without_delta_stops_with_exit_2_and_one_line(tmp_path):
     env = dict(clean_env(), PYTHONPATH=str(REPO / "lib"))
-    done = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-c", GLUE_LIKE, str(tmp_path / "src"),
-                           str(tmp_path / "lake")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "python"),
+            "-c",
+            GLUE_LIKE,
+            str(tmp_path / "src"),
+            str(tmp_path / "lake"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2, done.stderr[-3000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("auditlake:")]
     assert errors == [
