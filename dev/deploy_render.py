@@ -454,9 +454,11 @@ def render_template(spec: dict[str, Any]) -> dict[str, Any]:
             },
         },
     }
+    # No KMS key: EventBridge cannot publish to a topic encrypted with the AWS managed SNS key,
+    # and the messages carry job names and Glue's error text, no log records.
     res["FailureTopic"] = {
         "Type": "AWS::SNS::Topic",
-        "Properties": {"DisplayName": "auditlake job failures", "KmsMasterKeyId": "alias/aws/sns"},
+        "Properties": {"DisplayName": "auditlake job failures"},
     }
     res["FailureTopicPolicy"] = {
         "Type": "AWS::SNS::TopicPolicy",
