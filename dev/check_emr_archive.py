@@ -19,7 +19,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE = (
-    "import auditlake, great_expectations, yaml, boto3, delta; "
+    # delta's Python module imports pyspark, which the cluster provides: only its presence is checked.
+    "import importlib.util, auditlake, great_expectations, yaml, boto3; "
+    "assert importlib.util.find_spec('delta') is not None; "
     "from auditlake.config import load_config; from auditlake.tables import list_contracts; "
     "cfg = load_config('emr'); "
     "assert cfg['spark']['conf']['spark.sql.shuffle.partitions'] == 200, cfg; "

@@ -53,7 +53,7 @@ def test_readme_job_commands_run_as_written_from_a_clean_shell(spark):
     assert len(commands) == len(list((REPO / "jobs").glob("*.py"))), "one README command per job script"
     for command in commands:
         done = subprocess.run(
-            ["bash", "-c", command], cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=600
+            ["bash", "-c", command], cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=1800
         )
         assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
         assert "Traceback" not in done.stderr, done.stderr[-3000:]

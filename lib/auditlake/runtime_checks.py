@@ -58,8 +58,14 @@ def jvm_class_exists(spark: Any):
 
 
 def require_delta(spark: Any) -> None:
-    """Stop (exit 2) unless Delta is active in ``spark``; the message names the missing job parameters."""
-    missing = missing_delta_parameters(spark.conf, jvm_class_exists(spark))
+    """Stop (exit 2) unless Delta is active in ``spark``; the message names the missing job parameters.
+
+    It reads the SparkContext's configuration, the one the context started with: the session
+    factory sets the catalog again at run time, which Spark accepts but which does not make
+    Delta work when the context started without it.
+    """
+    conf = spark.sparkContext.getConf()
+    missing = missing_delta_parameters(conf, jvm_class_exists(spark))
     if missing:
         raise ConfigError(
             "Delta Lake is not active in the Glue session; add the job parameters: " + " ".join(missing)
