@@ -189,9 +189,10 @@ def write_sources(root: Path, fixtures: Path) -> dict[str, Path]:
     # S3 server access logs: the well-formed fixture files as log objects, plus the scenario objects.
     s3 = out["s3access"] / "logs"
     s3.mkdir(parents=True, exist_ok=True)
-    for fixture in ("current_format.log", "docs_format_example.log"):
+    # Object names carry the delivery time, as AWS names them: shortly after the last line.
+    for fixture, delivered in (("current_format.log", "2024-03-15-00-10-00"), ("docs_format_example.log", "2019-02-06-00-10-00")):
         shutil.copyfile(fixtures / "s3access" / fixture,
-                        s3 / f"2019-02-06-00-00-00-{fixture.split('.')[0].upper().replace('_', '')}")
+                        s3 / f"{delivered}-{fixture.split('.')[0].upper().replace('_', '')}")
     for day, lines in s3_access_lines().items():
         (s3 / f"{day}-23-59-59-SCENARIO{day.replace('-', '')}").write_text("\n".join(lines) + "\n")
     # Crawler logs: one CloudWatch Logs export task, one log stream (folder) per crawler.
