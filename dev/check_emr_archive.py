@@ -3,7 +3,8 @@
     python dev/check_emr_archive.py [ARCHIVE]      (make test-package-emr builds it first)
 
 YARN unpacks an ``--archives ...#environment`` file into each container's working directory;
-here it is unpacked into a temporary directory, and ``environment/bin/python`` imports the
+here it is unpacked into a temporary directory, and ``environment/bin/python`` (with only the
+cluster's pyspark and py4j added to its path, as spark-submit adds them) imports the
 package and the dependencies the cluster lacks, and loads the ``emr`` config, with a clean
 environment. It proves the archive is complete and relocatable on a machine with the same base
 interpreter (see docs/deploy.md on building it for EMR's Amazon Linux 2023).
@@ -19,9 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE = (
-    # delta's Python module imports pyspark, which the cluster provides: only its presence is checked.
-    "import importlib.util, auditlake, great_expectations, yaml, boto3; "
-    "assert importlib.util.find_spec('delta') is not None; "
+    "import auditlake, great_expectations, yaml, boto3, delta; "
     "from auditlake.config import load_config; from auditlake.tables import list_contracts; "
     "cfg = load_config('emr'); "
     "assert cfg['spark']['conf']['spark.sql.shuffle.partitions'] == 200, cfg; "
@@ -39,10 +38,19 @@ def main(argv: list[str] | None = None) -> int:
         with tarfile.open(archive) as tar:
             tar.extractall(env_dir, filter="fully_trusted")
         python = env_dir / "bin" / "python"
+        # The cluster's own pyspark, as spark-submit puts $SPARK_HOME/python on the path: only
+        # pyspark and py4j, linked from this venv; everything else must come from the archive.
+        import py4j
+        import pyspark
+
+        spark_python = Path(tmp) / "spark-python"
+        spark_python.mkdir()
+        for module in (pyspark, py4j):
+            (spark_python / module.__name__).symlink_to(Path(module.__file__).parent)
         done = subprocess.run(
             [str(python), "-c", PROBE],
             cwd=tmp,
-            env={"PATH": "/usr/bin:/bin"},
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(spark_python)},
             capture_output=True,
             text=True,
             timeout=600,
