@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         "spark",
         {
             "auditlake.session",
+            "auditlake.runtime_checks",
             "auditlake.hadoop_fs",
             "auditlake.context",
             "auditlake.ingest",
@@ -43,7 +44,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         },
     ),
     ("orchestration", {"auditlake.ingest.runner", "auditlake.aggregate_job", "auditlake.athena.job"}),
-    ("entrypoint", {"auditlake.cli"}),
+    ("entrypoint", {"auditlake.cli", "auditlake.entrypoints"}),
     ("jobs", {"auditlake.demo", "jobs"}),
 ]
 LAYER_OF = {module: i for i, (_, modules) in enumerate(LAYERS) for module in modules}
