@@ -37,12 +37,13 @@ demo: setup ## run the main jobs on the bundled sample logs into a local lake an
 test: setup ## run the whole test suite
 	$(PY) -m pytest -q tests
 
-lint: setup ## ruff check and format check over the whole repo (lib, dev, jobs, tests)
+lint: setup ## ruff check and format check over the whole repo (lib, dev, jobs, tests); cfn-lint on deploy/
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/cfn-lint deploy/cloudformation/*.yaml
 
-package: ## build dist/auditlake.zip (library + schemas + conf) for --py-files / --extra-py-files
-	$(PY_SYS) dev/package.py dist/auditlake.zip
+package: setup ## build dist/: the wheel, auditlake.zip, the job scripts, requirements-glue.txt
+	$(PY) dev/dist.py
 
 cluster-test: setup package ## run one job on a loopback Spark standalone master + worker
 	$(PY) dev/cluster_test.py

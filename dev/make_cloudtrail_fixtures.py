@@ -1,6 +1,9 @@
-"""Build tests/fixtures/cloudtrail/: real sample records (../shared/samples/cloudtrail) in an AWSLogs tree.
+"""Build tests/fixtures/cloudtrail/: public sample records (a folder you name) in an AWSLogs tree.
 
-    python dev/make_cloudtrail_fixtures.py [--samples DIR] [--out DIR]
+    python dev/make_cloudtrail_fixtures.py --samples DIR [--out DIR]
+
+The fixtures are committed; this rebuilds them from a local copy of the public samples listed in
+tests/fixtures/PROVENANCE.md. Nothing reads that folder at test time.
 
 The beats and integrations samples hold one record per line without the Records wrapper: they
 are wrapped here. Files: mixed eventVersions and identity types, pretty-printed doc examples,
@@ -34,7 +37,7 @@ def records_file(records: list[dict]) -> bytes:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--samples", default=str(REPO.parent / "shared" / "samples" / "cloudtrail"))
+    parser.add_argument("--samples", required=True, help="folder of the public CloudTrail samples")
     parser.add_argument("--out", default=str(REPO / "tests" / "fixtures" / "cloudtrail"))
     args = parser.parse_args(argv)
     s, out = Path(args.samples), Path(args.out)

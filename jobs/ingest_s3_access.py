@@ -3,10 +3,11 @@
 import sys
 from pathlib import Path
 
-try:
-    import auditlake  # noqa: F401
-except ImportError:  # running from a checkout without an install
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+# From a checkout, use the checkout's own package (also when another copy is installed);
+# elsewhere (dist/, Glue, EMR) the installed package or the --py-files zip.
+_CHECKOUT_LIB = Path(__file__).resolve().parents[1] / "lib"
+if (_CHECKOUT_LIB / "auditlake" / "__init__.py").is_file():
+    sys.path.insert(0, str(_CHECKOUT_LIB))
 
 from auditlake.cli import run_job
 from auditlake.ingest.runner import run_ingest

@@ -5,8 +5,9 @@ CT_BENCH_DIR ?= build/ct-bench
 # Scale 7 of the synthetic generator: about 400k CloudTrail records.
 CT_BENCH_SCALE ?= 7
 
-cloudtrail-fixtures: setup ## rebuild tests/fixtures/cloudtrail from ../shared/samples/cloudtrail
-	$(PY) dev/make_cloudtrail_fixtures.py
+cloudtrail-fixtures: setup ## rebuild tests/fixtures/cloudtrail from public samples: SAMPLES=dir (see tests/fixtures/PROVENANCE.md)
+	@test -n "$(SAMPLES)" || { echo "usage: make cloudtrail-fixtures SAMPLES=<folder of the public CloudTrail samples>"; exit 2; }
+	$(PY) dev/make_cloudtrail_fixtures.py --samples $(SAMPLES)
 
 test-cloudtrail: setup ## run the CloudTrail ingest tests
 	$(PY) -m pytest -q tests/test_cloudtrail.py

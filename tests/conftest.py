@@ -14,7 +14,6 @@ import pytest
 from devtools import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = REPO.parent / "shared" / "samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")

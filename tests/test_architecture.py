@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         "spark",
         {
             "auditlake.session",
+            "auditlake.runtime_checks",
             "auditlake.hadoop_fs",
             "auditlake.context",
             "auditlake.ingest",
@@ -58,7 +59,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "auditlake.report.html",
         },
     ),
-    ("entrypoint", {"auditlake.cli", "auditlake.report.job"}),
+    ("entrypoint", {"auditlake.cli", "auditlake.entrypoints", "auditlake.report.job"}),
     ("jobs", {"auditlake.demo", "jobs"}),
 ]
 LAYER_OF = {module: i for i, (_, modules) in enumerate(LAYERS) for module in modules}

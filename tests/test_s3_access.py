@@ -1,9 +1,8 @@
-"""S3 server access logs: parser against peer oracles and AWS examples, quarantine, key layouts, runs."""
+"""S3 server access logs: parser against hand-read fixture lines and AWS doc examples, quarantine, key layouts, runs."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 from pathlib import Path
 
@@ -19,9 +18,9 @@ from auditlake.sources.s3_access import (
     read_objects,
     split_lines,
 )
-from conftest import SAMPLES
+from conftest import FIXTURES
 
-S3 = SAMPLES / "s3access"
+S3 = FIXTURES / "s3access"
 MINUTES = dt.timedelta(minutes=1)
 
 
@@ -37,110 +36,108 @@ def parse_text(spark, *lines: str) -> list[dict]:
     return [r.asDict() for r in parse_lines(df).orderBy("line_number").collect()]
 
 
-# Peer oracle field (elastic/beats aws.s3access.*) -> our column.
-ORACLE_FIELDS = {
-    "bucket_owner": "bucket_owner", "bucket": "bucket", "remote_ip": "remote_ip", "requester": "requester",
-    "request_id": "request_id", "operation": "operation", "key": "key", "request_uri": "request_uri",
-    "http_status": "http_status", "error_code": "error_code", "bytes_sent": "bytes_sent",
-    "object_size": "object_size", "total_time": "total_time_ms", "turn_around_time": "turn_around_time_ms",
-    "referrer": "referer", "user_agent": "user_agent", "version_id": "version_id", "host_id": "host_id",
-    "signature_version": "signature_version", "cipher_suite": "cipher_suite",
-    "authentication_type": "auth_type", "host_header": "host_header", "tls_version": "tls_version",
+FIXTURE_OWNER = "5b6e0f9c2d4a8e1f7c3b9a0d6e2f4c8a1b5d9e3f7a0c4e8b2d6f1a5c9e3b7d0f"
+# Column -> value, for the first line of current_format.log, read off the line by hand.
+CURRENT_LINE_1 = {
+    "bucket_owner": FIXTURE_OWNER, "bucket": "logs-demo-bucket", "remote_ip": "198.51.100.7",
+    "requester": "arn:aws:iam::111122223333:user/alice", "request_id": "5F1A2B3C4D5E6F70",
+    "operation": "REST.GET.OBJECT", "key": "reports/q1.csv",
+    "request_uri": "GET /logs-demo-bucket/reports/q1.csv?versionId=v1 HTTP/1.1", "http_method": "GET",
+    "request_path": "/logs-demo-bucket/reports/q1.csv?versionId=v1", "http_version": "HTTP/1.1",
+    "http_status": 200, "error_code": None, "bytes_sent": 5120, "object_size": 5120, "total_time_ms": 31,
+    "turn_around_time_ms": 12, "referer": "https://console.example.com/", "user_agent": "aws-cli/2.15.0 Python/3.11.6",
+    "version_id": "v1", "host_id": "hostIdOne0aaaa=", "signature_version": "SigV4",
+    "cipher_suite": "TLS_AES_128_GCM_SHA256", "auth_type": "AuthHeader",
+    "host_header": "logs-demo-bucket.s3.eu-west-1.amazonaws.com", "tls_version": "TLSv1.3",
+    "access_point_arn": None, "acl_required": None, "extra_fields": ["eu-west-1"],
+    "request_time": dt.datetime(2024, 3, 14, 9, 15, 2), "request_date": dt.date(2024, 3, 14), "reason": None,
 }
 
 
-def assert_matches_oracle(row: dict, expected: dict) -> None:
-    """Every aws.s3access field of the oracle, field by field; absent in the oracle means null here."""
-    for theirs, ours in ORACLE_FIELDS.items():
-        want = expected.get(f"aws.s3access.{theirs}")
-        if want == "-":  # one oracle keeps '-' for an empty referrer; the contract says '-' is null
-            want = None
-        assert row[ours] == want, f"{ours}: {row[ours]!r} != oracle {want!r}"
-    want_time = dt.datetime.strptime(expected["@timestamp"], "%Y-%m-%dT%H:%M:%S.000Z")
-    assert row["request_time"] == want_time
-    assert row["request_date"] == want_time.date()
-    assert row["reason"] is None
+def test_current_format_line_field_by_field(spark):
+    row = parse_file(spark, S3 / "current_format.log")[0]
+    assert {k: row[k] for k in CURRENT_LINE_1} == CURRENT_LINE_1
 
 
-@pytest.mark.parametrize("name", ["beats_test.log", "beats_s3_server_access.log"])
-def test_peer_oracles_field_by_field(spark, name):
-    expected = json.loads((S3 / f"{name}-expected.json").read_text())
-    rows = parse_file(spark, S3 / name)
-    assert len(expected) == 5
-    for row, want in zip(rows[:5], expected, strict=True):
-        assert_matches_oracle(row, want)
+def test_error_line_with_access_point_and_acl_required(spark):
+    row = parse_file(spark, S3 / "current_format.log")[1]
+    assert (row["operation"], row["key"], row["http_status"], row["error_code"]) == (
+        "REST.GET.BUCKETPOLICY", None, 404, "NoSuchBucketPolicy")
+    assert (row["bytes_sent"], row["object_size"], row["total_time_ms"], row["turn_around_time_ms"]) == (297, None, 38, None)
+    assert (row["referer"], row["version_id"]) == (None, None)
+    assert row["access_point_arn"] == "arn:aws:s3:eu-west-1:111122223333:accesspoint/reports-ap"
+    assert row["acl_required"] is True and row["extra_fields"] is None
 
 
-def test_beats_extra_line_with_offset_and_asterisk_uri(spark):
-    # line 6 of beats_test.log is not in the oracle: +0200 offset, "OPTIONS * HTTP/1.0"
-    row = parse_file(spark, S3 / "beats_test.log")[5]
-    assert row["request_time"] == dt.datetime(2021, 2, 9, 12, 48, 42)
-    assert row["request_date"] == dt.date(2021, 2, 9)
+def test_offset_time_and_asterisk_uri(spark):
+    row = parse_file(spark, S3 / "current_format.log")[2]
+    assert row["request_time"] == dt.datetime(2024, 3, 14, 9, 20, 0)  # 11:20 at +0200
+    assert row["request_date"] == dt.date(2024, 3, 14)
     assert (row["http_method"], row["request_path"], row["http_version"]) == ("OPTIONS", "*", "HTTP/1.0")
-    assert row["request_uri"] == "OPTIONS * HTTP/1.0"
-    assert (row["bucket"], row["operation"], row["key"], row["object_size"]) == ("faketest", "REST.OPTIONS.FAKE", "s3-dg.pdf", 4406583)
+    assert (row["requester"], row["operation"], row["object_size"], row["bytes_sent"]) == (
+        None, "REST.OPTIONS.PREFLIGHT", 5120, None)
 
 
-def test_batch_delete_line_unquoted_dashes(spark):
-    row = parse_file(spark, S3 / "beats_s3_server_access.log")[4]
-    assert row["operation"] == "BATCH.DELETE.OBJECT"
-    assert row["request_uri"] is None and row["http_method"] is None and row["request_path"] is None
-    assert row["referer"] is None and row["user_agent"] is None and row["bytes_sent"] is None
-    assert row["object_size"] == 344017 and row["http_status"] == 204
+def test_batch_delete_lines_unquoted_dashes_one_request_id(spark):
+    rows = parse_file(spark, S3 / "current_format.log")[3:5]
+    assert [(r["key"], r["object_size"], r["http_status"]) for r in rows] == [
+        ("tmp/old-1.bin", 2048, 204), ("tmp/old-2.bin", 4096, 204)]
+    for row in rows:
+        assert row["operation"] == "BATCH.DELETE.OBJECT" and row["request_id"] == "8D9E0F1A2B3C4D53"
+        assert row["request_uri"] is None and row["http_method"] is None and row["request_path"] is None
+        assert row["referer"] is None and row["user_agent"] is None and row["bytes_sent"] is None
+        assert row["host_header"] == "s3.eu-west-1.amazonaws.com" and row["access_point_arn"] is None
 
 
-def test_aws_doc_2021_example(spark):
-    rows = parse_file(spark, S3 / "awsdocs_LogFormat_2021_example.log")
+def test_anonymous_unsigned_line_with_appended_fields(spark):
+    row = parse_file(spark, S3 / "current_format.log")[5]
+    assert (row["requester"], row["signature_version"], row["cipher_suite"], row["auth_type"], row["tls_version"]) == (
+        None, None, None, None, None)
+    assert (row["http_status"], row["error_code"], row["key"]) == (403, "AccessDenied", "uploads/new file.txt")
+    assert row["request_time"] == dt.datetime(2024, 3, 14, 23, 59, 59)
+    assert row["extra_fields"] == ["eu-west-1", "future-field"]
+
+
+def test_aws_docs_format_example(spark):
+    rows = parse_file(spark, S3 / "docs_format_example.log")
     got = [(r["request_id"], r["operation"], r["key"], r["http_method"], r["request_path"], r["http_status"],
             r["error_code"], r["bytes_sent"], r["object_size"], r["total_time_ms"], r["turn_around_time_ms"],
             r["signature_version"], r["tls_version"], r["access_point_arn"], r["acl_required"], r["extra_fields"])
            for r in rows]
     assert got == [
-        ("3E57427F3EXAMPLE", "REST.GET.VERSIONING", None, "GET", "/awsexamplebucket1?versioning", 200, None, 113, None, 7, None, "SigV2", "TLSV1.1", None, None, None),
-        ("891CE47D2EXAMPLE", "REST.GET.LOGGING_STATUS", None, "GET", "/awsexamplebucket1?logging", 200, None, 242, None, 11, None, "SigV2", "TLSV1.1", None, None, None),
-        ("A1206F460EXAMPLE", "REST.GET.BUCKETPOLICY", None, "GET", "/awsexamplebucket1?policy", 404, "NoSuchBucketPolicy", 297, None, 38, None, "SigV2", "TLSV1.1", None, None, None),
-        ("7B4A0FABBEXAMPLE", "REST.GET.VERSIONING", None, "GET", "/awsexamplebucket1?versioning", 200, None, 113, None, 33, None, "SigV2", "TLSV1.1", None, None, None),
-        ("DD6CC733AEXAMPLE", "REST.PUT.OBJECT", "s3-dg.pdf", "PUT", "/awsexamplebucket1/s3-dg.pdf", 200, None, None, 4406583, 41754, 28, "SigV4", "TLSV1.1", None, None, None),
+        ("3E57427F3EXAMPLE", "REST.GET.VERSIONING", None, "GET", "/amzn-s3-demo-bucket1?versioning", 200, None, 113, None, 7, None, "SigV2", "TLSV1.1", None, None, None),
+        ("A1206F460EXAMPLE", "REST.GET.BUCKETPOLICY", None, "GET", "/amzn-s3-demo-bucket1?policy", 404, "NoSuchBucketPolicy", 297, None, 38, None, "SigV2", "TLSV1.1", None, None, None),
+        ("DD6CC733AEXAMPLE", "REST.PUT.OBJECT", "s3-dg.pdf", "PUT", "/amzn-s3-demo-bucket1/s3-dg.pdf", 200, None, None, 4406583, 41754, 28, "SigV4", "TLSV1.1", "arn:aws:s3:us-west-1:123456789012:accesspoint/example-AP", True, ["us-east-1"]),
     ]
     assert [r["request_time"] for r in rows][-1] == dt.datetime(2019, 2, 6, 0, 1, 57)
-    assert rows[0]["host_header"] == "awsexamplebucket1.s3.us-west-1.amazonaws.com"
+    assert rows[0]["host_header"] == "amzn-s3-demo-bucket1.s3.us-west-1.amazonaws.com"
     assert rows[0]["auth_type"] == "AuthHeader" and rows[0]["cipher_suite"] == "ECDHE-RSA-AES128-GCM-SHA256"
 
 
-def test_current_doc_example_trailing_fields(spark):
-    rows = parse_file(spark, S3 / "awsdocs_LogFormat_current_example_excerpt.log")
-    got = [(r["tls_version"], r["access_point_arn"], r["acl_required"], r["extra_fields"], r["reason"]) for r in rows]
-    assert got == [
-        ("TLSV1.2", "arn:aws:s3:us-west-1:123456789012:accesspoint/example-AP", True, ["us-east-1"], None),
-        ("TLSV1.2", None, None, ["us-east-1"], None),
-    ]
-
-
-def test_lines_from_issues_legacy_quotes_and_comments(spark):
-    rows = parse_file(spark, S3 / "malformed_and_legacy_lines_from_issues.log")
+def test_legacy_quotes_and_annotation_lines(spark):
+    rows = parse_file(spark, S3 / "legacy_and_malformed.log")
     by_line = {r["line_number"]: r for r in rows}
-    assert len(rows) == 9
+    assert len(rows) == 8
     # '#' annotation lines are not log lines: quarantined with a reason, not lost
-    for n in (1, 2, 4, 6, 8):
+    for n in (1, 3, 5, 7):
         assert by_line[n]["reason"].startswith("unparseable line"), by_line[n]["reason"]
-    assert by_line[9]["reason"] == "unparseable line: expected >= 18 fields, found 6"
-    ua = by_line[3]
+    assert by_line[8]["reason"] == "unparseable line: expected >= 18 fields, found 6"  # the time counts as two
+    ua = by_line[2]
     assert ua["reason"] is None
-    assert ua["user_agent"] == ("Mozilla/5.0 (iPad; CPU OS 13_1 like Mac OS X) AppleWebKit/605.1.15 "
-                                "(KHTML, like Gecko) Version/13.0.1 Mobile/15E148 Safari/604.1\"")
+    assert ua["user_agent"] == 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Safari/604.1"'
     assert (ua["referer"], ua["version_id"], ua["host_id"], ua["signature_version"], ua["auth_type"]) == (
-        "https://example,com/some/url", None, "someIDstring", None, None)
-    assert (ua["tls_version"], ua["requester"], ua["bytes_sent"], ua["turn_around_time_ms"]) == ("TLSv1.2", None, 49851, 22)
-    q = by_line[5]
+        "https://shop.example,com/page", None, "hostIdX=", None, None)
+    assert (ua["tls_version"], ua["requester"], ua["bytes_sent"], ua["turn_around_time_ms"]) == ("TLSv1.2", None, 1000, 11)
+    q = by_line[4]
     assert q["reason"] is None
     assert (q["request_uri"], q["http_method"], q["request_path"], q["http_version"]) == ('GET /" HTTP/1.1', "GET", '/"', "HTTP/1.1")
     assert q["key"] == "%22"  # logged as %2522: decoded once
-    assert (q["http_status"], q["error_code"], q["referer"], q["user_agent"], q["requester"]) == (403, "AccessDenied", "referer test", "curl/7.38.0", None)
-    legacy = by_line[7]
+    assert (q["http_status"], q["error_code"], q["referer"], q["user_agent"], q["requester"]) == (403, "AccessDenied", "referer test", "curl/7.88.1", None)
+    legacy = by_line[6]
     assert legacy["reason"] is None
     assert legacy["version_id"] is None and legacy["host_id"] is None and legacy["tls_version"] is None
     assert legacy["request_time"] == dt.datetime(2015, 5, 15, 0, 52, 49)
-    assert legacy["user_agent"].startswith("aws-sdk-java/1.9.8 Linux/3.9.5-301.fc19.x86_64 Java_HotSpot(TM)")
+    assert legacy["user_agent"].startswith("aws-sdk-java/1.9.8 Linux/3.9.5 Java_HotSpot(TM)")
 
 
 OWNER = "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"

@@ -2,7 +2,7 @@
 
 Steps (each failure names the table, column or query):
 
-1. raw logs: the real samples plus a scenario with known answers (dev/athena_check/scenario.py);
+1. raw logs: the test fixtures (tests/fixtures) plus a scenario with known answers (dev/athena_check/scenario.py);
 2. a lake built from them with the real jobs (``jobs/ingest_*.py``, ``jobs/build_daily_aggregates.py``);
 3. the Athena DDL that ``jobs/athena_ddl.py`` generates for ``s3://<check bucket>/lake``;
 4. the answers to every query of ``queries/`` computed with Spark from the lake tables, plus each
@@ -97,8 +97,8 @@ class CheckFailed(Exception):
 
 # --- 1-2: sources and lake ---------------------------------------------------------------------
 
-def build_lake(work: Path, samples: Path) -> Path:
-    sources = scenario.write_sources(work / "source", samples)
+def build_lake(work: Path, fixtures: Path) -> Path:
+    sources = scenario.write_sources(work / "source", fixtures)
     lake = work / "root" / "lake"
     env = job_env()
     jobs = [(name, sources[src]) for name, src in INGEST_JOBS] + [(AGGREGATE_JOB, None), (DETECT_JOB, None)]
@@ -314,7 +314,8 @@ def _terminate(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default=str(REPO / "build" / "athena-check"))
-    parser.add_argument("--samples", default=str(REPO.parent / "shared" / "samples"))
+    parser.add_argument("--fixtures", default=str(REPO / "tests" / "fixtures"),
+                        help="the fixture tree the lake is built from, with the scenario")
     parser.add_argument("--lake", help="use this existing lake instead of building one with the jobs")
     args = parser.parse_args(argv)
     # SIGTERM (CI timeout, kill) unwinds like Ctrl-C, so the server's `finally` stops Trino.
@@ -336,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if work.exists():
                 shutil.rmtree(work)
-            lake = build_lake(work, Path(args.samples))
+            lake = build_lake(work, Path(args.fixtures))
         t_lake = time.monotonic()
         contracts = [load_contract(n) for n in list_contracts()]
         missing = [c.name for c in contracts if c.format == "delta" and not (lake / c.name / "_delta_log").is_dir()]

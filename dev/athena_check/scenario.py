@@ -1,9 +1,10 @@
-"""Raw audit logs for the Athena check: the real samples plus a small scenario for every question.
+"""Raw audit logs for the Athena check: the repository's test fixtures plus a scenario for every question.
 
-The real samples (``../shared/samples``) hold few of the events the query pack asks about
-(Glue DeleteTable, Lake Formation grants and GetDataAccess, Athena StartQueryExecution, failed
-crawlers), so a query over them alone would pass while returning nothing. The scenario adds raw
-files in the sources' own formats, shaped like the samples, with known answers:
+The fixtures (``tests/fixtures``: a CloudTrail log file of real-shaped records, S3 server access
+log lines) hold few of the events the query pack asks about (Glue DeleteTable, Lake Formation
+grants and GetDataAccess, Athena StartQueryExecution, failed crawlers), so a query over them
+alone would pass while returning nothing. The scenario adds raw files in the sources' own
+formats, shaped like the fixtures, with known answers:
 
 - CloudTrail (gzipped ``{"Records": [...]}`` under ``AWSLogs/<account>/CloudTrail/<region>/Y/M/D``);
 - S3 server access log lines (simple prefix layout, ``<prefix>YYYY-MM-DD-HH-MM-SS-<id>``);
@@ -197,12 +198,12 @@ CRAWLER_RUNS = {
 }
 
 
-def write_sources(root: Path, samples: Path) -> dict[str, Path]:
-    """Write ``root/{cloudtrail,s3access,crawler}`` (samples first, then the scenario)."""
+def write_sources(root: Path, fixtures: Path) -> dict[str, Path]:
+    """Write ``root/{cloudtrail,s3access,crawler}`` (fixtures first, then the scenario)."""
     if root.exists():
         shutil.rmtree(root)
     out = {name: root / name for name in ("cloudtrail", "s3access", "crawler")}
-    # CloudTrail: the samples' JSON-lines and doc examples as delivered log files.
+    # CloudTrail: the scenario's records as delivered log files, and the fixtures' real-shaped file.
     ct = out["cloudtrail"] / "AWSLogs" / ACCOUNT / "CloudTrail" / REGION
     for day, records in cloudtrail_records().items():
         y, m, d = day.split("-")
@@ -210,21 +211,18 @@ def write_sources(root: Path, samples: Path) -> dict[str, Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         with gzip.open(path, "wt", encoding="utf-8") as fh:
             json.dump({"Records": records}, fh)
-    sample_ct = samples / "cloudtrail" / "otrf_ec2_proxy_s3_exfiltration_2020-09-14011940.json"
-    if sample_ct.exists():
-        records = [json.loads(line) for line in sample_ct.read_text().splitlines() if line.strip()]
-        path = out["cloudtrail"] / "AWSLogs" / "123456789012" / "CloudTrail" / REGION / "2020" / "09" / "14" / \
-            f"123456789012_CloudTrail_{REGION}_20200914T0120Z_otrf.json.gz"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with gzip.open(path, "wt", encoding="utf-8") as fh:
-            json.dump({"Records": records}, fh)
-    # S3 server access logs: the samples as they are, plus the scenario objects.
+    fixture_ct = fixtures / "cloudtrail" / "AWSLogs" / "111111111111" / "CloudTrail" / "us-east-1" / "2020" / "09" / "14"
+    for src in sorted(fixture_ct.glob("*.json.gz")):
+        target = out["cloudtrail"] / src.relative_to(fixtures / "cloudtrail")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+    # S3 server access logs: the well-formed fixture files as log objects, plus the scenario objects.
     s3 = out["s3access"] / "logs"
     s3.mkdir(parents=True, exist_ok=True)
-    for sample in ("beats_test.log", "beats_s3_server_access.log", "awsdocs_LogFormat_2021_example.log"):
-        src = samples / "s3access" / sample
-        if src.exists():
-            shutil.copyfile(src, s3 / f"2019-02-06-00-00-00-{sample.split('.')[0].upper().replace('_', '')}")
+    # Object names carry the delivery time, as AWS names them: shortly after the last line.
+    for fixture, delivered in (("current_format.log", "2024-03-15-00-10-00"), ("docs_format_example.log", "2019-02-06-00-10-00")):
+        shutil.copyfile(fixtures / "s3access" / fixture,
+                        s3 / f"{delivered}-{fixture.split('.')[0].upper().replace('_', '')}")
     for day, lines in s3_access_lines().items():
         (s3 / f"{day}-23-59-59-SCENARIO{day.replace('-', '')}").write_text("\n".join(lines) + "\n")
     # Crawler logs: one CloudWatch Logs export task, one log stream (folder) per crawler.

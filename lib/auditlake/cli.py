@@ -97,8 +97,29 @@ def configure_logging(verbose: bool = False) -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 
+def _python_error_line(text: str) -> str | None:
+    """The exception line that ends the last Python traceback inside ``text``, if any.
+
+    A Python worker's failure reaches the driver as a JVM ``PythonException`` whose message is
+    the worker's whole traceback, wrapped in Spark's task-failure text.
+    """
+    found = None
+    in_traceback = False
+    for line in text.splitlines():
+        if line.rstrip().endswith("Traceback (most recent call last):"):
+            in_traceback = True
+            continue
+        if in_traceback and line and not line[0].isspace():
+            found = line.strip()
+            in_traceback = False
+    return found
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
+    worker_error = _python_error_line(text)
+    if worker_error:
+        return f"Python worker failed: {worker_error}"[:500]
     first = text.splitlines()[0]
     # Py4J errors carry the whole JVM stack; keep the Java exception's own message.
     if "Py4JJavaError" in type(exc).__name__ or first.startswith("An error occurred while calling"):

@@ -21,10 +21,13 @@ _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def _repo_dir(kind: str) -> Path | None:
     override = os.environ.get("AUDITLAKE_HOME")
-    for root in ([Path(override)] if override else []) + [_REPO_ROOT]:
-        candidate = root / kind
+    if override:
+        candidate = Path(override) / kind
         if candidate.is_dir():
             return candidate
+    # Only a source checkout (pyproject.toml beside lib/); an installed package reads its own copy.
+    if (_REPO_ROOT / "pyproject.toml").is_file() and (_REPO_ROOT / kind).is_dir():
+        return _REPO_ROOT / kind
     return None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +53,28 @@ def spark_conf(cfg: dict[str, Any]) -> dict[str, str]:
                 "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
             }
         )
+        conf.update(local_python_conf())
     for key, value in (config_mod.get(cfg, "spark.conf", {}) or {}).items():
         conf[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)
     conf.update(s3a_conf(cfg))
     return conf
+
+
+def local_python_conf() -> dict[str, str]:
+    """Make local Python workers run this interpreter and import this copy of the package.
+
+    Without it a plain ``python jobs/<job>.py`` starts workers with the system ``python3``,
+    which lacks the job's dependencies and ``auditlake`` itself.
+    """
+    import auditlake
+
+    package_parent = str(Path(auditlake.__file__).resolve().parents[1])
+    inherited = os.environ.get("PYTHONPATH")
+    return {
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+        "spark.executorEnv.PYTHONPATH": os.pathsep.join([package_parent, *([inherited] if inherited else [])]),
+    }
 
 
 def s3a_conf(cfg: dict[str, Any]) -> dict[str, str]:
@@ -94,9 +113,17 @@ def build_session(cfg: dict[str, Any], app_name: str = "auditlake"):
     builder = SparkSession.builder.appName(app_name)
     if env == "local" and not under_spark_submit():
         builder = builder.master(str(config_mod.get(cfg, "spark.master", "local[*]")))
-    for key, value in spark_conf(cfg).items():
+    conf = spark_conf(cfg)
+    for key, value in conf.items():
         builder = builder.config(key, value)
+    if "spark.pyspark.python" in conf:
+        # PySpark picks the worker interpreter from this variable when the context starts.
+        os.environ.setdefault("PYSPARK_PYTHON", conf["spark.pyspark.python"])
     spark = builder.getOrCreate()
+    if env == "glue":
+        from auditlake.runtime_checks import require_delta
+
+        require_delta(spark)
     spark.sparkContext.setLogLevel(str(config_mod.get(cfg, "spark.log_level", "WARN")))
     _quiet_jvm_loggers(spark)
     # A reused session (tests, Glue) may have been created with other s3a settings.

@@ -1,0 +1,166 @@
+"""The job scripts as a user runs them: README commands from a clean shell, Glue's session check, worker errors.
+
+"Clean" means no ``PYTHONPATH``, no ``PYSPARK_PYTHON``, no ``SPARK_HOME``: only ``PATH`` (where
+the system ``python3`` has neither pyspark nor auditlake, so a Python worker started with it
+fails) and ``HOME``. The README commands run exactly as written, from the repository root,
+through ``bash -c``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pyspark.sql.functions as F
+import pytest
+from pyspark.sql import types as T
+
+from auditlake import cli
+from auditlake.config import load_config
+from auditlake.runtime_checks import DELTA_CATALOG, DELTA_EXTENSION, missing_delta_parameters, require_delta
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+
+
+def clean_env() -> dict[str, str]:
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8"}
+
+
+def readme_commands() -> list[str]:
+    """Every command line of the README's ``sh`` blocks, as written (comments dropped)."""
+    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    lines = [line.split("  #", 1)[0].strip() for block in blocks for line in block.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def test_readme_shows_the_two_newcomer_commands_first():
+    commands = readme_commands()
+    assert commands[:2] == ["make demo", "make test"]
+    assert [c for c in commands if c.startswith("make ")] == ["make demo", "make test"]
+
+
+def test_readme_job_commands_run_as_written_from_a_clean_shell(spark):
+    """Each job script runs as a subprocess in a clean environment and writes its rows."""
+    shutil.rmtree(REPO / "build" / "lake", ignore_errors=True)
+    (REPO / "build" / "athena.sql").unlink(missing_ok=True)
+    commands = [c for c in readme_commands() if not c.startswith("make ")]
+    assert len(commands) == len(list((REPO / "jobs").glob("*.py"))), "one README command per job script"
+    for command in commands:
+        done = subprocess.run(
+            ["bash", "-c", command], cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=1800
+        )
+        assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
+        assert "Traceback" not in done.stderr, done.stderr[-3000:]
+
+    lake = REPO / "build" / "lake"
+    counts = {
+        t: spark.read.format("delta").load(str(lake / t)).count()
+        for t in ("cloudtrail_events", "cloudtrail_insights", "s3_access_logs", "crawler_log_events")
+    }
+    # The generator's manifest (demo/raw/manifest.json) states these loads for the bundled logs.
+    assert counts == {
+        "cloudtrail_events": 1372,
+        "cloudtrail_insights": 6,
+        "s3_access_logs": 1258,
+        "crawler_log_events": 273,
+    }
+    assert spark.read.parquet(str(lake / "agg_s3_requests_daily")).count() > 0
+    assert "CREATE EXTERNAL TABLE IF NOT EXISTS" in (REPO / "build" / "athena.sql").read_text()
+
+
+def test_python_worker_failure_is_one_line_naming_the_python_error(spark):
+    @F.udf(T.StringType())
+    def needs_missing_module(x):
+        raise ModuleNotFoundError("No module named 'auditlake_missing'")
+
+    df = spark.createDataFrame([("a",)], "v string").select(needs_missing_module("v"))
+    with pytest.raises(Exception) as caught:  # noqa: B017 - PySpark's wrapper type is what is under test
+        df.collect()
+    assert (
+        cli._one_line(caught.value)
+        == "Python worker failed: ModuleNotFoundError: No module named 'auditlake_missing'"
+    )
+
+    def rdd_fails(_):
+        raise ValueError("bad record 7")
+
+    with pytest.raises(Exception) as caught_rdd:  # noqa: B017
+        spark.sparkContext.parallelize([1], 1).map(rdd_fails).collect()
+    assert cli._one_line(caught_rdd.value) == "Python worker failed: ValueError: bad record 7"
+
+
+def test_local_session_points_workers_at_this_interpreter_and_package():
+    from auditlake.session import spark_conf
+
+    conf = spark_conf(load_config("local"))
+    assert conf["spark.pyspark.python"] == sys.executable
+    assert conf["spark.pyspark.driver.python"] == sys.executable
+    assert conf["spark.executorEnv.PYTHONPATH"].split(os.pathsep)[0] == str(REPO / "lib")
+
+
+def test_delta_check_names_each_missing_glue_parameter():
+    def no_delta_jar(name: str) -> bool:
+        return False
+
+    def delta_jar(name: str) -> bool:
+        return name == DELTA_EXTENSION
+
+    assert missing_delta_parameters({}, no_delta_jar) == [
+        "--datalake-formats delta",
+        f"--conf spark.sql.extensions={DELTA_EXTENSION}",
+        f"--conf spark.sql.catalog.spark_catalog={DELTA_CATALOG}",
+    ]
+    only_extension = {"spark.sql.extensions": f"com.example.Other, {DELTA_EXTENSION}"}
+    assert missing_delta_parameters(only_extension, delta_jar) == [
+        f"--conf spark.sql.catalog.spark_catalog={DELTA_CATALOG}"
+    ]
+    full = dict(only_extension, **{"spark.sql.catalog.spark_catalog": DELTA_CATALOG})
+    assert missing_delta_parameters(full, delta_jar) == []
+
+
+def test_delta_check_passes_on_the_delta_session(spark):
+    require_delta(spark)  # the test session has Delta: no error
+
+
+GLUE_LIKE = textwrap.dedent(
+    """
+    import sys
+    from pyspark.sql import SparkSession
+    # What GlueContext does first: a SparkContext from the job's own parameters, here without Delta.
+    SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+    from auditlake.cli import run_job
+    sys.exit(run_job("ingest_cloudtrail", lambda ctx: None,
+                     argv=["--env", "glue", "--source", sys.argv[1], "--lake", sys.argv[2]]))
+    """
+)
+
+
+def test_glue_session_without_delta_stops_with_exit_2_and_one_line(tmp_path):
+    env = dict(clean_env(), PYTHONPATH=str(REPO / "lib"))
+    done = subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "python"),
+            "-c",
+            GLUE_LIKE,
+            str(tmp_path / "src"),
+            str(tmp_path / "lake"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("auditlake:")]
+    assert errors == [
+        "auditlake: ingest_cloudtrail: error: Delta Lake is not active in the Glue session; add the job parameters: "
+        f"--datalake-formats delta --conf spark.sql.extensions={DELTA_EXTENSION} "
+        f"--conf spark.sql.catalog.spark_catalog={DELTA_CATALOG}"
+    ]
