@@ -25,10 +25,11 @@ from pyspark.sql import DataFrame
 
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
-from auditlake import quality
+from auditlake import metrics, quality
 from auditlake.cli import JobContext
 from auditlake.errors import QualityGateError, ReconciliationError
-from auditlake.ingest.objects import SourceObject, list_objects, normalize_uri
+from auditlake.ingest import listing
+from auditlake.ingest.objects import SourceObject, normalize_uri
 from auditlake.tables import load_contract
 
 log = logging.getLogger(__name__)
@@ -208,10 +209,18 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
     )
     slack = int(config_mod.get(cfg, "ingest.listing_slack_days", 1))
     t0 = time.monotonic()
+    log.info("run %s %s: phase list: start (%s)", rec.run_id, source.name, rec.source_uri)
     try:
-        listed = list_objects(spark, args.source)
+        window = listing.resolve_window(spark, lake, source.name, args.since, args.until, slack,
+                                        reprocess=args.reprocess)
+        listed_objects = listing.list_window(spark, args.source, source, window, lake=lake, cfg=cfg,
+                                             progress_every=int(config_mod.get(cfg, "progress.every_objects", 10000)))
+        listed = listed_objects.objects
+        rec.counters["list_calls"] = listed_objects.list_calls
         rec.objects_listed = len(listed)
         skipped: Counter[str] = Counter()
+        if listed_objects.skipped_complete_tasks:
+            skipped["complete_export_task"] = listed_objects.skipped_complete_tasks
         candidates: list[SourceObject] = []
         dates: dict[str, dt.date | None] = {}
         for obj in listed:
@@ -220,21 +229,22 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
                 skipped[reason] += 1
                 continue
             day = source.object_date(obj)
-            if not in_window(day, args.since, args.until, slack):
+            if not in_window(day, window.since, args.until, slack):
                 skipped["outside_window"] += 1
                 continue
             dates[obj.uri] = day
             candidates.append(obj)
         rec.skipped_by_reason = dict(skipped)
-        rec.objects_skipped = sum(v for k, v in skipped.items() if k != "outside_window")
+        rec.objects_skipped = sum(v for k, v in skipped.items() if k not in ("outside_window", "complete_export_task"))
         if args.reprocess:
             todo = candidates
         else:
-            done = ledger_keys(spark, lake, source.name)
+            done = listing.ledger_done(spark, lake, source.name, candidates, window)
             todo = [o for o in candidates if (o.uri, o.size, o.modified_at) not in done]
         rec.objects_already_processed = len(candidates) - len(todo)
         rec.objects_processed = len(todo)
         rec.phase_seconds["list"] = time.monotonic() - t0
+        log.info("run %s %s: phase list: end, %.1fs", rec.run_id, source.name, rec.phase_seconds["list"])
         log.info("%s: %d listed, %d to process, %d already in the ledger, skipped %s",
                  source.name, len(listed), len(todo), rec.objects_already_processed, dict(skipped))
         if todo:
@@ -248,9 +258,14 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
             )
         write_run_record(spark, lake, rec)
         print(rec.summary())
+        log.info("run %s %s: %s in %.1fs: read=%d loaded=%d quarantined=%d duplicates=%d", rec.run_id, source.name,
+                 rec.status, time.monotonic() - t0, rec.records_read, rec.records_loaded, rec.records_quarantined,
+                 rec.records_duplicate)
+        metrics.publish_run(cfg, rec, source)
         return rec
     except Exception as exc:
         record_failed_run(spark, lake, rec, exc)
+        metrics.publish_run(cfg, rec, source)
         raise
 
 
@@ -260,6 +275,7 @@ def _process(ctx: JobContext, source: Source, lake: str, todo: list[SourceObject
     # Only a run with objects to parse needs the quality gate: its import overlaps the parse.
     quality.prefetch(cfg)
     t = time.monotonic()
+    log.info("run %s %s: phase parse: start, %d objects", rec.run_id, source.name, len(todo))
     batch = source.parse(spark, todo, run_id=ctx.run_id, cfg=cfg)
     persisted: list[DataFrame] = list(batch.persisted)
     try:
@@ -284,9 +300,11 @@ def _process(ctx: JobContext, source: Source, lake: str, todo: list[SourceObject
             deduped[table] = d
         rec.records_quarantined = quarantine.count()
         rec.records_read = read + rec.records_quarantined
-        rec.counters = dict(batch.counters)
+        rec.counters.update(batch.counters)
         rec.unknown_keys = sorted(set(batch.unknown_keys))
         rec.phase_seconds["parse"] = time.monotonic() - t
+        log.info("run %s %s: phase parse: end, %d records read, %d quarantined, %.1fs", rec.run_id, source.name,
+                 rec.records_read, rec.records_quarantined, rec.phase_seconds["parse"])
 
         t = time.monotonic()
         outcomes = []
@@ -299,10 +317,14 @@ def _process(ctx: JobContext, source: Source, lake: str, todo: list[SourceObject
         rec.dq_status = ("failed" if "failed" in statuses else "warning" if "warning" in statuses
                          else "passed" if "passed" in statuses else "skipped")
         rec.dq_warnings = [w for o in outcomes for w in o.warnings]
+        rec.counters["dq_failed_critical"] = sum(len(o.failures) for o in outcomes)
+        rec.counters["dq_failed_warning"] = len(rec.dq_warnings)
         if outcomes:
             results = quality.results_frame(spark, outcomes, ctx.run_id)
             lake_mod.append_rows(spark, results, lake, "dq_results")
         rec.phase_seconds["quality"] = time.monotonic() - t
+        log.info("run %s %s: phase quality: %s, %.1fs", rec.run_id, source.name, rec.dq_status,
+                 rec.phase_seconds["quality"])
         failed = [o for o in outcomes if o.status == "failed"]
         if failed:
             raise QualityGateError("; ".join(o.message() for o in failed))
@@ -338,6 +360,8 @@ def _process(ctx: JobContext, source: Source, lake: str, todo: list[SourceObject
             dates=[source.name],
         )
         rec.phase_seconds["commit"] = time.monotonic() - t
+        log.info("run %s %s: phase commit: end, %d loaded, %d duplicates, %.1fs", rec.run_id, source.name,
+                 rec.records_loaded, rec.records_duplicate, rec.phase_seconds["commit"])
     finally:
         for df in persisted:
             df.unpersist()
