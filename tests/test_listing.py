@@ -6,10 +6,8 @@ import datetime as dt
 import gzip
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 
@@ -24,21 +22,16 @@ from auditlake.sources.cloudtrail import CloudTrailSource
 from auditlake.sources.crawler_logs import CrawlerLogsSource
 from auditlake.sources.s3_access import S3AccessSource
 from auditlake.tables import load_contract
+from devtools import free_port, wait_port
 
 ACCOUNT = "111111111111"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def recorded_s3(tmp_path_factory):
     """A moto server of its own on loopback with moto's request recorder; yields (endpoint, recording file)."""
     recording = tmp_path_factory.mktemp("moto") / "recording.jsonl"
-    port = _free_port()
+    port = free_port()
     env = dict(
         os.environ,
         AWS_ACCESS_KEY_ID="testing",
@@ -53,15 +46,7 @@ def recorded_s3(tmp_path_factory):
         env=env,
     )
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.2)
+        wait_port(port, proc, "moto server", timeout=60)
         yield f"http://127.0.0.1:{port}", recording
     finally:
         proc.terminate()

@@ -34,7 +34,7 @@ from pyspark.sql import DataFrame
 from auditlake import aggregates as agg
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
-from auditlake import quality
+from auditlake import metrics, quality
 from auditlake.cli import JobContext
 from auditlake.errors import ConfigError, QualityGateError, UsageError
 from auditlake.ingest.objects import normalize_uri
@@ -278,9 +278,11 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
         rec.ended_at = _now()
         write_run_record(spark, lake, rec)
         print(_summary(rec, plan))
+        metrics.publish_run(ctx.cfg, rec)
         return rec
     except Exception as exc:
         record_failed_run(spark, lake, rec, exc)
+        metrics.publish_run(ctx.cfg, rec)
         raise
     finally:
         for df in persisted:

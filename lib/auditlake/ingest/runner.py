@@ -152,15 +152,6 @@ def in_window(day: dt.date | None, since: dt.date | None, until: dt.date | None,
     return True
 
 
-def ledger_keys(spark, lake: str, source: str) -> set[tuple[str, int, dt.datetime]]:
-    """(uri, size, modified) of every object the ledger holds for this source."""
-    if not lake_mod.delta_exists(spark, lake_mod.table_uri(lake, "ingest_ledger")):
-        return set()  # a new lake: no Spark job to read an empty frame
-    ledger = lake_mod.read_table(spark, lake, "ingest_ledger")
-    rows = ledger.where(F.col("source") == source).select("object_uri", "object_size", "object_modified_at").collect()
-    return {(r[0], int(r[1]), r[2]) for r in rows}
-
-
 def _ledger_frame(spark, source_name: str, objects: Iterable[SourceObject], dates: dict[str, dt.date | None], run_id: str) -> DataFrame:
     now = _now()
     rows = [(source_name, o.uri, o.size, o.modified_at, dates.get(o.uri), run_id, now) for o in objects]
