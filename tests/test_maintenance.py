@@ -20,7 +20,7 @@ def _insights(spark, i: int, days: tuple[dt.date, ...]):
     rows = [
         {
             "event_id": f"e{i}-{d.day}",
-            "event_time": dt.datetime.combine(d, dt.time(1, 0, i)),
+            "event_time": dt.datetime.combine(d, dt.time(1, 0, i % 60)),
             "event_date": d,
             "recipient_account_id": "111111111111",
             "source_object": f"s3://raw/{i}.json.gz",

@@ -8,8 +8,9 @@ import gzip
 import boto3
 
 from auditlake.cli import run_job
-from auditlake.ingest.runner import RunRecord, run_ingest
+from auditlake.ingest.runner import run_ingest
 from auditlake.metrics import run_metric_data
+from auditlake.runs import RunRecord
 from auditlake.sources.crawler_logs import CrawlerLogsSource
 
 RUN_A = "[0f2f2a30-c09d-4485-ba3c-d37e8fe0148b]"

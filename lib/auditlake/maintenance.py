@@ -29,11 +29,11 @@ from typing import Any
 import pyspark.sql.functions as F
 
 from auditlake import config as config_mod
+from auditlake import hadoop_fs, metrics
 from auditlake import lake as lake_mod
-from auditlake import metrics
-from auditlake.cli import JobContext
+from auditlake.context import JobContext
 from auditlake.ingest.objects import normalize_uri
-from auditlake.ingest.runner import RunRecord, record_failed_run, write_run_record
+from auditlake.runs import RunRecord, now_utc, record_failed_run, write_run_record
 from auditlake.tables import list_contracts, load_contract
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,6 @@ JOB_NAME = "maintain_tables"
 DELTA_MIN_RETENTION_HOURS = 168  # Delta's default delta.deletedFileRetentionDuration (7 days)
 _INTERVAL = re.compile(r"^\s*interval\s+(\d+)\s+(hour|hours|day|days|week|weeks)\s*$", re.IGNORECASE)
 _HOURS = {"hour": 1, "hours": 1, "day": 24, "days": 24, "week": 168, "weeks": 168}
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def safe_retention_hours(configured: float, table_property: str | None) -> float:
@@ -80,12 +76,6 @@ def last_versions(spark, lake: str) -> dict[str, int]:
     return {k.removesuffix(".version"): int(v) for k, v in row[0][0].items() if k.endswith(".version")}
 
 
-def _exists(spark, uri: str) -> bool:
-    jvm = spark._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    return bool(path.getFileSystem(spark._jsc.hadoopConfiguration()).exists(path))
-
-
 def written_partitions(spark, uri: str, column: str, after: int | None, current: int) -> list[str] | None:
     """Partition values that data commits after version ``after`` added files to; None = not known (all).
 
@@ -96,7 +86,7 @@ def written_partitions(spark, uri: str, column: str, after: int | None, current:
     if current <= after:
         return []
     paths = [f"{uri}/_delta_log/{v:020d}.json" for v in range(after + 1, current + 1)]
-    if not _exists(spark, paths[0]):
+    if not hadoop_fs.exists(spark, paths[0]):
         return None  # the log was cleaned up past the previous pass: compact everything
     adds = (
         spark.read.schema("add struct<partitionValues: map<string,string>, dataChange: boolean>")
@@ -202,7 +192,7 @@ def maintain_tables(ctx: JobContext) -> RunRecord:
         unknown = sorted(set(wanted) - set(list_contracts()))
         if unknown:
             raise ValueError(f"unknown tables: {', '.join(unknown)}")
-        today = _now().date()
+        today = now_utc().date()
         for table in tables:
             t = time.monotonic()
             log.info("maintaining %s: start", table)
@@ -217,7 +207,7 @@ def maintain_tables(ctx: JobContext) -> RunRecord:
             )
         rec.objects_processed = len(tables)
         rec.status = "succeeded"
-        rec.ended_at = _now()
+        rec.ended_at = now_utc()
         write_run_record(spark, lake, rec)
         log.info(
             "maintenance of %d tables done in %.1fs",

@@ -35,6 +35,7 @@ from typing import Any
 
 import pyspark.sql.functions as F
 
+from auditlake import hadoop_fs
 from auditlake import lake as lake_mod
 from auditlake.errors import SourceError
 from auditlake.ingest.objects import (
@@ -190,9 +191,7 @@ class _Lister:
         self.found = 0
         self._on_progress = on_progress
         if not self.local:
-            jvm = spark._jvm
-            self._Path = jvm.org.apache.hadoop.fs.Path
-            self.fs = self._Path(root).getFileSystem(spark._jsc.hadoopConfiguration())
+            self.fs = hadoop_fs.filesystem(spark, hadoop_fs.hadoop_path(spark, root))
 
     def _count(self, n: int) -> None:
         self.found += n
@@ -204,7 +203,7 @@ class _Lister:
             path = uri[len("file:") :]
             return "dir" if os.path.isdir(path) else "file" if os.path.exists(path) else None
         try:
-            status = self.fs.getFileStatus(self._Path(uri))
+            status = self.fs.getFileStatus(hadoop_fs.hadoop_path(self.spark, uri))
         except Exception as exc:  # py4j wraps the JVM's FileNotFoundException
             if "FileNotFoundException" in str(exc):
                 return None
@@ -227,7 +226,7 @@ class _Lister:
                             SourceObject("file:" + entry.path, st.st_size, _from_ms(int(st.st_mtime * 1000)))
                         )
         else:
-            for st in self.fs.listStatus(self._Path(uri)):
+            for st in self.fs.listStatus(hadoop_fs.hadoop_path(self.spark, uri)):
                 path = st.getPath().toString()
                 if st.isDirectory():
                     dirs.append(path)
@@ -245,7 +244,7 @@ class _Lister:
             out = _list_local(uri[len("file:") :])
         else:
             out = []
-            it = self.fs.listFiles(self._Path(uri), True)
+            it = self.fs.listFiles(hadoop_fs.hadoop_path(self.spark, uri), True)
             while it.hasNext():
                 st = it.next()
                 out.append(
