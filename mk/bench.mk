@@ -11,3 +11,6 @@ bench-scale: setup ## the benchmark at SCALE and 4 x SCALE: how time and memory 
 
 bench-data: ## only write the synthetic logs + manifest (build/bench/synth-$(SCALE))
 	$(PY) -m synth --out build/bench/synth-$(SCALE) --scale $(SCALE)
+
+bench-incremental: setup ## one new hour on 7 vs 30 days of history: rerun time and list calls (HISTORY_ARGS)
+	$(PY) -m bench.incremental $(HISTORY_ARGS)

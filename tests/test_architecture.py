@@ -13,7 +13,8 @@ PACKAGE = REPO / "lib" / "auditlake"
 LAYERS: list[tuple[str, set[str]]] = [
     (
         "foundation",
-        {"auditlake", "auditlake.errors", "auditlake.resources", "auditlake.config", "auditlake.tables"},
+        {"auditlake", "auditlake.errors", "auditlake.resources", "auditlake.config", "auditlake.tables",
+         "auditlake.metrics"},
     ),
     (
         "spark",
@@ -33,7 +34,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "auditlake.athena.queries",
         },
     ),
-    ("storage", {"auditlake.lake", "auditlake.quality"}),
+    ("storage", {"auditlake.lake", "auditlake.quality", "auditlake.ingest.listing"}),
     (
         "sources",
         {
@@ -52,6 +53,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "auditlake.aggregate_job",
             "auditlake.athena.job",
             "auditlake.detect",
+            "auditlake.maintenance",
             "auditlake.ocsf_job",
             "auditlake.report",
             "auditlake.report.data",

@@ -258,8 +258,10 @@ def test_ingest_runs_both_layouts_window_quarantine_balance_rerun(spark, tmp_pat
 
     assert run() == 0
     first = records[-1]
+    # The partitioned layout's 2019/03 folder is outside the window: never listed. The simple
+    # layout's flat folder is listed whole and its old object skipped by its name's date.
     assert (first.objects_listed, first.objects_processed, first.skipped_by_reason) == (
-        6, 3, {"outside_window": 2, "empty_object": 1})
+        5, 3, {"outside_window": 1, "empty_object": 1})
     # A1 appears in two objects: one row
     assert (first.records_read, first.records_loaded, first.records_quarantined, first.records_duplicate) == (6, 4, 1, 1)
     table = read_table(spark, str(lake), "s3_access_logs")

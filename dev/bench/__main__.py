@@ -318,6 +318,11 @@ def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set
             print(f"[aggregates]: {m['wall_seconds']}s exit={m['exit_code']} peak {m['peak_rss_mb']} MB", flush=True)
         else:
             result["aggregates"] = {"missing": AGGREGATE_JOB}
+    if "history" not in skip and "cloudtrail" in sources:
+        from bench.incremental import run_scenario
+
+        print("[history] 7 and 30 days loaded, then one new hour each ...", flush=True)
+        result["incremental_history"] = run_scenario(work / f"history-{tag}")
     result["total_seconds"] = round(time.monotonic() - t_all, 1)
     result["machine"]["load_avg_at_end"] = [round(x, 1) for x in os.getloadavg()]
     result["targets"] = evaluate_targets(result)
@@ -384,6 +389,11 @@ def markdown(result: dict[str, Any]) -> str:
         else:
             lines += ["", f"Aggregates: {agg['wall_seconds']} s, exit {agg['exit_code']}, peak {agg['peak_rss_mb']} MB "
                           f"(JVM {agg['peak_rss_mb_jvm']})."]
+    hist = result.get("incremental_history")
+    if hist:
+        from bench.incremental import markdown as history_markdown
+
+        lines += ["", "Incremental hour on a long history (CloudTrail, no --since):", "", history_markdown(hist)]
     lines += ["", "Peak memory of the baselines (MB): " + ", ".join(
         f"{s} floor {r.get('floor', {}).get('peak_rss_mb', '-')} / DuckDB {r.get('duckdb', {}).get('peak_rss_mb', '-')}"
         for s, r in result["sources"].items())]
@@ -530,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--work", default=str(ROOT / "build" / "bench"))
     parser.add_argument("--sources", default=",".join(SOURCES))
-    parser.add_argument("--skip", default="", help="comma list of steps to skip: floor,duckdb,ingest,aggregates")
+    parser.add_argument("--skip", default="", help="comma list of steps to skip: floor,duckdb,ingest,aggregates,history")
     parser.add_argument("--no-record", action="store_true", help="do not write bench/results or bench/README.md")
     args = parser.parse_args(argv)
     sources = [s for s in args.sources.split(",") if s]

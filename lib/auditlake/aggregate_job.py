@@ -33,7 +33,7 @@ from pyspark.sql import DataFrame, SparkSession
 from auditlake import aggregates as agg
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
-from auditlake import quality
+from auditlake import metrics, quality
 from auditlake.context import JobContext
 from auditlake.entities import aggregate_entity_activity_daily
 from auditlake.errors import ConfigError, UsageError
@@ -228,9 +228,11 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
         with rec.phase("write"):
             _write(ctx.spark, lake, built, opts, rec)
         _record(ctx.spark, lake, rec, plan)
+        metrics.publish_run(ctx.cfg, rec)
         return rec
     except Exception as exc:
         record_failed_run(ctx.spark, lake, rec, exc)
+        metrics.publish_run(ctx.cfg, rec)
         raise
     finally:
         for b in built.values():

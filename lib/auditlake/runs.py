@@ -77,12 +77,17 @@ class RunRecord:
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        """Time the block into ``phase_seconds[name]``, also when it fails."""
+        """Time the block into ``phase_seconds[name]``, also when it fails; log its start and end with counts."""
         started = time.monotonic()
+        log.info("run %s %s: phase %s: start", self.run_id, self.source, name)
         try:
             yield
         finally:
             self.phase_seconds[name] = time.monotonic() - started
+            log.info("run %s %s: phase %s: end, %.1fs; objects listed=%d processed=%d; records read=%d "
+                     "loaded=%d quarantined=%d", self.run_id, self.source, name, self.phase_seconds[name],
+                     self.objects_listed, self.objects_processed, self.records_read, self.records_loaded,
+                     self.records_quarantined)
 
     def balanced(self) -> bool:
         return self.records_read == self.records_loaded + self.records_quarantined + self.records_duplicate
@@ -116,8 +121,12 @@ class RunRecord:
 
 def write_run_record(spark: SparkSession, lake: str, record: RunRecord) -> None:
     contract = load_contract("job_runs")
-    df = spark.createDataFrame([record.as_row()], contract.schema)
-    lake_mod.append_rows(spark, df, lake, "job_runs")
+    row = record.as_row()
+    lake_mod.append_rows(spark, spark.createDataFrame([row], contract.schema), lake, "job_runs")
+    # The final line of every run: counts and duration only, never record content.
+    log.info("run %s %s %s: %s in %.1fs; records read=%d loaded=%d quarantined=%d duplicates=%d",
+             record.run_id, record.job, record.source, record.status, row["duration_seconds"],
+             record.records_read, record.records_loaded, record.records_quarantined, record.records_duplicate)
 
 
 def record_failed_run(spark: SparkSession, lake: str, rec: RunRecord, exc: BaseException) -> None:
@@ -145,6 +154,9 @@ def record_gate(
     """Fold the gate's outcomes into ``rec``, append them to ``dq_results``; raise if any table failed."""
     rec.dq_status = dq_status({o.status for o in outcomes})
     rec.dq_warnings = [w for o in outcomes for w in o.warnings]
+    # Failed expectations by severity, for the DataQualityFailures metric.
+    rec.counters["dq_failed_critical"] = sum(len(o.failures) for o in outcomes)
+    rec.counters["dq_failed_warning"] = len(rec.dq_warnings)
     if outcomes:
         lake_mod.append_rows(spark, quality.results_frame(spark, outcomes, rec.run_id), lake, "dq_results")
     failed = [o for o in outcomes if o.status == "failed"]

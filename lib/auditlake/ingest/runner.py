@@ -25,10 +25,11 @@ from pyspark.sql import DataFrame, SparkSession
 
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
-from auditlake import quality
+from auditlake import metrics, quality
 from auditlake.context import JobContext
 from auditlake.errors import ReconciliationError
-from auditlake.ingest.objects import SourceObject, list_objects, normalize_uri
+from auditlake.ingest import listing
+from auditlake.ingest.objects import SourceObject, normalize_uri
 from auditlake.ingest.source import ParsedBatch, Source
 from auditlake.runs import RunRecord, now_utc, record_failed_run, record_gate, summary_log, write_run_record
 from auditlake.tables import load_contract
@@ -49,15 +50,6 @@ def in_window(day: dt.date | None, since: dt.date | None, until: dt.date | None,
     if until and day > until + dt.timedelta(days=slack_days):
         return False
     return True
-
-
-def ledger_keys(spark: SparkSession, lake: str, source: str) -> set[tuple[str, int, dt.datetime]]:
-    """(uri, size, modified) of every object the ledger holds for this source."""
-    if not lake_mod.delta_exists(spark, lake_mod.table_uri(lake, "ingest_ledger")):
-        return set()  # a new lake: no Spark job to read an empty frame
-    ledger = lake_mod.read_table(spark, lake, "ingest_ledger")
-    rows = ledger.where(F.col("source") == source).select("object_uri", "object_size", "object_modified_at").collect()
-    return {(r[0], int(r[1]), r[2]) for r in rows}
 
 
 def _ledger_frame(spark: SparkSession, source_name: str, objects: Iterable[SourceObject], dates: dict[str, dt.date | None], run_id: str) -> DataFrame:
@@ -120,26 +112,35 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
         if selected.todo:
             _process(ctx, source, lake, selected, rec)
         _record(ctx.spark, lake, rec)
+        metrics.publish_run(ctx.cfg, rec, source)
         return rec
     except Exception as exc:
         record_failed_run(ctx.spark, lake, rec, exc)
+        metrics.publish_run(ctx.cfg, rec, source)
         raise
 
 
 def _list(ctx: JobContext, source: Source, lake: str, rec: RunRecord) -> _Selected:
-    """List the source, classify each object, keep the window's, drop those the ledger holds."""
+    """List the window (see ``listing``), classify each object, drop those the ledger holds."""
     args = ctx.args
     slack = int(config_mod.get(ctx.cfg, "ingest.listing_slack_days", 1))
     with rec.phase("list"):
-        listed = list_objects(ctx.spark, args.source)
+        window = listing.resolve_window(ctx.spark, lake, source.name, args.since, args.until, slack,
+                                        reprocess=args.reprocess)
+        found = listing.list_window(ctx.spark, args.source, source, window, lake=lake, cfg=ctx.cfg,
+                                    progress_every=int(config_mod.get(ctx.cfg, "progress.every_objects", 10000)))
+        listed = found.objects
+        rec.counters["list_calls"] = found.list_calls
         rec.objects_listed = len(listed)
-        candidates, dates, skipped = _classify(source, listed, args.since, args.until, slack)
+        candidates, dates, skipped = _classify(source, listed, window.since, args.until, slack)
+        if found.skipped_complete_tasks:
+            skipped["complete_export_task"] = found.skipped_complete_tasks
         rec.skipped_by_reason = dict(skipped)
-        rec.objects_skipped = sum(v for k, v in skipped.items() if k != "outside_window")
+        rec.objects_skipped = sum(v for k, v in skipped.items() if k not in ("outside_window", "complete_export_task"))
         if args.reprocess:
             todo = candidates
         else:
-            done = ledger_keys(ctx.spark, lake, source.name)
+            done = listing.ledger_done(ctx.spark, lake, source.name, candidates, window)
             todo = [o for o in candidates if (o.uri, o.size, o.modified_at) not in done]
         rec.objects_already_processed = len(candidates) - len(todo)
         rec.objects_processed = len(todo)
@@ -211,7 +212,7 @@ def _dedupe_batch(parsed: ParsedBatch, batch: _Batch, rec: RunRecord) -> None:
         batch.tables[table] = d
     rec.records_quarantined = batch.quarantine.count()
     rec.records_read = read + rec.records_quarantined
-    rec.counters = dict(parsed.counters)
+    rec.counters.update(parsed.counters)
     rec.unknown_keys = sorted(set(parsed.unknown_keys))
 
 

@@ -31,7 +31,12 @@ class ParsedBatch:
 
 
 class Source(Protocol):
-    """A log source: how to recognise its objects, parse them, and finish after the commit."""
+    """A log source: how to recognise its objects, parse them, and finish after the commit.
+
+    Optional, read by the bounded listing (``auditlake.ingest.listing``) when present:
+    ``prune_folder(uri) -> bool`` for folders that never hold the source's objects, and
+    ``task_folder(name) -> bool`` for export-task folders a completed run need not list again.
+    """
 
     name: str  # e.g. "cloudtrail"; the `source` value in ledger, quarantine, job_runs
     tables: tuple[str, ...]

@@ -446,6 +446,11 @@ class CloudTrailSource:
             return "not_json_gz"
         return None
 
+    def prune_folder(self, uri: str) -> bool:
+        """Service folders beside CloudTrail's (digests, Config, GuardDuty) are never entered by a bounded listing."""
+        folder = _SERVICE_FOLDER.search(uri.rstrip("/") + "/")
+        return bool(folder) and folder.group(2) not in _CLOUDTRAIL_FOLDERS
+
     def object_date(self, obj: SourceObject) -> dt.date | None:
         for pattern, fmt in ((_DELIVERY_DAY, None), (_NAME_DAY, "%Y%m%d")):
             m = pattern.search(obj.uri)

@@ -81,6 +81,8 @@ _TS_LINE = re.compile(
 _TS_LIKE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}[T ]\d")
 _FIREHOSE_DATE = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/(?:\d{2}/)?[^/]+$")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# CloudWatch Logs export task ids are UUIDs: ``<prefix>/<task-id>/<log-stream>/000000.gz``.
+_TASK_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 # --------------------------------------------------------------------------- decoding (per object)
@@ -456,6 +458,9 @@ class CrawlerLogsSource:
     name = SOURCE
     tables: tuple[str, ...] = (EVENTS_TABLE,)
 
+    def __init__(self) -> None:
+        self.errors_by_crawler: dict[str, int] = {}
+
     def classify(self, obj: SourceObject) -> str | None:
         if obj.uri.endswith("/"):
             return "folder_marker"
@@ -464,6 +469,10 @@ class CrawlerLogsSource:
         if obj.size == 0:
             return "empty_object"
         return None
+
+    def task_folder(self, name: str) -> bool:
+        """Whether a folder name is an export task id (a bounded listing skips completed tasks)."""
+        return bool(_TASK_ID.match(name))
 
     def object_date(self, obj: SourceObject) -> dt.date | None:
         """Firehose keys carry the delivery day (``YYYY/MM/DD/HH/``); export keys carry none."""
@@ -502,6 +511,11 @@ class CrawlerLogsSource:
         batch = deduped_tables.get(EVENTS_TABLE)
         if batch is None:
             return {}
+        # Per crawler, what the ERROR metric filter on the log group counts (published as metrics).
+        self.errors_by_crawler = {
+            r[0]: int(r[1]) for r in batch.groupBy("crawler_name")
+            .agg(F.sum(F.col("error_filter_match").cast("int"))).collect()
+        }
         touched = batch.where(F.col("run_id").isNotNull()).select("crawler_name", "run_id").distinct()
         if touched.isEmpty():
             return {RUNS_TABLE: 0}

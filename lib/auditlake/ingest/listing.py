@@ -1,0 +1,379 @@
+"""Listing bounded by the run's window, and ledger lookups for that window only.
+
+An hourly run must cost the same in its first week and its third year. Two things grow with a
+bucket's history: the listing of the source prefix and the ledger of processed objects. Here:
+
+- Keys that carry their delivery date in folders (CloudTrail ``.../<region>/YYYY/MM/DD/``, S3 access
+  logs' partitioned layout ``.../<bucket>/YYYY/MM/DD/``, Firehose ``YYYY/MM/DD/HH/``) are walked
+  one folder level at a time, and at the date levels only the years, months and days of the
+  window are entered. A folder counts as a date root when every sub-folder of it is a year
+  (four digits); below a day folder everything is listed recursively (Firehose hours).
+- Export-task folders (``<prefix>/<task-id>/...``) are listed, and tasks the ledger shows as
+  complete are not entered.
+- Without ``--since``, the window starts at the ledger's high-water mark (the newest object date
+  it holds for the source) minus the slack; a lake without one lists everything once.
+- The ledger is read only through filters Delta can prune (the source partition and the window's
+  ``object_date`` range) and a semi-join with the listed objects: the driver receives at most one
+  row per listed object, never the whole ledger.
+
+A run without a window (first load) keeps the single recursive listing: for S3 that is the
+fewest requests when everything is wanted. Objects whose names carry the date in a flat folder
+(S3 access logs' simple layout) are still listed in full: the Hadoop FileSystem API cannot list
+by a partial name, so they are filtered after listing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyspark.sql.functions as F
+
+from auditlake import hadoop_fs
+from auditlake import lake as lake_mod
+from auditlake.errors import SourceError
+from auditlake.ingest.objects import (
+    SourceObject,
+    _from_ms,
+    _list_local,
+    is_local,
+    list_objects,
+    normalize_uri,
+)
+
+log = logging.getLogger(__name__)
+
+_YEAR = re.compile(r"^(19|20|21)\d\d$")
+_MONTH_DAY = re.compile(r"^\d{1,2}$")
+# How long after an export task's newest object a run must have processed it before the task
+# folder counts as complete (CloudWatch Logs export tasks finish writing within minutes).
+DEFAULT_TASK_SETTLE_MINUTES = 60
+
+
+@dataclass(frozen=True)
+class Window:
+    """Delivery days to list, inclusive; ``None`` ends are open. ``since`` None means list all."""
+
+    since: dt.date | None
+    until: dt.date | None
+    origin: str  # "arguments", "high_water_mark" or "everything"
+
+    @property
+    def bounded(self) -> bool:
+        return self.since is not None or self.until is not None
+
+
+@dataclass
+class Listing:
+    """What a bounded listing found, and what it cost."""
+
+    objects: list[SourceObject]
+    list_calls: int = 0
+    skipped_complete_tasks: int = 0
+    date_roots: list[str] = field(default_factory=list)
+
+
+def resolve_window(
+    spark,
+    lake: str,
+    source: str,
+    since: dt.date | None,
+    until: dt.date | None,
+    slack_days: int,
+    *,
+    reprocess: bool = False,
+) -> Window:
+    """The delivery-day window to list.
+
+    Records in a file are never later than its folder's day, so the upper end gets the slack.
+    Without ``--since`` (and without ``--until``) the window starts at the ledger's high-water
+    mark minus the slack, so late objects of the last days are still seen. ``--reprocess``
+    without dates is a backfill of everything.
+    """
+    upper = until + dt.timedelta(days=slack_days) if until else None
+    if since or until:
+        return Window(since, upper, "arguments")
+    if reprocess:
+        return Window(None, None, "everything")
+    hwm = ledger_high_water_mark(spark, lake, source)
+    if hwm is None:
+        return Window(None, None, "everything")
+    return Window(hwm - dt.timedelta(days=slack_days), None, "high_water_mark")
+
+
+def ledger_high_water_mark(spark, lake: str, source: str) -> dt.date | None:
+    """The newest ``object_date`` in the ledger for ``source`` (one aggregate row, pruned to the partition)."""
+    uri = lake_mod.table_uri(lake, "ingest_ledger")
+    if not lake_mod.delta_exists(spark, uri):
+        return None
+    row = (
+        spark.read.format("delta")
+        .load(uri)
+        .where(F.col("source") == source)
+        .agg(F.max("object_date"))
+        .collect()[0]
+    )
+    return row[0]
+
+
+def ledger_done(
+    spark, lake: str, source: str, candidates: list[SourceObject], window: Window
+) -> set[tuple[str, int, dt.datetime]]:
+    """(uri, size, modified) of the candidates the ledger already holds.
+
+    Reads the source's partition, filtered to the window's ``object_date`` range (plus undated
+    objects) so Delta skips files of other days, and semi-joins it with the candidates.
+    """
+    uri = lake_mod.table_uri(lake, "ingest_ledger")
+    if not candidates or not lake_mod.delta_exists(spark, uri):
+        return set()
+    ledger = spark.read.format("delta").load(uri).where(F.col("source") == source)
+    if window.bounded:
+        in_range = F.lit(True)
+        if window.since:
+            in_range = in_range & (F.col("object_date") >= F.lit(window.since))
+        if window.until:
+            in_range = in_range & (F.col("object_date") <= F.lit(window.until))
+        ledger = ledger.where(F.col("object_date").isNull() | in_range)
+    wanted = spark.createDataFrame(
+        [(o.uri, o.size, o.modified_at) for o in candidates],
+        "object_uri string, object_size bigint, object_modified_at timestamp",
+    )
+    keys = ["object_uri", "object_size", "object_modified_at"]
+    rows = ledger.select(*keys).join(wanted, on=keys, how="left_semi").collect()
+    return {(r[0], int(r[1]), r[2]) for r in rows}
+
+
+def complete_task_folders(spark, lake: str, source: str, settle_minutes: int) -> set[str]:
+    """Export-task folders (URI of ``<prefix>/<task-id>``) the ledger shows as fully processed.
+
+    A task folder is complete when a run processed objects of it at least ``settle_minutes``
+    after its newest object was written: that run saw the finished task. One row per folder
+    comes back, never one per object.
+    """
+    uri = lake_mod.table_uri(lake, "ingest_ledger")
+    if not lake_mod.delta_exists(spark, uri):
+        return set()
+    ledger = (
+        spark.read.format("delta")
+        .load(uri)
+        .where((F.col("source") == source) & F.col("object_date").isNull())
+    )
+    # <prefix>/<task-id>/<stream>/<file>: drop the last two path segments.
+    folder = F.regexp_extract(F.col("object_uri"), r"^(.*)/[^/]+/[^/]+$", 1)
+    rows = (
+        ledger.groupBy(folder.alias("folder"))
+        .agg(F.max("object_modified_at").alias("newest"), F.max("processed_at").alias("processed"))
+        .where(F.col("processed") >= F.col("newest") + F.expr(f"INTERVAL {int(settle_minutes)} MINUTES"))
+        .select("folder")
+        .collect()
+    )
+    return {r[0] for r in rows if r[0]}
+
+
+# --------------------------------------------------------------------------- the walk
+
+
+class _Lister:
+    """One-level and recursive listings over local folders or a Hadoop FileSystem; counts calls."""
+
+    def __init__(self, spark, root: str, on_progress: Callable[[int], None]):
+        self.spark = spark
+        self.root = root
+        self.local = is_local(root)
+        self.calls = 0
+        self.found = 0
+        self._on_progress = on_progress
+        if not self.local:
+            self.fs = hadoop_fs.filesystem(spark, hadoop_fs.hadoop_path(spark, root))
+
+    def _count(self, n: int) -> None:
+        self.found += n
+        self._on_progress(self.found)
+
+    def kind(self, uri: str) -> str | None:
+        """ "dir", "file" or None (missing): one status request."""
+        if self.local:
+            path = uri[len("file:") :]
+            return "dir" if os.path.isdir(path) else "file" if os.path.exists(path) else None
+        try:
+            status = self.fs.getFileStatus(hadoop_fs.hadoop_path(self.spark, uri))
+        except Exception as exc:  # py4j wraps the JVM's FileNotFoundException
+            if "FileNotFoundException" in str(exc):
+                return None
+            raise
+        return "dir" if status.isDirectory() else "file"
+
+    def children(self, uri: str) -> tuple[list[SourceObject], list[str]]:
+        """Files and sub-folders (URIs) directly under ``uri``: one list request (paged)."""
+        self.calls += 1
+        files: list[SourceObject] = []
+        dirs: list[str] = []
+        if self.local:
+            with os.scandir(uri[len("file:") :]) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=True):
+                        dirs.append("file:" + entry.path)
+                    elif entry.is_file(follow_symlinks=True):
+                        st = entry.stat()
+                        files.append(
+                            SourceObject("file:" + entry.path, st.st_size, _from_ms(int(st.st_mtime * 1000)))
+                        )
+        else:
+            for st in self.fs.listStatus(hadoop_fs.hadoop_path(self.spark, uri)):
+                path = st.getPath().toString()
+                if st.isDirectory():
+                    dirs.append(path)
+                else:
+                    files.append(
+                        SourceObject(path, int(st.getLen()), _from_ms(int(st.getModificationTime())))
+                    )
+        self._count(len(files))
+        return files, sorted(dirs)
+
+    def tree(self, uri: str) -> list[SourceObject]:
+        """Every object under the folder ``uri`` (recursive): one flat listing on S3."""
+        self.calls += 1
+        if self.local:
+            out = _list_local(uri[len("file:") :])
+        else:
+            out = []
+            it = self.fs.listFiles(hadoop_fs.hadoop_path(self.spark, uri), True)
+            while it.hasNext():
+                st = it.next()
+                out.append(
+                    SourceObject(
+                        st.getPath().toString(), int(st.getLen()), _from_ms(int(st.getModificationTime()))
+                    )
+                )
+        self._count(len(out))
+        return out
+
+
+def _name(uri: str) -> str:
+    return uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _in_range(value: tuple[int, ...], lo: tuple[int, ...] | None, hi: tuple[int, ...] | None) -> bool:
+    n = len(value)
+    return (lo is None or value >= lo[:n]) and (hi is None or value <= hi[:n])
+
+
+def list_window(
+    spark,
+    root_uri: str,
+    source: Any,
+    window: Window,
+    *,
+    lake: str | None = None,
+    cfg: dict[str, Any] | None = None,
+    progress_every: int = 10000,
+) -> Listing:
+    """List the objects under ``root_uri`` that the window can need, sorted by URI.
+
+    ``source`` may offer ``prune_folder(uri) -> bool`` (folders that never hold its objects,
+    e.g. CloudTrail-Digest) and ``task_folder(name) -> bool`` (export-task folders, entered
+    only when the ledger does not show them complete).
+    """
+    root = normalize_uri(root_uri)
+    t0 = time.monotonic()
+    next_report = [progress_every]
+
+    def progress(found: int) -> None:
+        if progress_every and found >= next_report[0]:
+            log.info(
+                "listing %s: %d objects so far, %d list calls, %.1fs",
+                root,
+                found,
+                lister.calls,
+                time.monotonic() - t0,
+            )
+            while next_report[0] <= found:
+                next_report[0] += progress_every
+
+    lister = _Lister(spark, root, progress)
+    if not window.bounded:
+        return Listing(list_objects(spark, root), 1)
+    kind = lister.kind(root)
+    if kind is None:
+        raise SourceError(f"source not found: {root}")
+    if kind == "file":
+        return Listing(list_objects(spark, root), 1)
+    lo = (window.since.year, window.since.month, window.since.day) if window.since else None
+    hi = (window.until.year, window.until.month, window.until.day) if window.until else None
+    prune = getattr(source, "prune_folder", None)
+    is_task = getattr(source, "task_folder", None)
+    settle = int((cfg or {}).get("ingest", {}).get("export_task_settle_minutes", DEFAULT_TASK_SETTLE_MINUTES))
+    complete: set[str] | None = None
+    listing = Listing([], 0)
+    out = listing.objects
+
+    def walk(uri: str) -> None:
+        nonlocal complete
+        files, dirs = lister.children(uri)
+        out.extend(files)
+        if prune is not None:
+            dirs = [d for d in dirs if not prune(d)]
+        if dirs and all(_YEAR.match(_name(d)) for d in dirs):
+            listing.date_roots.append(uri)
+            for year in dirs:
+                if _in_range((int(_name(year)),), lo, hi):
+                    dates(year, (int(_name(year)),))
+            return
+        for d in dirs:
+            if is_task is not None and lake is not None and is_task(_name(d)):
+                if complete is None:
+                    complete = complete_task_folders(spark, lake, source.name, settle)
+                if d in complete:
+                    listing.skipped_complete_tasks += 1
+                    continue
+                out.extend(lister.tree(d))
+                continue
+            walk(d)
+
+    def dates(uri: str, prefix: tuple[int, ...]) -> None:
+        files, dirs = lister.children(uri)
+        out.extend(files)  # files beside date folders carry no folder date: the runner decides
+        for d in dirs:
+            name = _name(d)
+            if not _MONTH_DAY.match(name):
+                out.extend(lister.tree(d))  # not a date level: keep everything, as a full listing would
+                continue
+            value = (*prefix, int(name))
+            if not _in_range(value, lo, hi):
+                continue
+            if len(value) == 3:
+                out.extend(lister.tree(d))
+            else:
+                dates(d, value)
+
+    try:
+        walk(root)
+    except SourceError:
+        raise
+    except Exception as exc:  # py4j wraps the JVM's IOException
+        java = getattr(exc, "java_exception", None)
+        detail = str(java.toString()).splitlines()[0] if java is not None else str(exc).splitlines()[0]
+        raise SourceError(f"cannot list {root}: {detail}") from exc
+    out.sort(key=lambda o: o.uri)
+    listing.list_calls = lister.calls
+    log.info(
+        "listed %d objects under %s in window %s..%s (%s): %d list calls, %d date roots, "
+        "%d complete export tasks not entered, %.1fs",
+        len(out),
+        root,
+        window.since or "-",
+        window.until or "-",
+        window.origin,
+        lister.calls,
+        len(listing.date_roots),
+        listing.skipped_complete_tasks,
+        time.monotonic() - t0,
+    )
+    return listing
