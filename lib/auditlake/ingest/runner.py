@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame
 
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
-from auditlake import quality
+from auditlake import quality, run_log
 from auditlake.cli import JobContext
 from auditlake.errors import QualityGateError, ReconciliationError
 from auditlake.ingest.objects import SourceObject, list_objects, normalize_uri
@@ -94,6 +94,7 @@ class RunRecord:
     dq_status: str = "skipped"
     dq_warnings: list[str] = field(default_factory=list)
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    table_versions: dict[str, int] = field(default_factory=dict)
 
     def as_row(self) -> dict[str, Any]:
         ended = self.ended_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -131,9 +132,7 @@ def _now() -> dt.datetime:
 
 
 def write_run_record(spark, lake: str, record: RunRecord) -> None:
-    contract = load_contract("job_runs")
-    df = spark.createDataFrame([record.as_row()], contract.schema)
-    lake_mod.append_rows(spark, df, lake, "job_runs")
+    run_log.write_run(spark, lake, record)
 
 
 def in_window(day: dt.date | None, since: dt.date | None, until: dt.date | None, slack_days: int) -> bool:
@@ -209,6 +208,7 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
     slack = int(config_mod.get(cfg, "ingest.listing_slack_days", 1))
     t0 = time.monotonic()
     try:
+        run_log.start_run(spark, lake, rec, cfg)
         listed = list_objects(spark, args.source)
         rec.objects_listed = len(listed)
         skipped: Counter[str] = Counter()
