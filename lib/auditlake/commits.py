@@ -45,7 +45,10 @@ CONFLICT_NAMES = (
     "DeltaConcurrentModificationException",
 )
 
-DEFAULT_ATTEMPTS = 10
+# Every writer of the shared tables (job_runs above all) may collide with each of the others a
+# few times while a schedule's jobs start and end together; past this many, something is wrong.
+DEFAULT_ATTEMPTS = 20
+MAX_DELAY_SECONDS = 5.0
 
 
 def run_tag(run_id: str, job: str) -> str:
@@ -107,7 +110,7 @@ def retry_on_conflict(
         except Exception as exc:
             if not is_conflict(exc) or attempt == attempts:
                 raise
-            delay = base_delay * attempt * (0.5 + random.random())
+            delay = min(MAX_DELAY_SECONDS, base_delay * attempt) * (0.5 + random.random())
             log.info(
                 "%s: concurrent commit (%s), attempt %d of %d, retrying in %.1f s",
                 what,

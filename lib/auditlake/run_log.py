@@ -60,11 +60,13 @@ def write_run(spark, lake: str, rec: Any) -> None:
     contract = load_contract("job_runs")
     row = run_row(rec)
     df = spark.createDataFrame([tuple(row.get(c) for c in contract.column_names)], contract.schema)
-    lake_mod.upsert_rows(spark, df, lake, "job_runs")
     key = (rec.run_id, rec.job)
+    # Known as active before its row is visible: a concurrent run in this process must not
+    # take the new row for one of a run that died.
     if rec.status == "running":
         _ACTIVE.add(key)
-    else:
+    lake_mod.upsert_rows(spark, df, lake, "job_runs")
+    if rec.status != "running":
         _ACTIVE.discard(key)
 
 
