@@ -73,7 +73,7 @@ def _dup_keys(df, *keys) -> int:
     return df.groupBy(*keys).count().where(F.col("count") > 1).count()
 
 
-def test_retry_on_conflict_retries_delta_conflicts_only():
+def test_retry_on_conflict_retries_delta_conflicts_only(spark):  # Delta's exceptions need a JVM
     from delta.exceptions import ConcurrentAppendException
 
     calls = []
@@ -81,14 +81,16 @@ def test_retry_on_conflict_retries_delta_conflicts_only():
     def flaky():
         calls.append(1)
         if len(calls) < 3:
-            raise ConcurrentAppendException(desc="Files were added to partition [event_date=2024-01-01]")
+            raise ConcurrentAppendException(
+                desc="Files were added to partition [event_date=2024-01-01]", stackTrace=""
+            )
         return "done"
 
     assert commits.retry_on_conflict(flaky, what="t", base_delay=0.01) == "done"
     assert len(calls) == 3
 
     def always():
-        raise ConcurrentAppendException(desc="again")
+        raise ConcurrentAppendException(desc="again", stackTrace="")
 
     with pytest.raises(ConcurrentAppendException):
         commits.retry_on_conflict(always, what="t", attempts=2, base_delay=0.01)

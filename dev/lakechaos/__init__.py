@@ -52,6 +52,36 @@ def job_command(job: str, raw: Path | None, lake: Path, *extra: str) -> list[str
     return cmd
 
 
+def job_main(job: str):
+    """The function a job script hands to ``run_job`` (to run a job inside this process)."""
+    from auditlake.aggregate_job import build_daily_aggregates
+    from auditlake.ingest.runner import run_ingest
+
+    if job == "build_daily_aggregates":
+        return build_daily_aggregates
+    if job == "ingest_cloudtrail":
+        from auditlake.sources.cloudtrail import CloudTrailSource as source
+    elif job == "ingest_s3_access":
+        from auditlake.sources.s3_access import S3AccessSource as source
+    else:
+        from auditlake.sources.crawler_logs import CrawlerLogsSource as source
+    return lambda ctx: run_ingest(ctx, source())
+
+
+def run_in_process(spark, job: str, raw: Path, lake: Path, *extra: str) -> int:
+    """Run one job in this process on ``spark`` (the reruns after a kill: no new JVM each time)."""
+    from auditlake.cli import run_job as cli_run_job
+
+    argv = job_command(job, raw, lake, *extra)[2:]
+    return cli_run_job(
+        job,
+        job_main(job),
+        argv=argv,
+        needs_source=job != "build_daily_aggregates",
+        session_factory=lambda cfg, name: spark,
+    )
+
+
 def commit_files(lake: Path) -> set[str]:
     """Every Delta commit file under the lake, as ``table/version``."""
     found: set[str] = set()
@@ -62,6 +92,16 @@ def commit_files(lake: Path) -> set[str]:
         if log_dir.is_dir():
             found.update(f"{table.name}/{m.group(1)}" for n in os.listdir(log_dir) if (m := _COMMIT.match(n)))
     return found
+
+
+def chronological(lake: Path, commits: set[str]) -> list[str]:
+    """Commits (``table/version``) in the order they were written."""
+
+    def written(commit: str) -> tuple[int, str]:
+        table, version = commit.split("/")
+        return (os.stat(lake / table / "_delta_log" / f"{version}.json").st_mtime_ns, commit)
+
+    return sorted(commits, key=written)
 
 
 @dataclass

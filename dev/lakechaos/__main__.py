@@ -28,10 +28,12 @@ import time
 from pathlib import Path
 
 from lakechaos import (
+    chronological,
     commit_files,
     compare,
     duplicate_keys,
     job_command,
+    run_in_process,
     run_job,
     run_states,
     snapshot,
@@ -53,6 +55,21 @@ def _must(outcome, what: str) -> None:
     if outcome.code != 0:
         tail = outcome.stderr.strip().splitlines()[-3:]
         raise SystemExit(f"chaos: {what} exited {outcome.code}: {' | '.join(tail)}")
+
+
+def _must_code(code: int, what: str) -> None:
+    if code != 0:
+        raise SystemExit(f"chaos: {what} exited {code}")
+
+
+def _points(n: int, at_most: int) -> list[int]:
+    """Kill points 1..n, or ``at_most`` of them spread evenly (always the first and the last)."""
+    if not at_most or at_most >= n:
+        return list(range(1, n + 1))
+    if at_most == 1:
+        return [n // 2 + 1]
+    step = (n - 1) / (at_most - 1)
+    return sorted({round(1 + i * step) for i in range(at_most)})
 
 
 def _generate(raw: Path, scale: float) -> None:
@@ -97,10 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     clean_lake = out / "clean"
     points: dict[str, list[str]] = {}
     for job in ORDER:
-        outcome = run_job(job_command(job, raw, clean_lake), clean_lake)
-        _must(outcome, f"clean {job}")
-        points[job] = outcome.commits
-        print(f"clean {job}: {len(outcome.commits)} commits, {outcome.seconds:.0f}s", flush=True)
+        t = time.monotonic()
+        seen = commit_files(clean_lake)
+        _must_code(run_in_process(spark, job, raw, clean_lake), f"clean {job}")
+        points[job] = chronological(clean_lake, commit_files(clean_lake) - seen)
+        print(f"clean {job}: {len(points[job])} commits, {time.monotonic() - t:.0f}s", flush=True)
     clean = snapshot(spark, str(clean_lake))
     report: dict = {
         "scale": args.scale,
@@ -111,30 +129,33 @@ def main(argv: list[str] | None = None) -> int:
 
     for job in [j for j in ORDER if j in args.jobs.split(",")]:
         before = ORDER[: ORDER.index(job)]
-        n = len(points[job]) if not args.max_points else min(args.max_points, len(points[job]))
-        for k in range(1, n + 1):
+        base = out / f"base-{job}"
+        for prior in before:
+            _must_code(run_in_process(spark, prior, raw, base), f"{prior} before the kill")
+        for k in _points(len(points[job]), args.max_points):
             lake = out / f"kill-{job}-{k}"
-            for prior in before:
-                _must(run_job(job_command(prior, raw, lake), lake), f"{prior} before the kill")
+            if base.exists():
+                shutil.copytree(base, lake)
             killed = run_job(job_command(job, raw, lake), lake, kill_at=k)
             case = {
                 "job": job,
                 "kill_at": k,
+                "of": len(points[job]),
                 "commit": points[job][k - 1],
                 "killed": killed.code is None,
                 "killed_after": killed.commits,
             }
             for rest in (job, *ORDER[ORDER.index(job) + 1 :]):
-                _must(run_job(job_command(rest, raw, lake), lake), f"{rest} after the kill")
+                _must_code(run_in_process(spark, rest, raw, lake), f"{rest} after the kill")
             if job != "build_daily_aggregates":
                 # the scheduled aggregates run once more with no window, as the next schedule would
-                _must(run_job(job_command("build_daily_aggregates", raw, lake), lake), "aggregates")
+                _must_code(run_in_process(spark, "build_daily_aggregates", raw, lake), "aggregates")
             case.update(_verdict(spark, lake, clean))
             report["cases"].append(case)
             print(
-                f"kill {job} at commit {k} ({case['commit']}): lost={case['lost']} extra={case['extra']} "
-                f"dup_keys={case['duplicate_keys']} aggregates_identical={case['aggregates_identical']} "
-                f"runs={case['run_states']}",
+                f"kill {job} at commit {k}/{len(points[job])} ({case['commit']}): killed={case['killed']} "
+                f"lost={case['lost']} extra={case['extra']} dup_keys={case['duplicate_keys']} "
+                f"aggregates_identical={case['aggregates_identical']} runs={case['run_states']}",
                 flush=True,
             )
             shutil.rmtree(lake, ignore_errors=True)

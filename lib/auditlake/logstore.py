@@ -49,9 +49,13 @@ def log_store_conf(cfg: dict[str, Any]) -> dict[str, str]:
     region = ddb.get("region") or config_mod.get(cfg, "s3.region")
     if region:
         out[f"{PREFIX}.ddb.region"] = str(region)
-    for key, name in (("endpoint", "ddb.endpoint"), ("credentials_provider", "credentials.provider"),
-                      ("ttl_seconds", "ddb.ttl"), ("rcu", "provisionedThroughput.rcu"),
-                      ("wcu", "provisionedThroughput.wcu")):
+    for key, name in (
+        ("endpoint", "ddb.endpoint"),
+        ("credentials_provider", "credentials.provider"),
+        ("ttl_seconds", "ddb.ttl"),
+        ("rcu", "provisionedThroughput.rcu"),
+        ("wcu", "provisionedThroughput.wcu"),
+    ):
         if ddb.get(key) not in (None, ""):
             out[f"{PREFIX}.{name}"] = str(ddb[key])
     return out
