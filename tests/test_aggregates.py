@@ -16,8 +16,8 @@ from auditlake import aggregates as agg
 from auditlake import commits
 from auditlake import lake as lake_mod
 from auditlake.aggregate_job import build_daily_aggregates
-from auditlake.cli import JobContext
 from auditlake.config import load_config
+from auditlake.context import JobContext
 from auditlake.tables import load_contract
 
 D1 = dt.date(2024, 3, 1)

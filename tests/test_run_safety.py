@@ -17,8 +17,9 @@ from delta.tables import DeltaTable
 from auditlake import commits
 from auditlake import lake as lake_mod
 from auditlake.aggregate_job import build_daily_aggregates
-from auditlake.cli import JobContext, run_job
+from auditlake.cli import run_job
 from auditlake.config import load_config
+from auditlake.context import JobContext
 from auditlake.ingest.runner import run_ingest
 from auditlake.logstore import log_store_conf
 from auditlake.sources.cloudtrail import CloudTrailSource

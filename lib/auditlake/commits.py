@@ -158,15 +158,13 @@ def latest_version(spark, uri: str) -> int:
 
 def _commit_files(spark, uri: str, after: int, latest: int) -> tuple[list[str], bool]:
     """Paths of the commit JSONs ``after+1 .. latest``; False when one is gone (log cleanup)."""
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    log_dir = jvm.org.apache.hadoop.fs.Path(f"{uri}/_delta_log")
-    fs = log_dir.getFileSystem(conf)
-    wanted = {f"{v:020d}.json": v for v in range(after + 1, latest + 1)}
+    from auditlake import hadoop_fs
+
+    wanted = {f"{v:020d}.json" for v in range(after + 1, latest + 1)}
     present = {
-        s.getPath().getName(): s.getPath().toString()
-        for s in fs.listStatus(log_dir)
-        if s.getPath().getName() in wanted
+        path.rsplit("/", 1)[-1]: path
+        for path, _, _ in hadoop_fs.list_files(spark, f"{uri}/_delta_log")
+        if path.rsplit("/", 1)[-1] in wanted and path.rstrip("/").rsplit("/", 2)[-2] == "_delta_log"
     }
     return [present[n] for n in sorted(present)], len(present) == len(wanted)
 

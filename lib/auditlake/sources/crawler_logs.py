@@ -44,7 +44,8 @@ from auditlake import config as config_mod
 from auditlake import lake as lake_mod
 from auditlake.ingest.objects import SourceObject, object_uri_col, spark_path
 from auditlake.ingest.quarantine import to_quarantine
-from auditlake.ingest.runner import ParsedBatch
+from auditlake.ingest.source import ParsedBatch
+from auditlake.tables import conform
 
 log = logging.getLogger(__name__)
 
@@ -366,22 +367,12 @@ def normalize_crawler_events(raw_events: DataFrame) -> DataFrame:
         .transform(with_crawler_line)
         .transform(with_event_kind)
         .transform(with_event_key)
-        .select(
-            F.col("crawler_name").cast("string"),
-            F.col("run_id").cast("string"),
-            event_time.alias("event_time"),
-            F.to_date(event_time).alias("event_date"),
-            F.col("level").cast("string"),
-            F.col("message").cast("string"),
-            F.col("event_kind").cast("string"),
-            F.col("database_name").cast("string"),
-            F.col("table_name").cast("string"),
-            F.col("final_state").cast("string"),
-            F.col("summary_count").cast("bigint"),
-            error_filter_match(F.col("message")).alias("error_filter_match"),
-            F.col("source_object").cast("string"),
-            F.col("event_key").cast("string"),
-        )
+        .withColumns({
+            "event_time": event_time,
+            "event_date": F.to_date(event_time),
+            "error_filter_match": error_filter_match(F.col("message")),
+        })
+        .transform(conform, EVENTS_TABLE)
     )
 
 
@@ -466,7 +457,6 @@ class CrawlerLogsSource:
 
     name = SOURCE
     tables: tuple[str, ...] = (EVENTS_TABLE,)
-    derived_tables: tuple[str, ...] = (RUNS_TABLE,)
 
     def classify(self, obj: SourceObject) -> str | None:
         if obj.uri.endswith("/"):
