@@ -197,7 +197,7 @@ def test_two_runs_of_one_ingest_at_once_leave_no_duplicate(spark, tmp_path):
     assert (
         ledger.count(),
         _dup_keys(ledger, "source", "object_uri", "object_size", "object_modified_at"),
-    ) == (7, 0)
+    ) == (8, 0)
     runs = _table(spark, lake, "job_runs").collect()
     assert sorted(r.status for r in runs) == ["succeeded", "succeeded"]
     # Every row was inserted by exactly one of the two: nothing lost, nothing counted twice.
