@@ -13,11 +13,11 @@ import pytest
 from chispa import assert_df_equality
 
 from auditlake import aggregates as agg
+from auditlake import commits
 from auditlake import lake as lake_mod
-from auditlake.aggregate_job import build_daily_aggregates, days_to_rebuild
+from auditlake.aggregate_job import build_daily_aggregates
 from auditlake.config import load_config
 from auditlake.context import JobContext
-from auditlake.runs import RunRecord, write_run_record
 from auditlake.tables import load_contract
 
 D1 = dt.date(2024, 3, 1)
@@ -343,13 +343,10 @@ def _files(root: Path) -> dict[str, float]:
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*.parquet")} if root.exists() else {}
 
 
-def _ingest_run(spark, lake: str, run_id: str, job: str, table_counts: dict[str, int], days: list[dt.date],
-                ended: dt.datetime, status: str = "succeeded") -> None:
-    write_run_record(spark, lake, RunRecord(
-        run_id=run_id, job=job, source=job.removeprefix("ingest_"), source_uri="file:/raw", env="local",
-        started_at=ended - dt.timedelta(seconds=5), ended_at=ended, status=status,
-        loaded_by_table=table_counts, touched_dates=days,
-    ))
+def _commit_as(spark, lake: str, run_id: str, job: str, table: str, rows: list[dict]) -> None:
+    """Append rows to an input table as a commit of the given ingest run (no job_runs row at all)."""
+    commits.tag_commits(spark, run_id, job)
+    lake_mod.append_rows(spark, rows_of(spark, table, rows), lake, table)
 
 
 def _run_job(spark, lake: str, run_id: str, *, since=None, until=None, fmt="parquet"):
@@ -367,19 +364,14 @@ def _read(spark, lake, table):
 
 def test_job_rebuilds_touched_days_and_is_idempotent(spark, tmp_path):
     lake = str(tmp_path / "lake")
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     ct_rows = [
         ct(ts(D1, 1), GLUE, "DeleteTable", params={"databaseName": "sales", "name": "orders"}),
         ct(ts(D1, 2), GLUE, "GetTable", read_only=True),
         ct(ts(D2, 1), GLUE, "GetTable", read_only=True, user_arn=None, params="{bad"),
     ]
-    lake_mod.append_rows(spark, rows_of(spark, "cloudtrail_events", ct_rows), lake, "cloudtrail_events")
-    lake_mod.append_rows(spark, rows_of(spark, "s3_access_logs", [s3(ts(D1, 5)), s3(ts(D1, 6))]), lake,
-                         "s3_access_logs")
-    _ingest_run(spark, lake, "ct-1", "ingest_cloudtrail", {"cloudtrail_events": 3}, [D1, D2], now - dt.timedelta(minutes=5))
-    _ingest_run(spark, lake, "s3-1", "ingest_s3_access", {"s3_access_logs": 2}, [D1], now - dt.timedelta(minutes=4))
-    # a run that loaded nothing and a failed run that committed nothing: no days
-    _ingest_run(spark, lake, "ct-0", "ingest_cloudtrail", {"cloudtrail_events": 0}, [], now - dt.timedelta(minutes=3))
+    # Two ingest runs that were killed after their commits: no job_runs row, the commits decide.
+    _commit_as(spark, lake, "ct-1", "ingest_cloudtrail", "cloudtrail_events", ct_rows)
+    _commit_as(spark, lake, "s3-1", "ingest_s3_access", "s3_access_logs", [s3(ts(D1, 5)), s3(ts(D1, 6))])
 
     rec = _run_job(spark, lake, "agg-1")
     assert rec.status == "succeeded"
@@ -413,9 +405,7 @@ def test_job_rebuilds_touched_days_and_is_idempotent(spark, tmp_path):
 
     # a late file: one more D1 event; only D1's partition changes
     late = [ct(ts(D1, 3), GLUE, "GetTable", read_only=True, ip="10.9.9.9")]
-    lake_mod.append_rows(spark, rows_of(spark, "cloudtrail_events", late), lake, "cloudtrail_events")
-    _ingest_run(spark, lake, "ct-late", "ingest_cloudtrail", {"cloudtrail_events": 1}, [D1],
-                dt.datetime.now(dt.UTC).replace(tzinfo=None))
+    _commit_as(spark, lake, "ct-late", "ingest_cloudtrail", "cloudtrail_events", late)
     rec4 = _run_job(spark, lake, "agg-4")
     assert rec4.counters["ingest_runs"] == 1
     assert rec4.touched_dates == [D1]
@@ -432,6 +422,12 @@ def test_job_rebuilds_touched_days_and_is_idempotent(spark, tmp_path):
           ]))
     runs = _read(spark, lake, "job_runs").where(F.col("job") == "build_daily_aggregates")
     assert runs.where(F.col("status") == "succeeded").count() == 4
+    # the scheduled runs recorded the input versions they read; the window run (agg-3) none
+    versions = {r.run_id: r.table_versions for r in runs.collect()}
+    assert versions["agg-3"] is None
+    assert versions["agg-4"]["cloudtrail_events"] == versions["agg-1"]["cloudtrail_events"] + 1
+    assert versions["agg-4"]["s3_access_logs"] == versions["agg-1"]["s3_access_logs"]
+    assert versions["agg-4"]["crawler_runs"] == -1
 
 
 def test_job_empties_a_day_whose_rows_are_gone(spark, tmp_path):
@@ -460,11 +456,7 @@ def test_job_writes_delta_when_configured(spark, tmp_path):
     # r0 crossed midnight: the late events of D1 updated a run that started on d0
     runs = [run_row("sales", "r1", D1, "failed", dur=3.0), {**run_row("sales", "r0", d0, "succeeded"), "updated_at": now}]
     lake_mod.append_rows(spark, rows_of(spark, "crawler_runs", runs), lake, "crawler_runs")
-    # crawler_runs is upserted after the commit: the runner counts it as <table>_upserted
-    write_run_record(spark, lake, RunRecord(
-        run_id="cr-1", job="ingest_crawler_logs", source="crawler_logs", source_uri="file:/raw", env="local",
-        started_at=now - dt.timedelta(seconds=3), ended_at=now, status="failed",
-        loaded_by_table={"crawler_log_events": 0}, counters={"crawler_runs_upserted": 1}, touched_dates=[D1]))
+    # the commit added files to d0 and D1: both days are rebuilt, whatever the ingest run recorded
     rec = _run_job(spark, lake, "d-1", fmt="delta")
     assert rec.touched_dates == [d0, D1]
     assert (tmp_path / "lake" / "agg_crawler_daily" / "_delta_log").is_dir()
@@ -475,22 +467,23 @@ def test_job_writes_delta_when_configured(spark, tmp_path):
     ]))
 
 
-def test_days_to_rebuild_maps_runs_to_input_tables(spark):
-    t0 = dt.datetime(2024, 3, 5, 12, 0)
-    rows = [
-        {"run_id": "a-old", "job": "build_daily_aggregates", "status": "succeeded", "started_at": t0,
-         "ended_at": t0 + dt.timedelta(minutes=1), "touched_dates": [D1]},
-        {"run_id": "i-before", "job": "ingest_cloudtrail", "status": "succeeded", "started_at": t0,
-         "ended_at": t0 - dt.timedelta(minutes=1), "loaded_by_table": {"cloudtrail_events": 4}, "touched_dates": [D1]},
-        # ended while the aggregate run was working: taken again
-        {"run_id": "i-during", "job": "ingest_s3_access", "status": "succeeded", "started_at": t0,
-         "ended_at": t0 + dt.timedelta(seconds=30), "loaded_by_table": {"s3_access_logs": 1}, "touched_dates": [D2]},
-        {"run_id": "i-other", "job": "ingest_x", "status": "failed", "started_at": t0,
-         "ended_at": t0 + dt.timedelta(minutes=2), "loaded_by_table": None, "touched_dates": [D1]},
-    ]
-    touched, run_ids = days_to_rebuild(rows_of(spark, "job_runs", rows))
-    assert run_ids == ["i-during", "i-other"]
-    assert touched == {"s3_access_logs": {D2}, "*": {D1}}
+def test_scheduled_run_follows_commits_of_a_killed_run_and_a_later_upsert(spark, tmp_path):
+    lake = str(tmp_path / "lake")
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    d0 = D1 - dt.timedelta(days=1)
+    _commit_as(spark, lake, "cr-1", "ingest_crawler_logs", "crawler_runs", [run_row("sales", "r1", D1, "failed")])
+    rec = _run_job(spark, lake, "p-1")
+    assert (rec.touched_dates, rec.counters["ingest_runs"]) == ([D1], 1)
+    # a later run updates the D1 row in place (a MERGE: remove + add in D1) and adds a d0 run
+    commits.tag_commits(spark, "cr-2", "ingest_crawler_logs")
+    upd = [{**run_row("sales", "r1", D1, "succeeded"), "updated_at": now}, run_row("hr", "r0", d0, "succeeded")]
+    lake_mod.upsert_rows(spark, rows_of(spark, "crawler_runs", upd), lake, "crawler_runs")
+    rec = _run_job(spark, lake, "p-2")
+    assert (rec.touched_dates, rec.counters["ingest_runs"]) == ([d0, D1], 1)
+    check(_read(spark, lake, "agg_crawler_daily").select("crawler_name", "runs", "failed_runs", "succeeded_runs", "dt"),
+          spark.createDataFrame([("sales", 1, 0, 1, D1), ("hr", 1, 0, 1, d0)],
+                                "crawler_name string, runs bigint, failed_runs bigint, succeeded_runs bigint, dt date"))
+    assert _run_job(spark, lake, "p-3").touched_dates == []
 
 
 def test_job_script_runs_from_the_command_line(spark, tmp_path):

@@ -14,7 +14,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     (
         "foundation",
         {"auditlake", "auditlake.errors", "auditlake.resources", "auditlake.config", "auditlake.tables",
-         "auditlake.metrics"},
+         "auditlake.metrics", "auditlake.logstore"},
     ),
     (
         "spark",
@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "auditlake.session",
             "auditlake.runtime_checks",
             "auditlake.hadoop_fs",
+            "auditlake.commits",
             "auditlake.context",
             "auditlake.ingest",
             "auditlake.ingest.objects",
@@ -34,7 +35,8 @@ LAYERS: list[tuple[str, set[str]]] = [
             "auditlake.athena.queries",
         },
     ),
-    ("storage", {"auditlake.lake", "auditlake.quality", "auditlake.ingest.listing"}),
+    ("storage", {"auditlake.lake", "auditlake.quality", "auditlake.ingest.listing", "auditlake.run_log",
+                 "auditlake.aggregate_plan"}),
     (
         "sources",
         {

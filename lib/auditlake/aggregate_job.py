@@ -2,20 +2,17 @@
 
 Which days:
 - ``--since/--until``: every day of the window, for every aggregate.
-- otherwise: the ``touched_dates`` of the ingest runs recorded in ``job_runs`` that ended after
-  this job's last succeeded run *started* (a run that ended while the previous aggregate run was
-  working is taken again: recomputing a day is idempotent). Each aggregate takes only the days of
-  runs that wrote into one of its input tables (``loaded_by_table``, or ``<table>_upserted``
-  counters for tables a source upserts after its commit, e.g. crawler_runs, whose upserted rows
-  also add their own run_date); a run record that names no table counts for every aggregate. Runs of any status count: a failed run may have
-  committed some tables before it failed, and the runner records the days it wrote so far.
+- otherwise: the days the input tables' commits touched since the versions this job's last
+  succeeded scheduled run read (``auditlake.aggregate_plan``: the ``_delta_log`` of each input,
+  not ``job_runs``, so a killed ingest whose commits landed is rebuilt all the same). Each
+  aggregate takes the days of its own inputs, and reads them pinned at the versions recorded.
 
 How: read the inputs of those days only, build every aggregate (pure transforms in
 ``auditlake.aggregates``), gate them with the quality suites when ``auditlake.quality`` exists,
 then compare each day with what the table holds (row count and a sum of row hashes per day) and
 replace only the days whose rows differ (a day that became empty is emptied). A rerun, or a window rebuilt with the same inputs, rewrites
 nothing; a late file rewrites only its own days. The job's own ``job_runs`` row (job
-``build_daily_aggregates``) is the watermark of the next run.
+``build_daily_aggregates``, its ``table_versions``) is the watermark of the next run.
 """
 
 from __future__ import annotations
@@ -30,10 +27,11 @@ import pyspark.sql.functions as F
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
+from auditlake import aggregate_plan, quality, run_log
 from auditlake import aggregates as agg
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
-from auditlake import metrics, quality
+from auditlake import metrics
 from auditlake.context import JobContext
 from auditlake.entities import aggregate_entity_activity_daily
 from auditlake.errors import ConfigError, UsageError
@@ -115,45 +113,8 @@ def window_days(since: dt.date | None, until: dt.date | None) -> list[dt.date]:
     return [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
 
 
-def last_run_started(job_runs: DataFrame, *, job: str = JOB_NAME) -> dt.datetime | None:
-    """When this job's last succeeded run started (the watermark); None before the first."""
-    own = job_runs.where((F.col("job") == job) & (F.col("status") == "succeeded"))
-    return own.agg(F.max("started_at")).collect()[0][0]
-
-
-def days_to_rebuild(job_runs: DataFrame, *, job: str = JOB_NAME) -> tuple[dict[str, set[dt.date]], list[str]]:
-    """Days per input table touched by ingest runs since this job's last succeeded run.
-
-    Returns ({input table or "*": days}, run ids taken). "*" holds days of runs that name no table.
-    """
-    last = last_run_started(job_runs, job=job)
-    runs = job_runs.where((F.col("job") != job) & (F.size(F.col("touched_dates")) > 0))
-    if last is not None:
-        runs = runs.where(F.col("ended_at") > F.lit(last))
-    rows = runs.select("run_id", "touched_dates", "loaded_by_table", "counters").collect()
-    days: dict[str, set[dt.date]] = {}
-    for r in rows:
-        tables = {t for t, n in (r["loaded_by_table"] or {}).items() if n}
-        tables |= {k.removesuffix("_upserted") for k, n in (r["counters"] or {}).items()
-                   if k.endswith("_upserted") and n}
-        for table in tables or {"*"}:
-            days.setdefault(table, set()).update(r["touched_dates"])
-    log.info("aggregates: %d ingest runs since %s", len(rows), last)
-    return days, sorted(r["run_id"] for r in rows)
-
-
-def upserted_run_days(crawler_runs: DataFrame, since: dt.datetime | None) -> set[dt.date]:
-    """run_date of crawler runs upserted after ``since``.
-
-    A late crawler log file updates runs that started on an earlier day than its own events
-    (a run that crossed midnight): the ingest run's touched_dates name the events' days only.
-    """
-    runs = crawler_runs if since is None else crawler_runs.where(F.col("updated_at") > F.lit(since))
-    return {r[0] for r in runs.select("run_date").distinct().collect() if r[0] is not None}
-
-
 def _spec_days(spec: AggregateSpec, touched: dict[str, set[dt.date]]) -> list[dt.date]:
-    days = set(touched.get("*", set()))
+    days: set[dt.date] = set()
     for table, _ in spec.inputs:
         days |= touched.get(table, set())
     return sorted(days)
@@ -217,12 +178,14 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
         env=ctx.cfg.get("env", "local"), started_at=ctx.started_at.replace(tzinfo=None),
     )
     built: dict[str, _Built] = {}
+    inputs: dict[str, DataFrame] = {}
     try:
         opts = _options(ctx.cfg)
         with rec.phase("plan"):
-            plan = _plan(ctx, lake, rec)
+            run_log.start_run(ctx.spark, lake, rec, ctx.cfg)
+            plan = _plan(ctx, lake, rec, inputs)
         with rec.phase("build"):
-            outcomes = _build(ctx, lake, plan, opts, rec, built)
+            outcomes = _build(ctx, lake, plan, opts, rec, built, inputs)
         with rec.phase("quality"):
             record_gate(ctx.spark, lake, rec, outcomes)
         with rec.phase("write"):
@@ -239,29 +202,32 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
             b.df.unpersist()
 
 
-def _plan(ctx: JobContext, lake: str, rec: RunRecord) -> dict[str, list[dt.date]]:
-    """Days to rebuild per aggregate: the window's, or those the ingest runs since the last run touched."""
+def _plan(ctx: JobContext, lake: str, rec: RunRecord, inputs: dict[str, DataFrame]) -> dict[str, list[dt.date]]:
+    """Days to rebuild per aggregate: the window's, or those the input tables' commits since the last run touched.
+
+    A scheduled run pins every input at the version it plans from (into ``inputs``) and records
+    those versions in ``rec.table_versions``, the next run's watermark.
+    """
     spark = ctx.spark
     window = window_days(ctx.args.since, ctx.args.until)
     if window:
         plan = {spec.table: window for spec in SPECS}
     else:
-        job_runs = lake_mod.read_table(spark, lake, "job_runs")
-        touched, run_ids = days_to_rebuild(job_runs, job=ctx.job)
-        if "crawler_runs" in touched:
-            since = last_run_started(job_runs, job=ctx.job)
-            touched["crawler_runs"] |= upserted_run_days(lake_mod.read_table(spark, lake, "crawler_runs"), since)
-        plan = {spec.table: _spec_days(spec, touched) for spec in SPECS}
-        rec.counters["ingest_runs"] = len(run_ids)
+        watermark = aggregate_plan.last_versions(lake_mod.read_table(spark, lake, "job_runs"), ctx.job)
+        changes = aggregate_plan.plan_from_commits(
+            spark, lake, [table for spec in SPECS for table, _ in spec.inputs], watermark)
+        plan = {spec.table: _spec_days(spec, changes.days) for spec in SPECS}
+        inputs.update(changes.inputs)
+        rec.table_versions = changes.versions
+        rec.counters["ingest_runs"] = len(changes.run_ids)
     plan = {table: days for table, days in plan.items() if days}
     log.info("aggregates to rebuild: %s", {k: [d.isoformat() for d in v] for k, v in plan.items()} or "none")
     return plan
 
 
 def _build(ctx: JobContext, lake: str, plan: dict[str, list[dt.date]], opts: dict[str, Any], rec: RunRecord,
-           built: dict[str, _Built]) -> list[quality.QualityOutcome]:
-    """Build and cache each planned aggregate into ``built``; return its quality outcomes."""
-    inputs: dict[str, DataFrame] = {}
+           built: dict[str, _Built], inputs: dict[str, DataFrame]) -> list[quality.QualityOutcome]:
+    """Build and cache each planned aggregate into ``built`` (from ``inputs`` where pinned); return its outcomes."""
     outcomes = []
     for spec in SPECS:
         days = plan.get(spec.table)
@@ -311,7 +277,7 @@ def _record(spark: SparkSession, lake: str, rec: RunRecord, plan: dict[str, list
 def _summary(rec: RunRecord, plan: dict[str, list[dt.date]]) -> str:
     lines = [f"run {rec.run_id} job={rec.job} lake={rec.source_uri} status={rec.status}"]
     if not plan:
-        lines.append("  nothing to rebuild: no ingest run touched any day since the last run")
+        lines.append("  nothing to rebuild: no input table committed a change since the last run")
     for table, days in plan.items():
         replaced = rec.counters.get(f"{table}_days_replaced", 0)
         lines.append(f"  {table}: {len(days)} days recomputed, {replaced} replaced, "

@@ -3,6 +3,11 @@
 Every table lives at ``<lake>/<table_name>``. Batches are conformed to the contract (every
 column, its type, its order) before they are written, so a parser cannot widen a table by
 accident, and partition values always come from typed, validated columns.
+
+Safe for concurrent writers: every write is idempotent (insert-only merges on natural keys, also
+on a table's first load, and upserts keyed by the row's identity) and runs under
+``commits.retry_on_conflict``, so two jobs that collide on a table end with one commit each and
+no duplicate key.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
-from auditlake import hadoop_fs
+from auditlake import commits, hadoop_fs
 from auditlake.ingest.objects import normalize_uri
 from auditlake.tables import TableContract, conform, load_contract
 
@@ -45,9 +50,30 @@ def ensure_delta_table(spark, lake: str, contract: TableContract):
             builder = builder.comment(contract.description)
         if contract.stats_columns:
             builder = builder.property("delta.dataSkippingStatsColumns", ",".join(contract.stats_columns))
-        builder.execute()
-        log.info("created Delta table %s at %s", contract.name, uri)
-    return DeltaTable.forPath(spark, uri)
+        try:
+            commits.retry_on_conflict(builder.execute, what=f"create {contract.name}")
+            log.info("created Delta table %s at %s", contract.name, uri)
+        except Exception:
+            # Another writer created it first (two jobs starting on a new lake): theirs is ours.
+            if not DeltaTable.isDeltaTable(spark, uri):
+                raise
+    table = DeltaTable.forPath(spark, uri)
+    _add_missing_columns(spark, uri, contract, table)
+    return table
+
+
+def _add_missing_columns(spark, uri: str, contract: TableContract, table) -> None:
+    """Add contract columns a table created by an older release lacks (new, nullable, at the end)."""
+    have = set(table.toDF().columns)
+    missing = [f for f in contract.schema.fields if f.name not in have]
+    if not missing:
+        return
+    from auditlake.tables import type_string
+
+    cols = ", ".join(f"`{f.name}` {type_string(f.dataType)}" for f in missing)
+    sql = f"ALTER TABLE delta.`{uri}` ADD COLUMNS ({cols})"
+    commits.retry_on_conflict(lambda: spark.sql(sql), what=f"evolve {contract.name}")
+    log.info("added columns %s to %s", [f.name for f in missing], contract.name)
 
 
 def read_table(spark, lake: str, table: str) -> DataFrame:
@@ -97,14 +123,15 @@ def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[A
             return 0
         cond.insert(0, f"t.`{part}` IN ({_partition_literals(values)})")
         cond.insert(1, f"t.`{part}` = s.`{part}`")
-    before = _version(target)
-    if _is_empty(target):
-        # First load of a table: nothing to match, so a plain append is the same insert and skips
-        # the merge's join. A killed first load leaves files behind, and its rerun merges.
-        batch.write.format("delta").mode("append").save(table_uri(lake, table))
-        return _metric_since(target, before, ("numOutputRows",))
-    target.alias("t").merge(batch.alias("s"), " AND ".join(cond)).whenNotMatchedInsertAll().execute()
-    return _metric_since(target, before, ("numTargetRowsInserted",))
+    # A MERGE also on a table's first load: two runs loading a new table at the same time would
+    # both append (blind appends never conflict in Delta) and duplicate every key; two merges
+    # conflict on the partitions they read, and the retried one inserts only what is missing.
+    def merge() -> int:
+        before = _version(target)
+        target.alias("t").merge(batch.alias("s"), " AND ".join(cond)).whenNotMatchedInsertAll().execute()
+        return _metric_since(spark, target, before, ("numTargetRowsInserted",))
+
+    return commits.retry_on_conflict(merge, what=f"merge into {table}")
 
 
 def upsert_rows(spark, df: DataFrame, lake: str, table: str) -> int:
@@ -113,16 +140,22 @@ def upsert_rows(spark, df: DataFrame, lake: str, table: str) -> int:
     target = ensure_delta_table(spark, lake, contract)
     batch = conform(df, contract)
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in contract.keys)
-    before = _version(target)
-    target.alias("t").merge(batch.alias("s"), cond).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
-    return _metric_since(target, before, ("numTargetRowsInserted", "numTargetRowsUpdated"))
+
+    def upsert() -> int:
+        before = _version(target)
+        target.alias("t").merge(batch.alias("s"), cond).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+        return _metric_since(spark, target, before, ("numTargetRowsInserted", "numTargetRowsUpdated"))
+
+    return commits.retry_on_conflict(upsert, what=f"upsert into {table}")
 
 
 def append_rows(spark, df: DataFrame, lake: str, table: str) -> None:
     """Append the batch to a Delta table (run records, quality results)."""
     contract = load_contract(table)
     ensure_delta_table(spark, lake, contract)
-    conform(df, contract).write.format("delta").mode("append").save(table_uri(lake, table))
+    batch = conform(df, contract)
+    commits.retry_on_conflict(lambda: batch.write.format("delta").mode("append").save(table_uri(lake, table)),
+                              what=f"append to {table}")
 
 
 def replace_partitions(spark, df: DataFrame, lake: str, table: str, values: list[Any], fmt: str | None = None) -> None:
@@ -142,7 +175,10 @@ def replace_partitions(spark, df: DataFrame, lake: str, table: str, values: list
     if fmt == "delta":
         ensure_delta_table(spark, lake, contract)
         where = f"`{part}` IN ({_partition_literals(values)})"
-        batch.write.format("delta").mode("overwrite").option("replaceWhere", where).save(uri)
+        commits.retry_on_conflict(
+            lambda: batch.write.format("delta").mode("overwrite").option("replaceWhere", where).save(uri),
+            what=f"replace partitions of {table}",
+        )
         return
     present = set(partition_values(batch, part))
     if present:
@@ -188,22 +224,21 @@ def _delete_partition_dirs(spark, uri: str, part: str, values: list[Any]) -> Non
             log.info("emptied partition %s/%s", uri.rstrip("/"), name)
 
 
-def _is_empty(target) -> bool:
-    return int(target.detail().select("numFiles").collect()[0][0]) == 0
-
-
 def _version(target) -> int:
     return int(target.history(1).select("version").collect()[0][0])
 
 
-def _metric_since(target, before: int, names: tuple[str, ...]) -> int:
-    """Sum of the named operation metrics of the commit made after version ``before``.
+def _metric_since(spark, target, before: int, names: tuple[str, ...]) -> int:
+    """Sum of the named operation metrics of this session's commit made after version ``before``.
 
     delta-spark's Python ``merge(...).execute()`` returns nothing, and a merge with nothing to
-    insert makes no commit at all: then the answer is 0.
+    insert makes no commit at all: then the answer is 0. Other writers may have committed in
+    between, so the commit is the first after ``before`` that carries this run's tag.
     """
-    row = target.history(1).select("version", "operationMetrics").collect()[0]
-    if int(row[0]) == before:
+    tag = commits.current_tag(spark)
+    rows = target.history(50).select("version", "operationMetrics", "userMetadata").collect()
+    mine = sorted((r for r in rows if int(r[0]) > before and (tag is None or r[2] == tag)), key=lambda r: int(r[0]))
+    if not mine:
         return 0
-    metrics = row[1] or {}
+    metrics = mine[0][1] or {}
     return int(sum(int(metrics.get(n, 0)) for n in names))

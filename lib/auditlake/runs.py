@@ -23,9 +23,8 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from auditlake import lake as lake_mod
-from auditlake import quality
+from auditlake import quality, run_log
 from auditlake.errors import QualityGateError
-from auditlake.tables import load_contract
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +66,7 @@ class RunRecord:
     dq_status: str = "skipped"
     dq_warnings: list[str] = field(default_factory=list)
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    table_versions: dict[str, int] = field(default_factory=dict)
 
     def as_row(self) -> dict[str, Any]:
         ended = self.ended_at or now_utc()
@@ -120,9 +120,11 @@ class RunRecord:
 
 
 def write_run_record(spark: SparkSession, lake: str, record: RunRecord) -> None:
-    contract = load_contract("job_runs")
+    """Insert or update the run's ``job_runs`` row (``run_log``: written at start and at end)."""
+    run_log.write_run(spark, lake, record)
+    if record.status == "running":
+        return
     row = record.as_row()
-    lake_mod.append_rows(spark, spark.createDataFrame([row], contract.schema), lake, "job_runs")
     # The final line of every run: counts and duration only, never record content.
     log.info("run %s %s %s: %s in %.1fs; records read=%d loaded=%d quarantined=%d duplicates=%d",
              record.run_id, record.job, record.source, record.status, row["duration_seconds"],

@@ -16,6 +16,7 @@ from typing import Any
 
 from auditlake import config as config_mod
 from auditlake.errors import ConfigError
+from auditlake.logstore import log_store_conf
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def spark_conf(cfg: dict[str, Any]) -> dict[str, str]:
     for key, value in (config_mod.get(cfg, "spark.conf", {}) or {}).items():
         conf[str(key)] = str(value).lower() if isinstance(value, bool) else str(value)
     conf.update(s3a_conf(cfg))
+    conf.update(log_store_conf(cfg))
     return conf
 
 

@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
-from auditlake import metrics, quality
+from auditlake import metrics, quality, run_log
 from auditlake.context import JobContext
 from auditlake.errors import ReconciliationError
 from auditlake.ingest import listing
@@ -108,6 +108,7 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
         env=ctx.cfg.get("env", "local"), started_at=ctx.started_at.replace(tzinfo=None),
     )
     try:
+        run_log.start_run(ctx.spark, lake, rec, ctx.cfg)
         selected = _list(ctx, source, lake, rec)
         if selected.todo:
             _process(ctx, source, lake, selected, rec)

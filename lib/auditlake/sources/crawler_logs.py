@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 SOURCE = "crawler_logs"
 EVENTS_TABLE = "crawler_log_events"
 RUNS_TABLE = "crawler_runs"
+# after_commit: summary passes at most (one, plus one per concurrent run that changed the same crawler runs).
+MAX_SUMMARY_PASSES = 4
 
 WRITE_TEST_MARKER = "aws-logs-write-test"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -519,14 +521,21 @@ class CrawlerLogsSource:
         touched = batch.where(F.col("run_id").isNotNull()).select("crawler_name", "run_id").distinct()
         if touched.isEmpty():
             return {RUNS_TABLE: 0}
-        events = lake_mod.read_table(spark, lake, EVENTS_TABLE).join(
-            F.broadcast(touched), on=["crawler_name", "run_id"], how="left_semi"
-        )
-        runs = aggregate_crawler_runs(events)
-        changed = changed_runs(runs, lake_mod.read_table(spark, lake, RUNS_TABLE)).persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            if changed.isEmpty():
-                return {RUNS_TABLE: 0}
-            return {RUNS_TABLE: lake_mod.upsert_rows(spark, changed, lake, RUNS_TABLE)}
-        finally:
-            changed.unpersist()
+        upserted = 0
+        # Until the stored runs match a summary of the events as committed now: a concurrent run
+        # of this ingest may have added events of the same crawler run between this run's read and
+        # its upsert, and the last of the two to check repairs the other's summary.
+        for _ in range(MAX_SUMMARY_PASSES):
+            events = lake_mod.read_table(spark, lake, EVENTS_TABLE).join(
+                F.broadcast(touched), on=["crawler_name", "run_id"], how="left_semi"
+            )
+            runs = aggregate_crawler_runs(events)
+            changed = changed_runs(runs, lake_mod.read_table(spark, lake, RUNS_TABLE)).persist(
+                StorageLevel.MEMORY_AND_DISK)
+            try:
+                if changed.isEmpty():
+                    break
+                upserted += lake_mod.upsert_rows(spark, changed, lake, RUNS_TABLE)
+            finally:
+                changed.unpersist()
+        return {RUNS_TABLE: upserted}

@@ -1,0 +1,140 @@
+"""Run accounting that survives a kill: ``job_runs`` rows written at start and at end.
+
+A run upserts its ``job_runs`` row (key: run id and job) twice: ``status = running`` before it
+reads anything, and its final status when it ends. A run killed in between (SIGKILL, a lost
+node, a Glue timeout) leaves its row ``running``; the next run of the same job and source marks
+it ``abandoned`` once it can tell the run is gone: the driver process no longer exists (same
+host), or the run started longer ago than ``runs.abandon_after_hours``. A run still going on
+elsewhere is left alone, so concurrent runs never abandon each other.
+
+Every Delta commit a run makes carries its run id (``commits.tag_commits``), so the tables
+themselves say which run wrote what, also for an abandoned run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+from typing import Any
+
+import pyspark.sql.functions as F
+
+from auditlake import commits
+from auditlake import config as config_mod
+from auditlake import lake as lake_mod
+from auditlake.tables import load_contract
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ABANDON_AFTER_HOURS = 24.0
+
+# Runs this process has started and not yet ended: a row of this driver that is not here is
+# from a run of this process that died without recording its end.
+_ACTIVE: set[tuple[str, str]] = set()
+
+
+def driver_id() -> str:
+    """``host:pid`` of this driver."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def run_row(rec: Any) -> dict[str, Any]:
+    """The ``job_runs`` row of a run record (a running run has no end yet)."""
+    row = rec.as_row()
+    row["driver"] = driver_id()
+    row["table_versions"] = dict(getattr(rec, "table_versions", None) or {}) or None
+    if rec.status == "running":
+        row["ended_at"] = None
+        row["duration_seconds"] = None
+    return row
+
+
+def write_run(spark, lake: str, rec: Any) -> None:
+    """Insert or update the run's ``job_runs`` row (idempotent, safe beside concurrent runs)."""
+    contract = load_contract("job_runs")
+    row = run_row(rec)
+    df = spark.createDataFrame([tuple(row.get(c) for c in contract.column_names)], contract.schema)
+    key = (rec.run_id, rec.job)
+    # Known as active before its row is visible: a concurrent run in this process must not
+    # take the new row for one of a run that died.
+    if rec.status == "running":
+        _ACTIVE.add(key)
+    lake_mod.upsert_rows(spark, df, lake, "job_runs")
+    if rec.status != "running":
+        _ACTIVE.discard(key)
+
+
+def start_run(spark, lake: str, rec: Any, cfg: dict[str, Any] | None = None) -> list[str]:
+    """Tag this session's commits with the run, record it as running, abandon dead runs.
+
+    Returns the run ids marked abandoned.
+    """
+    commits.tag_commits(spark, rec.run_id, rec.job)
+    rec.status = "running"
+    write_run(spark, lake, rec)
+    hours = float(config_mod.get(cfg or {}, "runs.abandon_after_hours", DEFAULT_ABANDON_AFTER_HOURS))
+    return mark_abandoned(
+        spark, lake, job=rec.job, source=rec.source, current=rec.run_id, stale_after=dt.timedelta(hours=hours)
+    )
+
+
+def _driver_gone(driver: str | None, run_id: str, job: str) -> bool:
+    """Whether the run's driver process is known to be gone (only decidable on this host)."""
+    if not driver or ":" not in driver:
+        return False
+    host, _, pid_text = driver.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return (run_id, job) not in _ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def mark_abandoned(
+    spark, lake: str, *, job: str, source: str | None, current: str, stale_after: dt.timedelta
+) -> list[str]:
+    """Mark ``running`` rows of ``job``/``source`` whose run is gone as ``abandoned``; return their ids."""
+    runs = lake_mod.read_table(spark, lake, "job_runs").where(
+        (F.col("status") == "running") & (F.col("job") == job) & (F.col("run_id") != current)
+    )
+    if source is not None:
+        runs = runs.where(F.col("source") == source)
+    now = _now()
+    gone = [
+        r["run_id"]
+        for r in runs.select("run_id", "driver", "started_at").collect()
+        if _driver_gone(r["driver"], r["run_id"], job)
+        or (r["started_at"] and now - r["started_at"] > stale_after)
+    ]
+    if not gone:
+        return []
+    from delta.tables import DeltaTable
+
+    table = DeltaTable.forPath(spark, lake_mod.table_uri(lake, "job_runs"))
+    ids = ", ".join("'" + g.replace("'", "''") + "'" for g in gone)
+    cond = f"job = '{job.replace(chr(39), chr(39) * 2)}' AND status = 'running' AND run_id IN ({ids})"
+    commits.retry_on_conflict(
+        lambda: table.update(
+            cond,
+            {
+                "status": F.lit("abandoned"),
+                "error": F.lit(f"abandoned: never ended; seen by run {current}"),
+            },
+        ),
+        what="mark abandoned runs",
+    )
+    log.warning("marked %d run(s) of %s abandoned: %s", len(gone), job, ", ".join(sorted(gone)))
+    return sorted(gone)
