@@ -29,6 +29,7 @@ from auditlake import quality
 from auditlake.cli import JobContext
 from auditlake.errors import QualityGateError, ReconciliationError
 from auditlake.ingest.objects import SourceObject, list_objects, normalize_uri
+from auditlake.redact import error_line, redact
 from auditlake.tables import load_contract
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def ledger_keys(spark, lake: str, source: str) -> set[tuple[str, int, dt.datetim
 
 def _ledger_frame(spark, source_name: str, objects: Iterable[SourceObject], dates: dict[str, dt.date | None], run_id: str) -> DataFrame:
     now = _now()
-    rows = [(source_name, o.uri, o.size, o.modified_at, dates.get(o.uri), run_id, now) for o in objects]
+    rows = [(source_name, redact(o.uri), o.size, o.modified_at, dates.get(o.uri), run_id, now) for o in objects]
     return spark.createDataFrame(rows, load_contract("ingest_ledger").schema)
 
 
@@ -190,12 +191,14 @@ def _dedupe(df: DataFrame, keys: tuple[str, ...]) -> tuple[DataFrame, int, int]:
 def record_failed_run(spark, lake: str, rec: RunRecord, exc: BaseException) -> None:
     """Write the run record of a run that is about to fail with ``exc`` (best effort)."""
     rec.status = "dq_failed" if isinstance(exc, QualityGateError) else "failed"
-    rec.error = str(exc).splitlines()[0][:1000] if str(exc) else type(exc).__name__
+    rec.error = error_line(exc, 1000)
     rec.ended_at = _now()
     try:
         write_run_record(spark, lake, rec)
-    except Exception:  # noqa: BLE001 - the original error is the one to report
-        log.warning("could not write the failed run record", exc_info=True)
+    except Exception as write_exc:  # noqa: BLE001 - the original error is the one to report
+        # Said on the job's one error line, after the run's own error (never a second traceback).
+        exc.add_note(f"also could not write the failed run record: {error_line(write_exc)}")
+        log.debug("could not write the failed run record", exc_info=True)
 
 
 def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
@@ -203,7 +206,7 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
     spark, cfg, args = ctx.spark, ctx.cfg, ctx.args
     lake = normalize_uri(args.lake)
     rec = RunRecord(
-        run_id=ctx.run_id, job=ctx.job, source=source.name, source_uri=normalize_uri(args.source),
+        run_id=ctx.run_id, job=ctx.job, source=source.name, source_uri=redact(normalize_uri(args.source)),
         env=cfg.get("env", "local"), started_at=ctx.started_at.replace(tzinfo=None),
     )
     slack = int(config_mod.get(cfg, "ingest.listing_slack_days", 1))
