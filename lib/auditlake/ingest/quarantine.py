@@ -14,15 +14,18 @@ from auditlake.redact import redact_col
 
 # Record index used when the whole object is bad (not gzip, not JSON, unreadable).
 WHOLE_OBJECT = -1
+# Optional column of a source's table frames: the row's record index (line number) in its
+# object, for the quarantine row of a row that fails a row-level quality check. Never stored.
+ROW_INDEX = "_record_index"
 
 
 def valid_utf8(col: Column) -> Column:
     """The text with every invalid UTF-8 byte sequence replaced by U+FFFD.
 
-    Spark strings are raw bytes and pass invalid UTF-8 through; the round trip through a Java
-    string (``encode`` decodes the bytes, replacing what is malformed) makes them valid.
+    Spark strings are raw bytes and pass invalid UTF-8 through; decoding those bytes into a Java
+    string replaces what is malformed (the cast to binary copies the bytes as they are).
     """
-    return F.decode(F.encode(col, "UTF-8"), "UTF-8")
+    return F.decode(col.cast("binary"), "UTF-8")
 
 
 def to_quarantine(

@@ -28,6 +28,7 @@ from auditlake import lake as lake_mod
 from auditlake import quality
 from auditlake.cli import JobContext
 from auditlake.errors import QualityGateError, ReconciliationError
+from auditlake.ingest import gate
 from auditlake.ingest.objects import SourceObject, list_objects, normalize_uri
 from auditlake.redact import error_line, redact
 from auditlake.tables import load_contract
@@ -266,12 +267,16 @@ def _process(ctx: JobContext, source: Source, lake: str, todo: list[SourceObject
     batch = source.parse(spark, todo, run_id=ctx.run_id, cfg=cfg)
     persisted: list[DataFrame] = list(batch.persisted)
     try:
-        quarantine = batch.quarantine.persist(StorageLevel.MEMORY_AND_DISK)
+        # Rows failing a row-level check join the quarantine; schema drift stops the run here.
+        prepared = gate.prepare_batch(spark, batch.tables, batch.quarantine, source=source.name,
+                                      run_id=ctx.run_id, cfg=cfg, now=ctx.started_at)
+        gate.raise_on_failure(spark, lake, prepared.outcomes, ctx.run_id)
+        quarantine = prepared.quarantine.persist(StorageLevel.MEMORY_AND_DISK)
         persisted.append(quarantine)
         deduped: dict[str, DataFrame] = {}
         batch_counts: dict[str, int] = {}
         read = 0
-        for table, df in batch.tables.items():
+        for table, df in prepared.tables.items():
             # Not persisted again: the parser's own cached intermediate backs this frame (one copy
             # of the batch in memory; a second, deduplicated one only when there are duplicates).
             if not batch.persisted:
@@ -285,19 +290,21 @@ def _process(ctx: JobContext, source: Source, lake: str, todo: list[SourceObject
             # Counted from the key groups, independently of the frame the quality gate counts.
             batch_counts[table] = rows - dropped
             deduped[table] = d
-        rec.records_quarantined = quarantine.count()
+        rec.records_quarantined, row_quarantined = gate.count_quarantine(quarantine)
         rec.records_read = read + rec.records_quarantined
         rec.counters = dict(batch.counters)
         rec.unknown_keys = sorted(set(batch.unknown_keys))
         rec.phase_seconds["parse"] = time.monotonic() - t
 
         t = time.monotonic()
-        outcomes = []
+        share = gate.quarantine_share(rec.records_quarantined, rec.records_read, cfg=cfg, run_id=ctx.run_id)
+        outcomes = [share] if share is not None else []
         for table, d in deduped.items():
             if batch_counts[table] == 0:
                 continue  # nothing to validate and nothing to commit
             outcomes.append(quality.validate_batch(spark, table, d, run_id=ctx.run_id, cfg=cfg,
-                                                   expected_row_count=batch_counts[table], backed_by_cache=True))
+                                                   expected_row_count=batch_counts[table], backed_by_cache=True,
+                                                   quarantined=row_quarantined.get(table)))
         statuses = {o.status for o in outcomes}
         rec.dq_status = ("failed" if "failed" in statuses else "warning" if "warning" in statuses
                          else "passed" if "passed" in statuses else "skipped")

@@ -38,7 +38,7 @@ from pyspark.sql import types as T
 
 from auditlake import config as config_mod
 from auditlake.ingest.objects import SourceObject, object_uri_col, spark_path
-from auditlake.ingest.quarantine import WHOLE_OBJECT, quarantine_objects, to_quarantine
+from auditlake.ingest.quarantine import ROW_INDEX, WHOLE_OBJECT, quarantine_objects, to_quarantine
 from auditlake.ingest.runner import ParsedBatch
 
 log = logging.getLogger(__name__)
@@ -326,7 +326,7 @@ def select_events(parsed: DataFrame) -> DataFrame:
         "session_issuer_arn", "session_issuer_user_name", "session_mfa_authenticated",
         "session_creation_date", "tls_version", "cipher_suite", "client_provided_host_header",
         "request_parameters", "response_elements", "additional_event_data", "service_event_details",
-        "resources", "source_object",
+        "resources", "source_object", F.col("record_index").alias(ROW_INDEX),
     )
 
 
@@ -337,7 +337,7 @@ def select_insights(parsed: DataFrame) -> DataFrame:
         "event_id", "event_time", "event_date", "event_version", "event_type", "event_category",
         "aws_region", "recipient_account_id", "shared_event_id", "insight_state", "insight_type",
         "insight_event_source", "insight_event_name", "insight_error_code", "insight_details",
-        "source_object",
+        "source_object", F.col("record_index").alias(ROW_INDEX),
     )
 
 

@@ -30,8 +30,9 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 
 from auditlake import config as config_mod
+from auditlake.ingest.decoding import DEFAULT_MAX_RECORD_BYTES
 from auditlake.ingest.objects import SourceObject, object_uri_col, spark_path
-from auditlake.ingest.quarantine import to_quarantine
+from auditlake.ingest.quarantine import ROW_INDEX, to_quarantine, valid_utf8
 from auditlake.ingest.runner import ParsedBatch
 from auditlake.tables import load_contract
 
@@ -264,12 +265,24 @@ def parse_lines(lines: DataFrame) -> DataFrame:
 
 
 def read_objects(spark, objects: list[SourceObject]) -> DataFrame:
-    """One row per object: (source_object, value = its whole text)."""
+    """One row per object: (source_object, value = its whole text, always valid UTF-8).
+
+    Hadoop's codecs inflate ``.gz`` objects, every member of a multi-member file included.
+    Invalid UTF-8 bytes become U+FFFD here, so no stored text (fields, quarantine) holds them.
+    """
     paths = [spark_path(o.uri) for o in objects]
     return (
         spark.read.text(paths, wholetext=True)  # not .option(): text() resets it
-        .select(object_uri_col().alias("source_object"), F.col("value"))
+        .select(object_uri_col().alias("source_object"), valid_utf8(F.col("value")).alias("value"))
     )
+
+
+def with_size_limit(parsed: DataFrame, *, max_bytes: int) -> DataFrame:
+    """Give a line over ``max_bytes`` (UTF-8) a quarantine reason of its own."""
+    size = F.octet_length("line")
+    over = F.col("reason").isNull() & (size > max_bytes)
+    reason = F.concat(F.lit("line of "), size.cast("string"), F.lit(f" bytes is over the {max_bytes}-byte record limit"))
+    return parsed.withColumn("reason", F.when(over, reason).otherwise(F.col("reason")))
 
 
 class S3AccessSource:
@@ -295,11 +308,15 @@ class S3AccessSource:
             read_objects(spark, objects)
             .transform(split_lines)
             .transform(parse_lines)
+            .transform(with_size_limit, max_bytes=int(config_mod.get(cfg, "ingest.max_record_bytes",
+                                                                      DEFAULT_MAX_RECORD_BYTES)))
             # the raw line is kept only where the quarantine needs it
             .withColumn("line", F.when(F.col("reason").isNotNull(), F.col("line")))
             .persist(StorageLevel.MEMORY_AND_DISK)
         )
-        good = parsed.where(F.col("reason").isNull()).select(*contract.column_names)
+        good = parsed.where(F.col("reason").isNull()).select(
+            *contract.column_names, F.col("line_number").alias(ROW_INDEX)
+        )
         bad = to_quarantine(
             parsed.where(F.col("reason").isNotNull()), source=SOURCE, source_object="source_object",
             record_index=F.col("line_number"), raw_text="line", reason=F.col("reason"), run_id=run_id,
