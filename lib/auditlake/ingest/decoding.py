@@ -155,7 +155,7 @@ def json_shape_problem(text: str, *, max_record_bytes: int, depth_limit: int = J
             return f"Records is {_kind(records)}, not an array{where}"
         for i, record in enumerate(records):
             if not isinstance(record, dict):
-                return f"Records is not an array of JSON objects (record {i} is {_kind(record)}){where}"
+                return f"Records is not an array of JSON objects{where}"
             size = len(json.dumps(record, ensure_ascii=False).encode("utf-8"))
             if size > max_record_bytes:
                 return f"record {i} is {size} bytes, over the {max_record_bytes}-byte record limit{where}"
