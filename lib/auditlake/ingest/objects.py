@@ -133,3 +133,15 @@ def _list_hadoop(spark, root: str) -> list[SourceObject]:
         java = getattr(exc, "java_exception", None)
         detail = str(java.toString()).splitlines()[0] if java is not None else str(exc).splitlines()[0]
         raise SourceError(f"cannot list {root}: {detail}") from exc
+
+
+def read_bytes(spark, uri: str) -> bytes:
+    """The raw bytes of one object through the session's Hadoop FileSystem (cold paths only)."""
+    jvm = spark._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
+    stream = fs.open(path)
+    try:
+        return bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+    finally:
+        stream.close()

@@ -30,9 +30,9 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 
 from auditlake import config as config_mod
-from auditlake.ingest.decoding import DEFAULT_MAX_RECORD_BYTES
-from auditlake.ingest.objects import SourceObject, object_uri_col, spark_path
-from auditlake.ingest.quarantine import ROW_INDEX, to_quarantine, valid_utf8
+from auditlake.ingest.decoding import DEFAULT_MAX_RECORD_BYTES, gunzip_members
+from auditlake.ingest.objects import SourceObject, object_uri_col, read_bytes, spark_path
+from auditlake.ingest.quarantine import ROW_INDEX, quarantine_objects, to_quarantine, valid_utf8
 from auditlake.ingest.runner import ParsedBatch
 from auditlake.tables import load_contract
 
@@ -272,7 +272,9 @@ def read_objects(spark, objects: list[SourceObject]) -> DataFrame:
     """
     paths = [spark_path(o.uri) for o in objects]
     return (
-        spark.read.text(paths, wholetext=True)  # not .option(): text() resets it
+        # A compressed object Spark cannot inflate gives no row (checked on the driver).
+        spark.read.option("ignoreCorruptFiles", True)
+        .text(paths, wholetext=True)  # not .option("wholetext"): text() resets it
         .select(object_uri_col().alias("source_object"), valid_utf8(F.col("value")).alias("value"))
     )
 
@@ -283,6 +285,24 @@ def with_size_limit(parsed: DataFrame, *, max_bytes: int) -> DataFrame:
     over = F.col("reason").isNull() & (size > max_bytes)
     reason = F.concat(F.lit("line of "), size.cast("string"), F.lit(f" bytes is over the {max_bytes}-byte record limit"))
     return parsed.withColumn("reason", F.when(over, reason).otherwise(F.col("reason")))
+
+
+def diagnose_unread(spark, obj: SourceObject) -> tuple[str | None, str]:
+    """Why an object gave no line (cold path): ``(reason, raw text)``; no reason when it holds none.
+
+    Hadoop picks a codec by the name's extension: a ``.gz`` object that is truncated or not gzip
+    at all is skipped by the read and named here. A plain object without lines (only a newline)
+    has nothing to quarantine.
+    """
+    try:
+        data = read_bytes(spark, obj.uri)
+    except Exception as exc:  # noqa: BLE001 - an unreadable object is quarantined, not fatal
+        return "unreadable: " + str(exc).splitlines()[0][:200], ""
+    if not obj.uri.endswith(".gz"):
+        return None, ""
+    payload, _, problem = gunzip_members(data)
+    raw = (payload if payload else data[:4096]).decode("utf-8", errors="replace")
+    return problem, raw
 
 
 class S3AccessSource:
@@ -323,4 +343,13 @@ class S3AccessSource:
             max_chars=max_chars,
         )
         log.info("s3_access: parsing %d objects", len(objects))
-        return ParsedBatch(tables={TABLE: good}, quarantine=bad, persisted=[parsed])
+        # Fills the cache too: the runner's count then reads the cached batch.
+        seen = {r[0] for r in parsed.select("source_object").distinct().collect()}
+        unread = [o for o in objects if o.uri not in seen]
+        problems = [(o.uri, raw, reason) for o in unread for reason, raw in [diagnose_unread(spark, o)] if reason]
+        if problems:
+            for uri, _, reason in problems:
+                log.warning("quarantining %s: %s", uri, reason)
+            bad = bad.unionByName(quarantine_objects(spark, problems, source=SOURCE, run_id=run_id, max_chars=max_chars))
+        return ParsedBatch(tables={TABLE: good}, quarantine=bad, persisted=[parsed],
+                           counters={"objects_unreadable": len(problems)})
