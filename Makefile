@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 JARS_STAMP := jvm/jars/.stamp
 VENV_STAMP := $(VENV)/.stamp
 SCALE ?= 1
-export PYTHONPATH := $(CURDIR)/lib
+# dev/ holds the development tools (generator, benchmark, Athena check); it is never packaged.
+export PYTHONPATH := $(CURDIR)/lib:$(CURDIR)/dev
 export PYSPARK_PYTHON := $(CURDIR)/$(PY)
 export PYSPARK_DRIVER_PYTHON := $(CURDIR)/$(PY)
 export GX_ANALYTICS_ENABLED := False
@@ -15,7 +16,7 @@ export GX_ANALYTICS_ENABLED := False
 .PHONY: help setup demo test lint package cluster-test bench bench-scale athena-check clean
 
 help: ## list targets
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-20s %s\n", $$1, $$2}'
 
 $(VENV_STAMP): pyproject.toml
 	$(PY_SYS) -m venv $(VENV)
@@ -36,14 +37,15 @@ demo: setup ## run the main jobs on the bundled sample logs into a local lake an
 test: setup ## run the whole test suite
 	$(PY) -m pytest -q tests
 
-lint: setup ## ruff check
-	$(VENV)/bin/ruff check lib jobs tests
+lint: setup ## ruff check and format check over the whole repo (lib, dev, jobs, tests)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 package: ## build dist/auditlake.zip (library + schemas + conf) for --py-files / --extra-py-files
-	$(PY_SYS) tools/package.py dist/auditlake.zip
+	$(PY_SYS) dev/package.py dist/auditlake.zip
 
 cluster-test: setup package ## run one job on a loopback Spark standalone master + worker
-	$(PY) tools/cluster_test.py
+	$(PY) dev/cluster_test.py
 
 -include mk/*.mk
 

@@ -8,4 +8,4 @@ athena-ddl: setup ## print the Athena DDL for every table (ATHENA_LAKE=s3://... 
 	$(PY) jobs/athena_ddl.py --lake $(ATHENA_LAKE) --database $(ATHENA_DATABASE)
 
 athena-check: setup trino-fetch ## build a lake from the samples, load the generated DDL into a real Trino, check types and every query against Spark
-	$(PY) tools/athena_check.py
+	$(PY) -m athena_check

@@ -1,6 +1,6 @@
 # Real Trino for `make athena-check`: fetched once from Maven Central into .trino/ (ignored).
 # 476 is the newest io.trino:trino-server release Maven Central serves here; it needs JDK 24+
-# (the machine's Temurin 25). Kept in step with TRINO_VERSION in tools/trino_server.py.
+# (the machine's Temurin 25). Kept in step with TRINO_VERSION in dev/athena_check/trino_server.py.
 TRINO_VERSION := 476
 TRINO_DIR := .trino
 TRINO_TARBALL := $(TRINO_DIR)/trino-server-$(TRINO_VERSION).tar.gz

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -18,12 +20,6 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from auditlake.athena import ddl, queries, trino_ddl
+from athena_check import trino_ddl
+from auditlake.athena import ddl, queries
 from auditlake.tables import Column, TableContract, load_contract
 
 LAKE = "s3://audit-bucket/lake"

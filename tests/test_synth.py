@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from auditlake.synth import generate
-from auditlake.synth.common import seeded
-from auditlake.synth.s3_access import _Line, _malformed
+from synth import generate
+from synth.common import seeded
+from synth.s3_access import _Line, _malformed
 
 SCALE = 0.02
 

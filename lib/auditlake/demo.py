@@ -1,6 +1,6 @@
 """`make demo`: the main jobs on the bundled sample logs into a local lake, then a summary.
 
-The sample logs in ``demo/raw`` were written by ``auditlake.synth`` (seed 7, scale 0.02): three
+The sample logs in ``demo/raw`` were written by the development generator ``dev/synth`` (seed 7, scale 0.02): three
 days of CloudTrail, S3 server access and Glue crawler logs with the awkward cases real logs
 have, a few malformed records, late files and duplicate deliveries. Every job runs for real, in
 one local SparkSession, exactly as ``python jobs/<job>.py`` would run it.

@@ -1,7 +1,7 @@
 """Baselines the benchmark compares the ingest jobs with; each runs as its own measured process.
 
-    python tools/bench_baselines.py floor  --source cloudtrail --files FILES.json --out DIR
-    python tools/bench_baselines.py duckdb --source s3access   --files FILES.json --out DIR
+    python -m bench.baselines floor  --source cloudtrail --files FILES.json --out DIR
+    python -m bench.baselines duckdb --source s3access   --files FILES.json --out DIR
 
 floor: Spark (the same session settings as the jobs) reads the same bytes and writes them as
 Parquet without parsing: one row per line (one per file for CloudTrail, whose files are one JSON
@@ -17,14 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
-
-_ROOT = Path(__file__).resolve().parents[1]
-try:
-    import auditlake  # noqa: F401
-except ImportError:  # running from a checkout without the package installed
-    sys.path.insert(0, str(_ROOT / "lib"))
 
 CT_RECORD = (
     "STRUCT(eventVersion VARCHAR, "

@@ -2,13 +2,13 @@
 
 Steps (each failure names the table, column or query):
 
-1. raw logs: the real samples plus a scenario with known answers (tools/athena_scenario.py);
+1. raw logs: the real samples plus a scenario with known answers (dev/athena_check/scenario.py);
 2. a lake built from them with the real jobs (``jobs/ingest_*.py``, ``jobs/build_daily_aggregates.py``);
 3. the Athena DDL that ``jobs/athena_ddl.py`` generates for ``s3://<check bucket>/lake``;
 4. the answers to every query of ``queries/`` computed with Spark from the lake tables, plus each
    table's row count and the row count of one partition;
-5. a single-node Trino (tools/trino_server.py) over the same folder: the DDL, translated where
-   Trino's DDL differs from Athena's (auditlake.athena.trino_ddl says which and why), then
+5. a single-node Trino (dev/athena_check/trino_server.py) over the same folder: the DDL, translated where
+   Trino's DDL differs from Athena's (athena_check.trino_ddl says which and why), then
    - every column's type read back from Trino against the schema file,
    - every table's partition column declared as such and usable in WHERE,
    - every query run and its rows compared with Spark's.
@@ -30,18 +30,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tools"))
-sys.path.insert(0, str(REPO / "lib"))
 os.environ["TZ"] = "UTC"  # Spark's collect() turns timestamps into local-time datetimes
 time.tzset()
 
-import athena_expected  # noqa: E402
-import athena_scenario as scenario  # noqa: E402
-from trino_server import trino_server  # noqa: E402
-
-from auditlake.athena import ddl, queries, trino_ddl  # noqa: E402
+from athena_check import expected as athena_expected  # noqa: E402
+from athena_check import scenario, trino_ddl  # noqa: E402
+from athena_check.trino_server import trino_server  # noqa: E402
+from auditlake.athena import ddl, queries  # noqa: E402
 from auditlake.tables import TableContract, list_contracts, load_contract  # noqa: E402
+from devtools import REPO, job_env  # noqa: E402
 
 log = logging.getLogger("athena_check")
 
@@ -84,7 +81,7 @@ class CheckFailed(Exception):
 def build_lake(work: Path, samples: Path) -> Path:
     sources = scenario.write_sources(work / "source", samples)
     lake = work / "root" / "lake"
-    env = dict(os.environ, PYTHONPATH=str(REPO / "lib"))
+    env = job_env()
     jobs = [(name, sources[src]) for name, src in INGEST_JOBS] + [(AGGREGATE_JOB, None)]
     for job, source in jobs:
         script = REPO / "jobs" / f"{job}.py"
@@ -164,7 +161,7 @@ def spark_expectations(lake: Path, contracts: list[TableContract]) -> dict[str, 
         for name in queries.list_queries():
             fn = athena_expected.EXPECTED.get(name)
             if fn is None:
-                raise CheckFailed(f"query {name}: no Spark computation in tools/athena_expected.py")
+                raise CheckFailed(f"query {name}: no Spark computation in dev/athena_check/expected.py")
             df = fn(spark, read, PARAMS[name])
             out["queries"][name] = {"columns": df.columns, "rows": norm_rows(df.collect())}
     finally:

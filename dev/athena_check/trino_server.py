@@ -23,7 +23,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -31,9 +30,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from devtools import REPO, free_port
+
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
 # Kept in step with TRINO_VERSION in mk/trino.mk.
 TRINO_VERSION = "476"
 TRINO_HOME = REPO / ".trino" / f"trino-server-{TRINO_VERSION}"
@@ -73,12 +73,6 @@ def java_home() -> Path:
     raise RuntimeError(
         f"Trino {TRINO_VERSION} needs JDK 24+; set TRINO_JAVA_HOME (tried {', '.join(JAVA_HOME_CANDIDATES)})"
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _props(path: Path, values: dict[str, object]) -> None:

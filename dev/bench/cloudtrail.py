@@ -1,7 +1,7 @@
 """Time the CloudTrail ingest against DuckDB's bare JSON -> Parquet conversion of the same files.
 
-    python tools/gen_cloudtrail.py --out build/ct-bench --files 400 --records 1000
-    python tools/bench_cloudtrail.py --source build/ct-bench --work build/ct-bench-out
+    python -m synth --out build/ct-bench --scale 7 --sources cloudtrail
+    python -m bench.cloudtrail --source build/ct-bench/cloudtrail --work build/ct-bench-out
 
 DuckDB: ``read_json`` with explicit columns (no inference), unnest the Records, ``COPY ... TO``
 Parquet partitioned by event day. auditlake: the whole ``ingest_cloudtrail`` run (list, parse,
@@ -13,20 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-
 
 def duckdb_convert(source: Path, out: Path) -> tuple[float, int]:
-    """The same DuckDB conversion ``make bench`` measures (tools/bench_baselines.py), timed in-process."""
-    from bench_baselines import duckdb_convert as convert  # tools/ is this script's folder
+    """The same DuckDB conversion ``make bench`` measures (``bench.baselines``), timed in-process."""
+    from bench.baselines import duckdb_convert as convert
 
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    files = sorted(str(p) for p in source.glob("AWSLogs/*/CloudTrail/*/*/*/*/*.json.gz"))
+    # Log files only: the generator also plants digests, insights and other siblings.
+    files = sorted(str(p) for p in source.rglob("*.json.gz") if "CloudTrail" in p.parts)
     t = time.monotonic()
     rows = convert("cloudtrail", {"json": files}, out)
     return time.monotonic() - t, rows

@@ -12,33 +12,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"{what} did not open port {port} in {timeout}s")
+from devtools import REPO, free_port, wait_port
 
 
 def spark_home() -> Path:
@@ -120,7 +100,7 @@ def main() -> int:
             raise RuntimeError(f"spark-submit exited {result.returncode}")
         print(f"job finished on the cluster in {time.time() - started:.1f}s")
         check = subprocess.run(
-            [sys.executable, "-c", _CHECK, str(lake)], env=dict(os.environ, PYTHONPATH=str(REPO / "lib")),
+            [sys.executable, "-c", _CHECK, str(lake)], env=job_env(),
             capture_output=True, text=True, timeout=600)
         got = check.stdout.strip().splitlines()[-1] if check.stdout.strip() else ""
         expected = json.dumps(sorted(ids))

@@ -1,6 +1,6 @@
 """Build tests/fixtures/cloudtrail/: real sample records (../shared/samples/cloudtrail) in an AWSLogs tree.
 
-    python tools/make_cloudtrail_fixtures.py [--samples DIR] [--out DIR]
+    python dev/make_cloudtrail_fixtures.py [--samples DIR] [--out DIR]
 
 The beats and integrations samples hold one record per line without the Records wrapper: they
 are wrapped here. Files: mixed eventVersions and identity types, pretty-printed doc examples,

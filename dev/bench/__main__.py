@@ -1,7 +1,7 @@
 """The auditlake benchmark: synthetic logs -> baselines -> ingest -> rerun -> aggregates, measured.
 
-    python tools/bench.py run   [--scale 1] [--seed 7] [--work build/bench]
-    python tools/bench.py scale [--scale 1] [--factor 4]
+    python -m bench run   [--scale 1] [--seed 7] [--work build/bench]
+    python -m bench scale [--scale 1] [--factor 4]
 
 For each source, in one process tree and one run, every step is its own measured subprocess:
 (1) the raw floor: Spark reading the same bytes and writing them as Parquet, no parsing;
@@ -26,19 +26,17 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "lib"))
+import psutil
 
-import psutil  # noqa: E402
+from devtools import PYTHON as PY
+from devtools import REPO as ROOT
+from devtools import job_env
+from synth import GENERATOR_VERSION, generate, load_manifest
 
-from auditlake.synth import GENERATOR_VERSION, generate, load_manifest  # noqa: E402
-
-PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
 SOURCES = {
     # source -> (ingest job, the tables it loads)
     "cloudtrail": "jobs/ingest_cloudtrail.py",
@@ -63,10 +61,7 @@ TARGETS = {
 def measure(cmd: list[str], *, log_path: Path, env: dict[str, str] | None = None, timeout: float = 3600) -> dict[str, Any]:
     """Run ``cmd``; wall time, exit code and peak RSS of its process tree (sampled every 0.1 s)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    full_env = dict(os.environ)
-    full_env.update({"PYTHONPATH": str(ROOT / "lib"), "PYSPARK_PYTHON": PY, "PYSPARK_DRIVER_PYTHON": PY,
-                     "GX_ANALYTICS_ENABLED": "False"})
-    full_env.update(env or {})
+    full_env = job_env(**(env or {}))
     peak = {"total": 0, "jvm": 0, "python": 0}
     cpu: dict[int, float] = {}
     with open(log_path, "wb") as log:
@@ -277,7 +272,7 @@ def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set
             if engine in skip:
                 continue
             print(f"[{source}] {engine} ...", flush=True)
-            m = measure([PY, "tools/bench_baselines.py", engine, "--source", source, "--files", str(files_json),
+            m = measure([PY, "-m", "bench.baselines", engine, "--source", source, "--files", str(files_json),
                          "--out", str(out / engine / source)], log_path=logs / f"{source}-{engine}.log")
             if m["exit_code"] != 0:
                 m["error"] = tail(logs / f"{source}-{engine}.log")
@@ -464,7 +459,7 @@ def update_readme(result: dict[str, Any], table: str, readme: Path) -> None:
 README_INTRO = """# Benchmark
 
 `make bench` (scale `SCALE=`, default 1) generates deterministic synthetic raw logs of all three sources
-(`python -m auditlake.synth`, with a manifest of every planted malformed record, late file and duplicate
+(`python -m synth`, in `dev/synth/`, with a manifest of every planted malformed record, late file and duplicate
 delivery), then for each source runs, each step as its own measured process:
 
 1. the raw floor: Spark reading the same bytes and writing them as Parquet with no parsing;

@@ -1,6 +1,6 @@
 """S3 access log ingest benchmark: listing, Spark parse, full job, and DuckDB's regex parse.
 
-    python tools/bench_s3_access.py --src /tmp/s3bench/src --work /tmp/s3bench/work [--skip-job]
+    python -m bench.s3_access --src build/bench-s3access/src/s3access --work build/bench-s3access/work [--skip-job]
 
 Every phase runs on the same machine in the same run. DuckDB parses the same lines with one
 regular expression (the parser's own pattern, in RE2 syntax) into request_date-partitioned
@@ -20,8 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "lib"))
+from devtools import REPO, job_env
 
 
 def duckdb_parse(src: str, out: str, threads: int) -> tuple[float, int]:
@@ -124,7 +123,7 @@ def main() -> None:
         proc = subprocess.run(
             [sys.executable, str(REPO / "jobs" / "ingest_s3_access.py"), "--source", args.src, "--lake", lake,
              "--conf", "spark.conf.spark.ui.showConsoleProgress=false"],
-            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO / "lib")),
+            capture_output=True, text=True, env=job_env(),
         )
         result["job_wall_s"] = time.monotonic() - t
         result["job_exit"] = proc.returncode

@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from auditlake.synth.common import Rng, day_counts_add, gzip_bytes, iso_z, scaled, seeded, write_object
+from synth.common import Rng, day_counts_add, gzip_bytes, iso_z, scaled, seeded, write_object
 
 ORG = "o-a1b2c3d4e5"
 ORG_ACCOUNTS = ["111122223333", "444455556666", "777788889999"]

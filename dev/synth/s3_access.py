@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from auditlake.synth.common import Rng, day_counts_add, scaled, seeded, write_object
+from synth.common import Rng, day_counts_add, scaled, seeded, write_object
 
 OWNER_IDS = ["79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be",
              "36c1f05b76016b78528454e6e0c60e2b7ff7aa20c0a5e4c748276e5b0a2debd2"]

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from auditlake.synth import cloudtrail, crawler, s3_access
+from synth import cloudtrail, crawler, s3_access
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def generate(out: str | Path, *, scale: float = 1.0, seed: int = 7, sources: tup
     out = Path(out)
     days = window(n_days)
     manifest: dict[str, Any] = {
-        "generator": "auditlake.synth", "generator_version": GENERATOR_VERSION, "seed": seed, "scale": scale,
+        "generator": "synth", "generator_version": GENERATOR_VERSION, "seed": seed, "scale": scale,
         "window": {"first_day": days[0].isoformat(), "last_day": days[-1].isoformat()}, "sources": {},
     }
     out.mkdir(parents=True, exist_ok=True)

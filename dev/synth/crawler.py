@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from auditlake.synth.common import Rng, day_counts_add, gzip_bytes, iso_ms_z, scaled, seeded, write_object
+from synth.common import Rng, day_counts_add, gzip_bytes, iso_ms_z, scaled, seeded, write_object
 
 ACCOUNT = "111122223333"
 CRAWLERS = [("raw-orders-crawler", "sales_raw"), ("curated-sales-crawler", "sales_curated"),

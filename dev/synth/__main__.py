@@ -1,4 +1,4 @@
-"""python -m auditlake.synth --out DIR [--scale 1] [--seed 7]: write synthetic raw logs + manifest."""
+"""python -m synth --out DIR [--scale 1] [--seed 7]: write synthetic raw logs + manifest."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 import json
 import logging
 
-from auditlake.synth import SOURCES, generate
+from synth import SOURCES, generate
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m auditlake.synth", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m synth", description=__doc__)
     parser.add_argument("--out", required=True)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=7)

@@ -1,6 +1,6 @@
 """Time the data-quality gate on a cached synthetic cloudtrail_events batch against a plain count.
 
-    PYTHONPATH=lib python tools/quality_overhead.py [--rows 400000] [--repeat 3]
+    PYTHONPATH=lib:dev python -m bench.quality_overhead [--rows 400000] [--repeat 3]
 
 Prints: materialize (build + cache), plain count on the cached batch, validate_batch on a clean
 batch (one flags-only pass) and on a batch with planted failures (adds the detail pass).
