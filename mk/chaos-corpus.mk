@@ -2,4 +2,4 @@
 .PHONY: chaos-corpus
 
 chaos-corpus: setup ## ingest the full mutated corpus (>100 objects, three sources) and check every object's outcome
-	PYTHONPATH=$(CURDIR)/lib:$(CURDIR)/dev AUDITLAKE_CORPUS=full $(PY) -m pytest -q tests/test_chaos_corpus.py
+	AUDITLAKE_CORPUS=full $(PY) -m pytest -q tests/test_chaos_corpus.py

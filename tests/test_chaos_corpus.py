@@ -58,7 +58,9 @@ def _mismatches(entries: list[Entry], root: Path, loaded: Counter, quarantined: 
         if missing or left:
             problems.append(f"quarantined {reasons}, expected {e.quarantined}")
         if e.raw_length is not None and [n for _, n in quarantined.get(uri, [])] != [e.raw_length]:
-            problems.append(f"raw_length {[n for _, n in quarantined.get(uri, [])]}, expected [{e.raw_length}]")
+            problems.append(
+                f"raw_length {[n for _, n in quarantined.get(uri, [])]}, expected [{e.raw_length}]"
+            )
         if problems:
             out.append(f"{e.source} {e.mutation!r}: " + "; ".join(problems))
     return out
@@ -71,9 +73,12 @@ def test_mutated_corpus_outcomes(spark, tmp_path, capfd):
     lake = str(tmp_path / "lake")
 
     for source, (job, cls, _) in JOBS.items():
-        code = run_job(job, lambda ctx, cls=cls: run_ingest(ctx, cls()),
-                       argv=["--source", str(root / source), "--lake", lake],
-                       session_factory=lambda cfg, name: spark)
+        code = run_job(
+            job,
+            lambda ctx, cls=cls: run_ingest(ctx, cls()),
+            argv=["--source", str(root / source), "--lake", lake],
+            session_factory=lambda cfg, name: spark,
+        )
         err = capfd.readouterr().err
         assert code == 0, f"{job} exit {code}: {err[-2000:]}"
         assert "Traceback" not in err and "\tat " not in err, err[-2000:]
@@ -100,13 +105,18 @@ def test_mutated_corpus_outcomes(spark, tmp_path, capfd):
         assert run.status == "succeeded"
         assert run.records_read == run.records_loaded + run.records_quarantined + run.records_duplicate
         skipped = Counter(e.skipped for e in entries if e.source == source and e.skipped)
-        assert {k: v for k, v in (run.skipped_by_reason or {}).items() if k != "outside_window"} == dict(skipped)
+        assert {k: v for k, v in (run.skipped_by_reason or {}).items() if k != "outside_window"} == dict(
+            skipped
+        )
 
     # Every stored text is valid UTF-8: decoding its bytes replaces nothing.
     q = read("quarantine")
-    invalid = q.where((F.decode(F.col("raw_text").cast("binary"), "UTF-8") != F.col("raw_text"))
-                      | (F.decode(F.col("reason").cast("binary"), "UTF-8") != F.col("reason")))
+    invalid = q.where(
+        (F.decode(F.col("raw_text").cast("binary"), "UTF-8") != F.col("raw_text"))
+        | (F.decode(F.col("reason").cast("binary"), "UTF-8") != F.col("reason"))
+    )
     assert invalid.count() == 0
     agents = read("s3_access_logs").where(
-        F.decode(F.col("user_agent").cast("binary"), "UTF-8") != F.col("user_agent"))
+        F.decode(F.col("user_agent").cast("binary"), "UTF-8") != F.col("user_agent")
+    )
     assert agents.count() == 0

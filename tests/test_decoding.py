@@ -16,9 +16,13 @@ from auditlake.sources.crawler_logs import decode_object
 def test_scan_json_measures_depth_and_ends_without_recursion():
     text = '{"a": [1, {"b": "x]}\\"{"}]} {"c": 1}'
     first = scan_json(text)
-    assert (text[first.start:first.end], first.depth, first.complete) == ('{"a": [1, {"b": "x]}\\"{"}]}', 3, True)
+    assert (text[first.start : first.end], first.depth, first.complete) == (
+        '{"a": [1, {"b": "x]}\\"{"}]}',
+        3,
+        True,
+    )
     second = scan_json(text, first.end)
-    assert (text[second.start:second.end], second.depth) == ('{"c": 1}', 1)
+    assert (text[second.start : second.end], second.depth) == ('{"c": 1}', 1)
     assert scan_json("[" * 5000 + "]" * 5000).depth == 5000
     assert scan_json('{"a": "never closed').complete is False
 
@@ -36,17 +40,23 @@ def test_gunzip_members_reads_every_member_and_says_what_stopped_it():
     assert gunzip_members(b"plain") == (b"", 0, "not gzip")
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    ("[1, 2, 3]", "top-level JSON value is an array, not an object with Records"),
-    ('{"Records": {"a": 1}}', "Records is an object, not an array"),
-    ('{"Records": "x"}', "Records is a string, not an array"),
-    ('{"Records": [5]}', "Records is not an array of JSON objects"),
-    ('{"Records": [' + "[" * 1500 + "]" * 1500 + "]}", "JSON nested deeper than 1000 levels (1502)"),
-    ('{"Records": [{"a": "' + "x" * 200 + '"}]}', "record 0 is 209 bytes, over the 100-byte record limit"),
-    ('{"Records": []}{"Records": [1]}', "Records is not an array of JSON objects (document 2)"),
-    ('{"Records": [', "invalid JSON"),
-    ('{"Records": []}', None),
-])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("[1, 2, 3]", "top-level JSON value is an array, not an object with Records"),
+        ('{"Records": {"a": 1}}', "Records is an object, not an array"),
+        ('{"Records": "x"}', "Records is a string, not an array"),
+        ('{"Records": [5]}', "Records is not an array of JSON objects"),
+        ('{"Records": [' + "[" * 1500 + "]" * 1500 + "]}", "JSON nested deeper than 1000 levels (1502)"),
+        (
+            '{"Records": [{"a": "' + "x" * 200 + '"}]}',
+            "record 0 is 209 bytes, over the 100-byte record limit",
+        ),
+        ('{"Records": []}{"Records": [1]}', "Records is not an array of JSON objects (document 2)"),
+        ('{"Records": [', "invalid JSON"),
+        ('{"Records": []}', None),
+    ],
+)
 def test_json_shape_problem(text, reason):
     assert json_shape_problem(text, max_record_bytes=100) == reason
 
@@ -59,9 +69,15 @@ def test_cloudtrail_diagnosis_of_a_file_nested_5000_deep():
 
 
 def _envelope(stream: str, n: int) -> str:
-    return json.dumps({"messageType": "DATA_MESSAGE", "logStream": stream,
-                       "logEvents": [{"id": str(i), "timestamp": 1714557600000 + i, "message": f"m{i}"}
-                                     for i in range(n)]})
+    return json.dumps(
+        {
+            "messageType": "DATA_MESSAGE",
+            "logStream": stream,
+            "logEvents": [
+                {"id": str(i), "timestamp": 1714557600000 + i, "message": f"m{i}"} for i in range(n)
+            ],
+        }
+    )
 
 
 def test_crawler_envelope_nested_5000_deep_is_quarantined_and_the_next_one_loads():
@@ -96,13 +112,16 @@ def test_crawler_event_over_the_size_limit_is_quarantined():
     ]
 
 
-@pytest.mark.parametrize(("text", "clean"), [
-    ("s3a://AKIA123:se/cr+et@bucket/logs/", "s3a://bucket/logs/"),
-    ("see s3://user@bucket/key and s3a://k:s@b/p", "see s3://bucket/key and s3a://b/p"),
-    ("s3a://bucket/path/a:b@c.json", "s3a://bucket/path/a:b@c.json"),
-    ("file:/tmp/x@y", "file:/tmp/x@y"),
-    ("https://u:p@host:443/x", "https://host:443/x"),
-])
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        ("s3a://AKIA123:se/cr+et@bucket/logs/", "s3a://bucket/logs/"),
+        ("see s3://user@bucket/key and s3a://k:s@b/p", "see s3://bucket/key and s3a://b/p"),
+        ("s3a://bucket/path/a:b@c.json", "s3a://bucket/path/a:b@c.json"),
+        ("file:/tmp/x@y", "file:/tmp/x@y"),
+        ("https://u:p@host:443/x", "https://host:443/x"),
+    ],
+)
 def test_redact_removes_user_info_only(text, clean):
     assert redact(text) == clean
 

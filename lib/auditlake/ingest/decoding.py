@@ -107,7 +107,11 @@ def gunzip_members(data: bytes) -> tuple[bytes, int, str | None]:
         if rest[:2] != b"\x1f\x8b":
             if members and not rest.strip(b"\x00"):
                 break  # zero padding after the last member is tolerated, as gzip(1) does
-            return b"".join(out), members, "not gzip" if not members else "trailing bytes after the last gzip member"
+            return (
+                b"".join(out),
+                members,
+                "not gzip" if not members else "trailing bytes after the last gzip member",
+            )
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
             chunk = inflater.decompress(rest)
@@ -122,7 +126,9 @@ def gunzip_members(data: bytes) -> tuple[bytes, int, str | None]:
     return b"".join(out), members, None
 
 
-def json_shape_problem(text: str, *, max_record_bytes: int, depth_limit: int = JACKSON_MAX_DEPTH) -> str | None:
+def json_shape_problem(
+    text: str, *, max_record_bytes: int, depth_limit: int = JACKSON_MAX_DEPTH
+) -> str | None:
     """Why a CloudTrail file's text is not ``{"Records": [<object>, ...]}`` (one or more of them).
 
     None when every document has that shape and every record fits the size limit (the caller
@@ -139,7 +145,7 @@ def json_shape_problem(text: str, *, max_record_bytes: int, depth_limit: int = J
         reason = too_deep(span.depth, depth_limit)
         if reason:
             return reason + where
-        piece = text[span.start:span.end]
+        piece = text[span.start : span.end]
         try:
             value = json.loads(piece)
         except RecursionError:
@@ -163,5 +169,6 @@ def json_shape_problem(text: str, *, max_record_bytes: int, depth_limit: int = J
 
 
 def _kind(value: object) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-            type(None): "null"}.get(type(value), "a number")
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number"
+    )

@@ -57,7 +57,8 @@ def schema_problems(table: str, df: DataFrame) -> list[str]:
     problems += [f"unexpected column {c}" for c in have if c not in want]
     problems += [
         f"column {c} is {have[c].simpleString()}, contract says {t.simpleString()}"
-        for c, t in want.items() if c in have and have[c] != t
+        for c, t in want.items()
+        if c in have and have[c] != t
     ]
     return problems
 
@@ -92,12 +93,20 @@ def prepare_batch(
         good[table] = ok.select(*contract.column_names)
         if not checks:
             continue
-        index = F.col(ROW_INDEX) if ROW_INDEX in df.columns else F.xxhash64(*[F.col(k) for k in contract.keys])
+        index = (
+            F.col(ROW_INDEX) if ROW_INDEX in df.columns else F.xxhash64(*[F.col(k) for k in contract.keys])
+        )
         # The row as the parser typed it: the raw record is no longer at hand here.
         raw = F.to_json(F.struct(*[F.col(c) for c in contract.column_names]))
         rows = to_quarantine(
-            bad, source=source, source_object="source_object", record_index=index, raw_text=raw,
-            reason=F.col(quality.REASON_COLUMN), run_id=run_id, max_chars=max_chars,
+            bad,
+            source=source,
+            source_object="source_object",
+            record_index=index,
+            raw_text=raw,
+            reason=F.col(quality.REASON_COLUMN),
+            run_id=run_id,
+            max_chars=max_chars,
         )
         parts.append(rows.withColumn(TABLE_COLUMN, F.lit(table)))
     combined = parts[0]
@@ -117,7 +126,9 @@ def count_quarantine(quarantine: DataFrame) -> tuple[int, dict[str, dict[str, in
     return total, by_table
 
 
-def quarantine_share(quarantined: int, read: int, *, cfg: dict[str, Any], run_id: str) -> quality.QualityOutcome | None:
+def quarantine_share(
+    quarantined: int, read: int, *, cfg: dict[str, Any], run_id: str
+) -> quality.QualityOutcome | None:
     """The batch-level limit on the share of records quarantined (``quality.max_quarantine_share``).
 
     None when no limit is configured: a feed that is mostly bad then still commits its good
@@ -129,15 +140,31 @@ def quarantine_share(quarantined: int, read: int, *, cfg: dict[str, Any], run_id
     limit = float(limit)
     share = quarantined / read if read else 0.0
     success = share <= limit
-    message = (f"quarantine: critical quarantine_share_at_most failed: {quarantined} of {read} records "
-               f"quarantined ({100 * share:.2f}%), limit {100 * limit:.2f}%")
-    result = _result(run_id, "quarantine", "quarantine_share_at_most", None, success, read, quarantined,
-                     {"type": "quarantine_share_at_most", "limit": limit, "observed_value": round(share, 6)})
-    return quality.QualityOutcome(table="quarantine", status="passed" if success else "failed",
-                                  results=[result], failures=[] if success else [message])
+    message = (
+        f"quarantine: critical quarantine_share_at_most failed: {quarantined} of {read} records "
+        f"quarantined ({100 * share:.2f}%), limit {100 * limit:.2f}%"
+    )
+    result = _result(
+        run_id,
+        "quarantine",
+        "quarantine_share_at_most",
+        None,
+        success,
+        read,
+        quarantined,
+        {"type": "quarantine_share_at_most", "limit": limit, "observed_value": round(share, 6)},
+    )
+    return quality.QualityOutcome(
+        table="quarantine",
+        status="passed" if success else "failed",
+        results=[result],
+        failures=[] if success else [message],
+    )
 
 
-def raise_on_failure(spark: SparkSession, lake: str, outcomes: list[quality.QualityOutcome], run_id: str) -> None:
+def raise_on_failure(
+    spark: SparkSession, lake: str, outcomes: list[quality.QualityOutcome], run_id: str
+) -> None:
     """Record the outcomes in ``dq_results`` and stop the run when one failed (nothing else written)."""
     from auditlake import lake as lake_mod
 
@@ -152,18 +179,43 @@ def _schema_outcome(table: str, problems: list[str], run_id: str) -> quality.Qua
     message = f"{table}: critical schema_matches_contract failed: schema drift: " + "; ".join(problems[:5])
     if len(problems) > 5:
         message += f" (+{len(problems) - 5} more)"
-    result = _result(run_id, table, "schema_matches_contract", None, False, None, len(problems),
-                     {"type": "schema_matches_contract", "problems": problems})
+    result = _result(
+        run_id,
+        table,
+        "schema_matches_contract",
+        None,
+        False,
+        None,
+        len(problems),
+        {"type": "schema_matches_contract", "problems": problems},
+    )
     return quality.QualityOutcome(table=table, status="failed", results=[result], failures=[message])
 
 
-def _result(run_id: str, table: str, name: str, column: str | None, success: bool, elements: int | None,
-            unexpected: int | None, details: dict[str, Any]) -> dict[str, Any]:
+def _result(
+    run_id: str,
+    table: str,
+    name: str,
+    column: str | None,
+    success: bool,
+    elements: int | None,
+    unexpected: int | None,
+    details: dict[str, Any],
+) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     percent = 100.0 * unexpected / elements if elements and unexpected is not None else None
     return {
-        "run_id": run_id, "table_name": table, "expectation": name, "column_name": column,
-        "severity": "critical", "success": success, "element_count": elements, "unexpected_count": unexpected,
-        "unexpected_percent": percent, "sample_unexpected": [], "details": json.dumps(details, sort_keys=True),
-        "evaluated_at": now, "evaluated_date": now.date(),
+        "run_id": run_id,
+        "table_name": table,
+        "expectation": name,
+        "column_name": column,
+        "severity": "critical",
+        "success": success,
+        "element_count": elements,
+        "unexpected_count": unexpected,
+        "unexpected_percent": percent,
+        "sample_unexpected": [],
+        "details": json.dumps(details, sort_keys=True),
+        "evaluated_at": now,
+        "evaluated_date": now.date(),
     }

@@ -46,14 +46,18 @@ def to_quarantine(
     """
 
     def col(value: Column | str | int) -> Column:
-        return value if isinstance(value, Column) else F.col(value) if isinstance(value, str) else F.lit(value)
+        return (
+            value if isinstance(value, Column) else F.col(value) if isinstance(value, str) else F.lit(value)
+        )
 
     raw = col(raw_text)
     length = raw_length if raw_length is not None else F.octet_length(raw)
     return df.select(
         F.lit(source).alias("source"),
         redact_col(col(source_object).cast("string")).alias("source_object"),
-        (record_index if isinstance(record_index, Column) else F.lit(record_index)).cast("bigint").alias("record_index"),
+        (record_index if isinstance(record_index, Column) else F.lit(record_index))
+        .cast("bigint")
+        .alias("record_index"),
         valid_utf8(F.substring(raw, 1, max_chars)).alias("raw_text"),
         length.cast("bigint").alias("raw_length"),
         valid_utf8(reason if isinstance(reason, Column) else F.lit(reason)).alias("reason"),
@@ -63,7 +67,12 @@ def to_quarantine(
 
 
 def quarantine_objects(
-    spark, rows: list[tuple], *, source: str, run_id: str, max_chars: int,
+    spark,
+    rows: list[tuple],
+    *,
+    source: str,
+    run_id: str,
+    max_chars: int,
 ) -> DataFrame:
     """Quarantine items found bad on the driver.
 
@@ -75,7 +84,13 @@ def quarantine_objects(
         full, "source_object string, raw_text string, reason string, record_index bigint, raw_length bigint"
     )
     return to_quarantine(
-        df, source=source, source_object="source_object", record_index=F.col("record_index"),
-        raw_text="raw_text", reason=F.col("reason"), run_id=run_id, max_chars=max_chars,
+        df,
+        source=source,
+        source_object="source_object",
+        record_index=F.col("record_index"),
+        raw_text="raw_text",
+        reason=F.col("reason"),
+        run_id=run_id,
+        max_chars=max_chars,
         raw_length=F.coalesce(F.col("raw_length"), F.octet_length("raw_text")),
     )
