@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -18,12 +17,7 @@ from auditlake.ingest.runner import run_ingest
 from auditlake.sources.cloudtrail import CloudTrailSource
 from auditlake.sources.crawler_logs import CrawlerLogsSource
 from auditlake.sources.s3_access import S3AccessSource
-
-_DEV = Path(__file__).resolve().parents[1] / "dev"
-if str(_DEV) not in sys.path:
-    sys.path.insert(0, str(_DEV))
-
-from chaos.corpus import Entry, build, write  # noqa: E402
+from chaos.corpus import Entry, build, write
 
 FULL = os.environ.get("AUDITLAKE_CORPUS", "subset") == "full"
 JOBS = {
