@@ -20,6 +20,7 @@ from typing import Any
 
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
 
 from auditlake import config as config_mod
 from auditlake import quality
@@ -58,9 +59,16 @@ def schema_problems(table: str, df: DataFrame) -> list[str]:
     problems += [
         f"column {c} is {have[c].simpleString()}, contract says {t.simpleString()}"
         for c, t in want.items()
-        if c in have and have[c] != t
+        if c in have and not _compatible(have[c], t)
     ]
     return problems
+
+
+def _compatible(have: T.DataType, want: T.DataType) -> bool:
+    """Same type up to nullability, or numbers (the write casts them to the contract's)."""
+    if have.simpleString() == want.simpleString():
+        return True
+    return isinstance(have, T.NumericType) and isinstance(want, T.NumericType)
 
 
 def prepare_batch(
