@@ -88,7 +88,8 @@ def test_mutated_corpus_outcomes(spark, tmp_path, capfd):
     for r in read("quarantine").select("source_object", "reason", "raw_length").collect():
         quarantined.setdefault(r[0], []).append((r[1], r[2]))
 
-    assert _mismatches(entries, root, loaded, quarantined) == []
+    mismatches = _mismatches(entries, root, loaded, quarantined)
+    assert mismatches == [], "\n".join(mismatches)
     # Nothing from an object the corpus does not list (no row invented, none misattributed).
     known = {_uri(root, e) for e in entries}
     assert sorted(set(loaded) - known) == [] and sorted(set(quarantined) - known) == []

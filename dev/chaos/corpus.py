@@ -649,7 +649,14 @@ def crawler_entries() -> list[Entry]:
             ["invalid JSON envelope"],
             firehose=True,
         )
-    add("firehose, top-level array", fh("[1, 2, 3]"), 0, ["envelope is not a JSON object"], firehose=True)
+    # Only text starting with '{' is read as envelopes; anything else as export lines.
+    add(
+        "firehose, top-level array",
+        fh("[1, 2, 3]"),
+        0,
+        ["continuation line without a preceding event"],
+        firehose=True,
+    )
     add(
         "firehose, logEvents is an object",
         fh(json.dumps({"messageType": "DATA_MESSAGE", "logStream": "c", "logEvents": {"a": 1}})),

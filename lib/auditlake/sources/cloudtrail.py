@@ -421,7 +421,9 @@ def parse_documents(text: DataFrame) -> DataFrame:
     def corrupt(parsed: Column) -> Column:
         return F.filter(parsed, lambda p: p["_corrupt_record"].isNotNull())
 
-    docs = text.select("source_object", F.split("value", _DOC_BOUNDARY).alias("docs"))
+    # A UTF-8 byte order mark is not JSON; Jackson rejects it inside a string it is handed.
+    value = F.when(F.col("value").startswith("\ufeff"), F.expr("substring(value, 2)")).otherwise(F.col("value"))
+    docs = text.select("source_object", F.split(value, _DOC_BOUNDARY).alias("docs"))
     # Two selects: the retry reads the first parse (from_json is not cheap to evaluate twice).
     first = docs.select("source_object", "docs", parse(F.col("docs")).alias("parsed"))
     retried = first.select(
