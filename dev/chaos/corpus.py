@@ -211,7 +211,9 @@ def cloudtrail_entries() -> list[Entry]:
         1,
     )
     add("UTF-8 byte order mark", gzip.compress(b"\xef\xbb\xbf" + ct_doc(recs(2))), 2)
-    add("UTF-16 encoded file", gzip.compress(ct_doc(recs(2)).decode().encode("utf-16")), 2)
+    add(
+        "UTF-16 encoded file", gzip.compress(ct_doc(recs(2)).decode().encode("utf-16")), 0, ["not UTF-8 text"]
+    )
     for label, when in (
         ("1970", "1970-01-01T00:00:00Z"),
         ("2999", "2999-01-01T00:00:00Z"),

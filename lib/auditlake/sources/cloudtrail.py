@@ -468,6 +468,8 @@ def diagnose_object(data: bytes, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTE
     text = payload.decode("utf-8", errors="replace")
     if problem:
         return problem, text
+    if payload[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in payload[:64]:
+        return "not UTF-8 text (UTF-16 or UTF-32)", text
     return json_shape_problem(text.lstrip("\ufeff"), max_record_bytes=max_record_bytes) or "unreadable", text
 
 
