@@ -15,9 +15,9 @@ from chispa import assert_df_equality
 from auditlake import aggregates as agg
 from auditlake import lake as lake_mod
 from auditlake.aggregate_job import build_daily_aggregates, days_to_rebuild
-from auditlake.cli import JobContext
 from auditlake.config import load_config
-from auditlake.ingest.runner import RunRecord, write_run_record
+from auditlake.context import JobContext
+from auditlake.runs import RunRecord, write_run_record
 from auditlake.tables import load_contract
 
 D1 = dt.date(2024, 3, 1)

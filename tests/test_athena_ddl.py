@@ -10,7 +10,7 @@ from moto import mock_aws
 
 from athena_check import trino_ddl
 from auditlake.athena import ddl, queries
-from auditlake.tables import Column, TableContract, load_contract
+from auditlake.tables import ColumnSpec, TableContract, load_contract
 
 LAKE = "s3://audit-bucket/lake"
 
@@ -22,10 +22,10 @@ def agg_contract() -> TableContract:
         partition_by=("dt",),
         keys=("dt", "bucket"),
         columns=(
-            Column("bucket", "string", False, "bucket name; it's the key"),
-            Column("requests", "bigint"),
-            Column("ips", "array<struct<ip:string,n:integer>>"),
-            Column("dt", "date", False, "UTC day"),
+            ColumnSpec("bucket", "string", False, "bucket name; it's the key"),
+            ColumnSpec("requests", "bigint"),
+            ColumnSpec("ips", "array<struct<ip:string,n:integer>>"),
+            ColumnSpec("dt", "date", False, "UTC day"),
         ),
         description="Requests per bucket and day.",
     )

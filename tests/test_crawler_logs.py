@@ -300,8 +300,8 @@ def test_runs_prefer_run_summary_and_fall_back_to_lines(spark):
 # ----------------------------------------------------------------------------- end to end
 
 def _ingest(spark, source, lake, **kw):
-    from auditlake.cli import JobContext
     from auditlake.config import load_config
+    from auditlake.context import JobContext
     from auditlake.ingest.runner import run_ingest
 
     args = argparse.Namespace(source=str(source), lake=str(lake), env="local", since=None, until=None,

@@ -12,7 +12,8 @@ from auditlake.cli import run_job
 from auditlake.ingest import runner
 from auditlake.ingest.objects import list_objects, object_uri_col
 from auditlake.ingest.quarantine import to_quarantine
-from auditlake.ingest.runner import ParsedBatch, run_ingest
+from auditlake.ingest.runner import run_ingest
+from auditlake.ingest.source import ParsedBatch
 
 
 class LinesSource:
@@ -55,6 +56,9 @@ class LinesSource:
             raw_text="line", reason=F.lit("bad line"), run_id=run_id, max_chars=10,
         )
         return ParsedBatch(tables={"cloudtrail_insights": good}, quarantine=bad, persisted=[parsed])
+
+    def after_commit(self, spark, lake, deduped_tables, *, run_id, cfg):
+        return {}
 
 
 @pytest.fixture()

@@ -22,24 +22,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pyspark.sql.functions as F
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
 from auditlake import aggregates as agg
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
 from auditlake import quality
-from auditlake.cli import JobContext
-from auditlake.errors import ConfigError, QualityGateError, UsageError
+from auditlake.context import JobContext
+from auditlake.errors import ConfigError, UsageError
 from auditlake.ingest.objects import normalize_uri
-from auditlake.ingest.runner import RunRecord, record_failed_run, write_run_record
-from auditlake.tables import load_contract
+from auditlake.runs import RunRecord, now_utc, record_failed_run, record_gate, summary_log, write_run_record
+from auditlake.tables import conform
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +85,6 @@ SPECS: tuple[AggregateSpec, ...] = (
 )
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 def _options(cfg: dict[str, Any]) -> dict[str, Any]:
     fmt = str(config_mod.get(cfg, "aggregates.format", "parquet")).lower()
     if fmt not in FORMATS:
@@ -110,7 +105,7 @@ def window_days(since: dt.date | None, until: dt.date | None) -> list[dt.date]:
         raise UsageError(f"{JOB_NAME}: --until needs --since")
     if since is None:
         return []
-    until = until or _now().date()
+    until = until or now_utc().date()
     return [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
 
 
@@ -158,7 +153,7 @@ def _spec_days(spec: AggregateSpec, touched: dict[str, set[dt.date]]) -> list[dt
     return sorted(days)
 
 
-def build_aggregate(spark, lake: str, spec: AggregateSpec, days: list[dt.date], opts: dict[str, Any],
+def build_aggregate(spark: SparkSession, lake: str, spec: AggregateSpec, days: list[dt.date], opts: dict[str, Any],
                     inputs: dict[str, DataFrame] | None = None) -> DataFrame:
     """Read the spec's inputs for ``days`` and build its rows (conformed to the contract).
 
@@ -170,7 +165,7 @@ def build_aggregate(spark, lake: str, spec: AggregateSpec, days: list[dt.date], 
             inputs[table] = lake_mod.read_table(spark, lake, table)
     frames = {table: inputs[table].where(F.col(col).isin(days)) for table, col in spec.inputs}
     built = spec.build(frames, opts).where(F.col("dt").isin(days))
-    return lake_mod.conform(built, load_contract(spec.table))
+    return conform(built, spec.table)
 
 
 def day_fingerprints(df: DataFrame) -> dict[dt.date, tuple[int, Any]]:
@@ -192,99 +187,117 @@ def changed_days(new: dict[dt.date, tuple[int, Any]], old: dict[dt.date, tuple[i
     return sorted(d for d in set(new) | set(old) if new.get(d) != old.get(d))
 
 
-def _read_aggregate(spark, lake: str, table: str, days: list[dt.date]) -> DataFrame:
-    contract = load_contract(table)
-    return lake_mod.conform(lake_mod.read_table(spark, lake, table).where(F.col("dt").isin(days)), contract)
+def _read_aggregate(spark: SparkSession, lake: str, table: str, days: list[dt.date]) -> DataFrame:
+    return conform(lake_mod.read_table(spark, lake, table).where(F.col("dt").isin(days)), table)
+
+
+@dataclass
+class _Built:
+    """One aggregate built for its planned days, cached, with each day's fingerprint."""
+
+    df: DataFrame
+    days: list[dt.date]
+    prints: dict[dt.date, tuple[int, Any]]
 
 
 def build_daily_aggregates(ctx: JobContext) -> RunRecord:
-    """Job entry: recompute the aggregates of the touched (or given) days into ``ctx.args.lake``."""
-    spark, cfg, args = ctx.spark, ctx.cfg, ctx.args
-    lake = normalize_uri(args.lake)
+    """Job entry: recompute the aggregates of the touched (or given) days into ``ctx.args.lake``.
+
+    Steps: plan (which days per aggregate) -> build -> gate -> write (changed days only) -> record.
+    """
+    lake = normalize_uri(ctx.args.lake)
     rec = RunRecord(
         run_id=ctx.run_id, job=ctx.job, source="aggregates", source_uri=lake,
-        env=cfg.get("env", "local"), started_at=ctx.started_at.replace(tzinfo=None),
+        env=ctx.cfg.get("env", "local"), started_at=ctx.started_at.replace(tzinfo=None),
     )
-    persisted: list[DataFrame] = []
+    built: dict[str, _Built] = {}
     try:
-        opts = _options(cfg)
-        t = time.monotonic()
-        window = window_days(args.since, args.until)
-        if window:
-            plan = {spec.table: window for spec in SPECS}
-        else:
-            job_runs = lake_mod.read_table(spark, lake, "job_runs")
-            touched, run_ids = days_to_rebuild(job_runs, job=ctx.job)
-            if "crawler_runs" in touched:
-                since = last_run_started(job_runs, job=ctx.job)
-                touched["crawler_runs"] |= upserted_run_days(lake_mod.read_table(spark, lake, "crawler_runs"), since)
-            plan = {spec.table: _spec_days(spec, touched) for spec in SPECS}
-            rec.counters["ingest_runs"] = len(run_ids)
-        plan = {table: days for table, days in plan.items() if days}
-        rec.phase_seconds["plan"] = time.monotonic() - t
-        log.info("aggregates to rebuild: %s",
-                 {k: [d.isoformat() for d in v] for k, v in plan.items()} or "none")
-
-        t = time.monotonic()
-        built: dict[str, tuple[DataFrame, list[dt.date], dict[dt.date, tuple[int, Any]]]] = {}
-        inputs: dict[str, DataFrame] = {}
-        outcomes = []
-        for spec in SPECS:
-            days = plan.get(spec.table)
-            if not days:
-                continue
-            df = build_aggregate(spark, lake, spec, days, opts, inputs).persist(StorageLevel.MEMORY_AND_DISK)
-            persisted.append(df)
-            prints = day_fingerprints(df)
-            n = sum(count for count, _ in prints.values())
-            rec.counters["rows_built"] = rec.counters.get("rows_built", 0) + n
-            built[spec.table] = (df, days, prints)
-            outcomes.append(quality.validate_batch(spark, spec.table, df, run_id=ctx.run_id, cfg=cfg,
-                                                   expected_row_count=n))
-        rec.phase_seconds["build"] = time.monotonic() - t
-
-        t = time.monotonic()
-        statuses = {o.status for o in outcomes}
-        rec.dq_status = ("failed" if "failed" in statuses else "warning" if "warning" in statuses
-                         else "passed" if "passed" in statuses else "skipped")
-        rec.dq_warnings = [w for o in outcomes for w in o.warnings]
-        if outcomes:
-            lake_mod.append_rows(spark, quality.results_frame(spark, outcomes, ctx.run_id), lake, "dq_results")
-        failed = [o for o in outcomes if o.status == "failed"]
-        rec.phase_seconds["quality"] = time.monotonic() - t
-        if failed:
-            raise QualityGateError("; ".join(o.message() for o in failed))
-
-        t = time.monotonic()
-        rewritten: set[dt.date] = set()
-        for table, (df, days, prints) in built.items():
-            stored = lake_mod.existing_partitions(spark, lake, table, days)
-            old = day_fingerprints(_read_aggregate(spark, lake, table, stored)) if stored else {}
-            changed = changed_days(prints, old)
-            rec.counters[f"{table}_days_checked"] = len(days)
-            rec.counters[f"{table}_days_replaced"] = len(changed)
-            if changed:
-                batch = df.where(F.col("dt").isin(changed))
-                lake_mod.replace_partitions(spark, batch, lake, table, changed, fmt=opts["format"])
-                rec.loaded_by_table[table] = sum(prints[d][0] for d in changed if d in prints)
-                rewritten.update(changed)
-            log.info("%s: %d days checked, %d replaced %s", table, len(days), len(changed),
-                     [d.isoformat() for d in changed])
-        # Aggregates are replaced, not merged: what is read equals what is written.
-        rec.records_loaded = rec.records_read = sum(rec.loaded_by_table.values())
-        rec.touched_dates = sorted(rewritten)
-        rec.phase_seconds["write"] = time.monotonic() - t
-        rec.status = "succeeded"
-        rec.ended_at = _now()
-        write_run_record(spark, lake, rec)
-        print(_summary(rec, plan))
+        opts = _options(ctx.cfg)
+        with rec.phase("plan"):
+            plan = _plan(ctx, lake, rec)
+        with rec.phase("build"):
+            outcomes = _build(ctx, lake, plan, opts, rec, built)
+        with rec.phase("quality"):
+            record_gate(ctx.spark, lake, rec, outcomes)
+        with rec.phase("write"):
+            _write(ctx.spark, lake, built, opts, rec)
+        _record(ctx.spark, lake, rec, plan)
         return rec
     except Exception as exc:
-        record_failed_run(spark, lake, rec, exc)
+        record_failed_run(ctx.spark, lake, rec, exc)
         raise
     finally:
-        for df in persisted:
-            df.unpersist()
+        for b in built.values():
+            b.df.unpersist()
+
+
+def _plan(ctx: JobContext, lake: str, rec: RunRecord) -> dict[str, list[dt.date]]:
+    """Days to rebuild per aggregate: the window's, or those the ingest runs since the last run touched."""
+    spark = ctx.spark
+    window = window_days(ctx.args.since, ctx.args.until)
+    if window:
+        plan = {spec.table: window for spec in SPECS}
+    else:
+        job_runs = lake_mod.read_table(spark, lake, "job_runs")
+        touched, run_ids = days_to_rebuild(job_runs, job=ctx.job)
+        if "crawler_runs" in touched:
+            since = last_run_started(job_runs, job=ctx.job)
+            touched["crawler_runs"] |= upserted_run_days(lake_mod.read_table(spark, lake, "crawler_runs"), since)
+        plan = {spec.table: _spec_days(spec, touched) for spec in SPECS}
+        rec.counters["ingest_runs"] = len(run_ids)
+    plan = {table: days for table, days in plan.items() if days}
+    log.info("aggregates to rebuild: %s", {k: [d.isoformat() for d in v] for k, v in plan.items()} or "none")
+    return plan
+
+
+def _build(ctx: JobContext, lake: str, plan: dict[str, list[dt.date]], opts: dict[str, Any], rec: RunRecord,
+           built: dict[str, _Built]) -> list[quality.QualityOutcome]:
+    """Build and cache each planned aggregate into ``built``; return its quality outcomes."""
+    inputs: dict[str, DataFrame] = {}
+    outcomes = []
+    for spec in SPECS:
+        days = plan.get(spec.table)
+        if not days:
+            continue
+        df = build_aggregate(ctx.spark, lake, spec, days, opts, inputs).persist(StorageLevel.MEMORY_AND_DISK)
+        built[spec.table] = _Built(df, days, {})
+        prints = built[spec.table].prints = day_fingerprints(df)
+        n = sum(count for count, _ in prints.values())
+        rec.counters["rows_built"] = rec.counters.get("rows_built", 0) + n
+        outcomes.append(quality.validate_batch(ctx.spark, spec.table, df, run_id=ctx.run_id, cfg=ctx.cfg,
+                                               expected_row_count=n))
+    return outcomes
+
+
+def _write(spark: SparkSession, lake: str, built: dict[str, _Built], opts: dict[str, Any], rec: RunRecord) -> None:
+    """Replace the days whose rows differ from what each table holds; leave the others untouched."""
+    rewritten: set[dt.date] = set()
+    for table, b in built.items():
+        stored = lake_mod.existing_partitions(spark, lake, table, b.days)
+        old = day_fingerprints(_read_aggregate(spark, lake, table, stored)) if stored else {}
+        changed = changed_days(b.prints, old)
+        rec.counters[f"{table}_days_checked"] = len(b.days)
+        rec.counters[f"{table}_days_replaced"] = len(changed)
+        if changed:
+            batch = b.df.where(F.col("dt").isin(changed))
+            lake_mod.replace_partitions(spark, batch, lake, table, changed, fmt=opts["format"])
+            rec.loaded_by_table[table] = sum(b.prints[d][0] for d in changed if d in b.prints)
+            rewritten.update(changed)
+        log.info("%s: %d days checked, %d replaced %s", table, len(b.days), len(changed),
+                 [d.isoformat() for d in changed])
+    # Rows built = rows written (days that changed) + rows the table already held unchanged.
+    rec.records_read = rec.counters.get("rows_built", 0)
+    rec.records_loaded = sum(rec.loaded_by_table.values())
+    rec.records_duplicate = rec.records_read - rec.records_loaded
+    rec.touched_dates = sorted(rewritten)
+
+
+def _record(spark: SparkSession, lake: str, rec: RunRecord, plan: dict[str, list[dt.date]]) -> None:
+    """Write the succeeded run's record (the next run's watermark) and show its summary."""
+    rec.status = "succeeded"
+    rec.ended_at = now_utc()
+    write_run_record(spark, lake, rec)
+    summary_log.info(_summary(rec, plan))
 
 
 def _summary(rec: RunRecord, plan: dict[str, list[dt.date]]) -> str:

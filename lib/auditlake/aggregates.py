@@ -1,7 +1,7 @@
 """Daily aggregates for Athena: pure transforms from the normalized tables.
 
 Each ``aggregate_*_daily`` takes normalized rows (any days) and returns the aggregate rows of
-those days, ending in one select in the order of ``schemas/agg_<name>.yaml``; ``dt`` is the
+those days, ending in ``tables.conform`` with ``schemas/agg_<name>.yaml``; ``dt`` is the
 UTC event day. No I/O here: the job (``auditlake.aggregate_job``) decides which days to read
 and replaces exactly those partitions.
 
@@ -18,6 +18,8 @@ from collections.abc import Iterable
 import pyspark.sql.functions as F
 import pyspark.sql.types as T
 from pyspark.sql import Column, DataFrame
+
+from auditlake.tables import conform
 
 log = logging.getLogger(__name__)
 
@@ -211,20 +213,7 @@ def aggregate_cloudtrail_daily(events: DataFrame) -> DataFrame:
         F.col("recipient_account_id").alias("account_id"), "aws_region", "event_source", "event_name",
         "user_arn", "error_code", "read_only", F.col("event_date").alias("dt"),
     ).agg(*_event_stats())
-    return grouped.select(
-        F.col("account_id").cast("string"),
-        F.col("aws_region").cast("string"),
-        F.col("event_source").cast("string"),
-        F.col("event_name").cast("string"),
-        F.col("user_arn").cast("string"),
-        F.col("error_code").cast("string"),
-        F.col("read_only").cast("boolean"),
-        F.col("event_count").cast("bigint"),
-        F.col("distinct_source_ips").cast("bigint"),
-        F.col("first_event_time").cast("timestamp"),
-        F.col("last_event_time").cast("timestamp"),
-        F.col("dt").cast("date"),
-    )
+    return grouped.transform(conform, "agg_cloudtrail_daily")
 
 
 def _governance_fields(df: DataFrame) -> DataFrame:
@@ -288,13 +277,13 @@ def _governance_fields(df: DataFrame) -> DataFrame:
 
     return df.select(
         "*",
-        database.alias("_database_name"),
-        table.alias("_table_name"),
-        tables.alias("_table_names"),
-        partitions.alias("_partition_values"),
-        grantees.alias("_grantees"),
-        perms("permissions").alias("_permissions"),
-        perms("permissionsWithGrantOption").alias("_permissions_with_grant_option"),
+        database.alias("database_name"),
+        table.alias("table_name"),
+        tables.alias("table_names"),
+        partitions.alias("partition_values"),
+        grantees.alias("grantees"),
+        perms("permissions").alias("permissions"),
+        perms("permissionsWithGrantOption").alias("permissions_with_grant_option"),
     )
 
 
@@ -304,29 +293,10 @@ def aggregate_governance_changes_daily(events: DataFrame) -> DataFrame:
         ((F.col("event_source") == GLUE) & F.col("event_name").isin(*GLUE_CATALOG_WRITES))
         | ((F.col("event_source") == LAKE_FORMATION) & F.col("event_name").isin(*LAKE_FORMATION_WRITES))
     )
-    return writes.transform(_governance_fields).select(
-        F.col("event_time").cast("timestamp"),
-        F.col("event_id").cast("string"),
-        F.col("recipient_account_id").cast("string").alias("account_id"),
-        F.col("aws_region").cast("string"),
-        F.col("event_source").cast("string"),
-        F.col("event_name").cast("string"),
-        F.col("user_arn").cast("string"),
-        F.col("user_type").cast("string"),
-        F.col("invoked_by").cast("string"),
-        F.col("source_ip_address").cast("string"),
-        F.col("user_agent").cast("string"),
-        F.col("_database_name").cast("string").alias("database_name"),
-        F.col("_table_name").cast("string").alias("table_name"),
-        F.col("_table_names").cast("array<string>").alias("table_names"),
-        F.col("_partition_values").cast("array<array<string>>").alias("partition_values"),
-        F.col("_grantees").cast("array<string>").alias("grantees"),
-        F.col("_permissions").cast("array<string>").alias("permissions"),
-        F.col("_permissions_with_grant_option").cast("array<string>").alias("permissions_with_grant_option"),
-        F.col("error_code").cast("string"),
-        F.col("error_message").cast("string"),
-        F.col("request_parameters").cast("string"),
-        F.col("event_date").cast("date").alias("dt"),
+    return (
+        writes.transform(_governance_fields)
+        .withColumnsRenamed({"recipient_account_id": "account_id", "event_date": "dt"})
+        .transform(conform, "agg_governance_changes_daily")
     )
 
 
@@ -350,17 +320,7 @@ def aggregate_data_access_daily(events: DataFrame) -> DataFrame:
         F.min("event_time").alias("first_access_time"),
         F.max("event_time").alias("last_access_time"),
     )
-    return grouped.select(
-        F.col("account_id").cast("string"),
-        F.col("user_arn").cast("string"),
-        F.col("table_arn").cast("string"),
-        F.col("permissions").cast("array<string>"),
-        F.col("access_count").cast("bigint"),
-        F.col("error_count").cast("bigint"),
-        F.col("first_access_time").cast("timestamp"),
-        F.col("last_access_time").cast("timestamp"),
-        F.col("dt").cast("date"),
-    )
+    return grouped.transform(conform, "agg_data_access_daily")
 
 
 def aggregate_athena_queries_daily(events: DataFrame, *, trusted_cidrs: Iterable[str]) -> DataFrame:
@@ -378,20 +338,8 @@ def aggregate_athena_queries_daily(events: DataFrame, *, trusted_cidrs: Iterable
         F.min("event_time").alias("first_event_time"),
         F.max("event_time").alias("last_event_time"),
     )
-    return grouped.select(
-        F.col("account_id").cast("string"),
-        F.col("aws_region").cast("string"),
-        F.col("user_arn").cast("string"),
-        F.col("source_ip_address").cast("string"),
-        F.col("user_agent").cast("string"),
-        F.col("workgroup").cast("string"),
-        F.col("query_count").cast("bigint"),
-        F.col("failed_count").cast("bigint"),
-        outside_cidrs(F.col("source_ip_address"), cidrs).alias("outside_trusted_networks"),
-        F.col("first_event_time").cast("timestamp"),
-        F.col("last_event_time").cast("timestamp"),
-        F.col("dt").cast("date"),
-    )
+    outside = outside_cidrs(F.col("source_ip_address"), cidrs)
+    return grouped.withColumn("outside_trusted_networks", outside).transform(conform, "agg_athena_queries_daily")
 
 
 def aggregate_glue_jobs_daily(events: DataFrame) -> DataFrame:
@@ -416,19 +364,7 @@ def aggregate_glue_jobs_daily(events: DataFrame) -> DataFrame:
         F.min("event_time").alias("first_event_time"),
         F.max("event_time").alias("last_event_time"),
     )
-    return grouped.select(
-        F.col("account_id").cast("string"),
-        F.col("aws_region").cast("string"),
-        F.col("user_arn").cast("string"),
-        F.col("resource_type").cast("string"),
-        F.col("resource_name").cast("string"),
-        F.col("event_name").cast("string"),
-        F.col("event_count").cast("bigint"),
-        F.col("error_count").cast("bigint"),
-        F.col("first_event_time").cast("timestamp"),
-        F.col("last_event_time").cast("timestamp"),
-        F.col("dt").cast("date"),
-    )
+    return grouped.transform(conform, "agg_glue_jobs_daily")
 
 
 def is_access_denied(error_code: Column) -> Column:
@@ -443,18 +379,7 @@ def aggregate_access_denied_daily(events: DataFrame) -> DataFrame:
         F.col("recipient_account_id").alias("account_id"), "user_arn", "event_source", "event_name",
         "error_code", F.col("event_date").alias("dt"),
     ).agg(*_event_stats())
-    return grouped.select(
-        F.col("account_id").cast("string"),
-        F.col("user_arn").cast("string"),
-        F.col("event_source").cast("string"),
-        F.col("event_name").cast("string"),
-        F.col("error_code").cast("string"),
-        F.col("event_count").cast("bigint"),
-        F.col("distinct_source_ips").cast("bigint"),
-        F.col("first_event_time").cast("timestamp"),
-        F.col("last_event_time").cast("timestamp"),
-        F.col("dt").cast("date"),
-    )
+    return grouped.transform(conform, "agg_access_denied_daily")
 
 
 # --- S3 server access log aggregates --------------------------------------------------------
@@ -470,19 +395,8 @@ def aggregate_s3_requests_daily(logs: DataFrame) -> DataFrame:
         _count_if(F.coalesce(is_error, F.lit(False))).alias("error_count"),
         F.percentile_approx("total_time_ms", [0.5, 0.95], PERCENTILE_ACCURACY).alias("_pct"),
     )
-    return grouped.select(
-        F.col("bucket").cast("string"),
-        F.col("operation").cast("string"),
-        F.col("http_status").cast("int"),
-        F.col("requester").cast("string"),
-        F.col("remote_ip").cast("string"),
-        F.col("request_count").cast("bigint"),
-        F.col("bytes_sent").cast("bigint"),
-        F.col("error_count").cast("bigint"),
-        F.col("_pct")[0].cast("int").alias("total_time_p50_ms"),
-        F.col("_pct")[1].cast("int").alias("total_time_p95_ms"),
-        F.col("dt").cast("date"),
-    )
+    percentiles = {"total_time_p50_ms": F.col("_pct")[0], "total_time_p95_ms": F.col("_pct")[1]}
+    return grouped.withColumns(percentiles).transform(conform, "agg_s3_requests_daily")
 
 
 def aggregate_s3_object_access_daily(logs: DataFrame) -> DataFrame:
@@ -496,15 +410,7 @@ def aggregate_s3_object_access_daily(logs: DataFrame) -> DataFrame:
         .alias("distinct_requesters"),
         F.sum(F.coalesce(F.col("bytes_sent"), F.lit(0))).alias("bytes_sent"),
     )
-    return grouped.select(
-        F.col("bucket").cast("string"),
-        F.col("key").cast("string"),
-        F.col("operation").cast("string"),
-        F.col("request_count").cast("bigint"),
-        F.col("distinct_requesters").cast("bigint"),
-        F.col("bytes_sent").cast("bigint"),
-        F.col("dt").cast("date"),
-    )
+    return grouped.transform(conform, "agg_s3_object_access_daily")
 
 
 # --- Glue crawler aggregate -----------------------------------------------------------------
@@ -532,20 +438,6 @@ def aggregate_crawler_daily(runs: DataFrame, *, log_events: DataFrame) -> DataFr
     )
     joined = per_run_day.join(per_log_day, on=["crawler_name", "dt"], how="full_outer")
 
-    def zero(c: str, dtype: str = "bigint") -> Column:
-        return F.coalesce(F.col(c), F.lit(0)).cast(dtype).alias(c)
-
-    return joined.select(
-        F.col("crawler_name").cast("string"),
-        zero("runs"),
-        zero("failed_runs"),
-        zero("succeeded_runs"),
-        zero("error_count"),
-        zero("warn_count"),
-        zero("tables_created"),
-        zero("tables_updated"),
-        zero("partitions_added"),
-        zero("partitions_updated"),
-        zero("total_run_seconds", "double"),
-        F.col("dt").cast("date"),
-    )
+    # A day with runs but no log events (or the reverse) counts 0, not null, on the other side.
+    counts = [c for c in joined.columns if c not in ("crawler_name", "dt")]
+    return joined.fillna(0, subset=counts).transform(conform, "agg_crawler_daily")

@@ -15,27 +15,16 @@ import os
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from auditlake import config as config_mod
+from auditlake.context import JobContext
 from auditlake.errors import AuditlakeError, UsageError
 from auditlake.redact import error_line, install_log_filter, redact, redact_args
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class JobContext:
-    """What a job function gets: parsed arguments, config, session and run identity."""
-
-    job: str
-    args: argparse.Namespace
-    cfg: dict[str, Any]
-    spark: Any
-    run_id: str
-    started_at: dt.datetime
-    unknown_args: list[str] = field(default_factory=list)
+__all__ = ["JobContext", "base_parser", "configure_logging", "parse_date", "run_job"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,9 +70,29 @@ def _conf_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is when a record arrives (a redirected job log, a test's capture)."""
+
+    @property
+    def stream(self):  # noqa: D102
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def configure_logging(verbose: bool = False) -> None:
+    """Log lines to stderr; the end-of-run summary (logger ``auditlake.summary``) as plain text to stdout."""
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    summary = logging.getLogger("auditlake.summary")
+    if not any(isinstance(h, _StdoutHandler) for h in summary.handlers):
+        handler = _StdoutHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        summary.addHandler(handler)
+    summary.setLevel(logging.INFO)
+    summary.propagate = False
     for noisy in ("py4j", "botocore", "boto3", "urllib3", "great_expectations", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -99,8 +108,8 @@ def _one_line(exc: BaseException) -> str:
     return "; ".join([error_line(exc), *(redact(n[:500]) or "" for n in notes)])
 
 
-def _glue_job(args_list: list[str]) -> Any:
-    """Initialise the Glue Job when running inside AWS Glue; None elsewhere."""
+def _glue_job() -> Any:
+    """Initialise the Glue Job when running inside AWS Glue (from Glue's own ``sys.argv``); None elsewhere."""
     try:
         from awsglue.context import GlueContext  # type: ignore[import-not-found]
         from awsglue.job import Job  # type: ignore[import-not-found]
@@ -148,7 +157,7 @@ def run_job(
         if args.since and args.until and args.since > args.until:
             raise UsageError(f"{job}: --since {args.since} is after --until {args.until}")
         cfg = config_mod.load_config(args.env, _conf_overrides(args.conf))
-        glue = _glue_job(argv) if args.env == "glue" else None
+        glue = _glue_job() if args.env == "glue" else None
         if session_factory is None:
             from auditlake.session import build_session
 
@@ -161,7 +170,6 @@ def run_job(
             spark=spark,
             run_id=args.run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
             started_at=dt.datetime.now(dt.UTC),
-            unknown_args=unknown,
         )
         main(ctx)
         if glue is not None:

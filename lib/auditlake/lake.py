@@ -14,8 +14,9 @@ from typing import Any
 import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 
+from auditlake import hadoop_fs
 from auditlake.ingest.objects import normalize_uri
-from auditlake.tables import TableContract, load_contract
+from auditlake.tables import TableContract, conform, load_contract
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +24,6 @@ log = logging.getLogger(__name__)
 def table_uri(lake: str, table: str) -> str:
     root = normalize_uri(lake)
     return f"{root}/{table}"
-
-
-def conform(df: DataFrame, contract: TableContract) -> DataFrame:
-    """Select exactly the contract's columns, cast to the contract's types, in order."""
-    missing = [c for c in contract.column_names if c not in df.columns]
-    if missing:
-        raise ValueError(f"batch for {contract.name} lacks columns {missing}")
-    return df.select(
-        *[F.col(f.name).cast(f.dataType).alias(f.name) for f in contract.schema.fields]
-    )
 
 
 def delta_exists(spark, uri: str) -> bool:
@@ -177,12 +168,9 @@ def existing_partitions(spark, lake: str, table: str, values: list[Any]) -> list
     if delta_exists(spark, uri):
         df = spark.read.format("delta").load(uri).where(F.col(part).isin(list(values)))
         return partition_values(df, part)
-    jvm = spark.sparkContext._jvm
-    root = jvm.org.apache.hadoop.fs.Path(uri)
-    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    if not fs.exists(root):
+    if not hadoop_fs.exists(spark, uri):
         return []
-    return [v for v in values if fs.exists(jvm.org.apache.hadoop.fs.Path(root, _partition_dir_name(part, v)))]
+    return [v for v in values if hadoop_fs.exists(spark, uri, _partition_dir_name(part, v))]
 
 
 def _partition_dir_name(part: str, value: Any) -> str:
@@ -194,15 +182,10 @@ def _partition_dir_name(part: str, value: Any) -> str:
 
 def _delete_partition_dirs(spark, uri: str, part: str, values: list[Any]) -> None:
     """Delete ``<uri>/<part>=<value>`` folders (Parquet partitions that became empty)."""
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    root = jvm.org.apache.hadoop.fs.Path(uri)
-    fs = root.getFileSystem(conf)
     for value in values:
-        path = jvm.org.apache.hadoop.fs.Path(root, _partition_dir_name(part, value))
-        if fs.exists(path):
-            fs.delete(path, True)
-            log.info("emptied partition %s", path.toString())
+        name = _partition_dir_name(part, value)
+        if hadoop_fs.delete(spark, uri, name):
+            log.info("emptied partition %s/%s", uri.rstrip("/"), name)
 
 
 def _is_empty(target) -> bool:

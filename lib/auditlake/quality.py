@@ -58,7 +58,7 @@ import pyspark.sql.functions as F
 from pyspark.sql import Column, DataFrame, SparkSession
 
 from auditlake import config as config_mod
-from auditlake import resources
+from auditlake import hadoop_fs, resources
 from auditlake.errors import ConfigError
 
 # GX reads these at import time; a job never phones home and never draws progress bars.
@@ -758,14 +758,7 @@ def _write_data_docs(spark: SparkSession, cfg: dict[str, Any], table: str, run_i
         document = ValidationResultsPageRenderer().render(validation)
         html = DefaultJinjaPageView().render(document)
         uri = f"{str(base).rstrip('/')}/run_id={run_id}/{table}.html"
-        jvm = spark.sparkContext._jvm
-        path = jvm.org.apache.hadoop.fs.Path(uri)
-        fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-        stream = fs.create(path, True)
-        try:
-            stream.write(bytearray(html.encode("utf-8")))
-        finally:
-            stream.close()
+        hadoop_fs.write_bytes(spark, uri, html.encode("utf-8"))
         log.info("%s: data docs written to %s", table, uri)
     except Exception as exc:  # docs are a convenience: never fail a run over them
         log.warning("%s: could not write data docs: %s", table, exc)

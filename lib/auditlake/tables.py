@@ -10,13 +10,17 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import pyspark.sql.functions as F
+from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from auditlake import resources
 
 
 @dataclass(frozen=True)
-class Column:
+class ColumnSpec:
+    """One column of a contract: name, Hive/Spark DDL type string, nullability, comment."""
+
     name: str
     type: str
     nullable: bool = True
@@ -29,7 +33,7 @@ class TableContract:
     format: str
     partition_by: tuple[str, ...]
     keys: tuple[str, ...]
-    columns: tuple[Column, ...]
+    columns: tuple[ColumnSpec, ...]
     description: str = ""
     # Delta file statistics (min/max/null count, for data skipping) only on these columns; empty
     # means Delta's default (the first 32). Fewer columns make every write cheaper.
@@ -45,18 +49,37 @@ class TableContract:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
-    def column(self, name: str) -> Column:
+    def column(self, name: str) -> ColumnSpec:
         for col in self.columns:
             if col.name == name:
                 return col
         raise KeyError(f"{self.name} has no column {name!r}")
 
 
+def conform(df: DataFrame, contract: TableContract | str, keep: tuple[str, ...] = ()) -> DataFrame:
+    """A table's final select, from its contract: exactly its columns, cast to its types, in its order.
+
+    Every parser and aggregate ends with it, and every write goes through it again, so the YAML
+    contract is the one statement of a table's output. A column the contract names and ``df``
+    lacks is an error; columns ``df`` has beyond the contract are dropped, except ``keep`` (a
+    parser's notes to the runner, such as a record's index in its object, never written).
+    """
+    if isinstance(contract, str):
+        contract = load_contract(contract)
+    missing = [c for c in contract.column_names if c not in df.columns]
+    if missing:
+        raise ValueError(f"batch for {contract.name} lacks columns {missing}")
+    return df.select(
+        *[F.col(f.name).cast(f.dataType).alias(f.name) for f in contract.schema.fields],
+        *[F.col(c) for c in keep],
+    )
+
+
 def load_contract(table: str) -> TableContract:
     """Load ``schemas/<table>.yaml``."""
     raw: dict[str, Any] = resources.load_yaml("schemas", f"{table}.yaml")
     cols = tuple(
-        Column(
+        ColumnSpec(
             name=c["name"],
             type=str(c["type"]).strip(),
             nullable=bool(c.get("nullable", True)),

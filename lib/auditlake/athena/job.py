@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from auditlake.athena import ddl
-from auditlake.cli import JobContext
+from auditlake.context import JobContext
 from auditlake.errors import UsageError
 
 log = logging.getLogger(__name__)

@@ -41,11 +41,6 @@ class Query:
     sql: str
     params: tuple[Param, ...]
 
-    @property
-    def title(self) -> str:
-        first = self.sql.splitlines()[0]
-        return first.lstrip("- ").strip()
-
 
 def list_queries() -> list[str]:
     return [n.removesuffix(".sql") for n in resources.list_names("queries", ".sql")]

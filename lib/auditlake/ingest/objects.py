@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import pyspark.sql.functions as F
-from pyspark.sql import Column
+from pyspark.sql import Column, SparkSession
 
+from auditlake import hadoop_fs
 from auditlake.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def _from_ms(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000.0, tz=dt.UTC).replace(tzinfo=None)
 
 
-def list_objects(spark, root_uri: str) -> list[SourceObject]:
+def list_objects(spark: SparkSession, root_uri: str) -> list[SourceObject]:
     """All objects under ``root_uri`` (recursive), sorted by URI.
 
     Local folders are walked with ``os.scandir`` (fast, no JVM round trips); every other scheme
@@ -114,34 +115,13 @@ def _list_local(path: str) -> list[SourceObject]:
     return out
 
 
-def _list_hadoop(spark, root: str) -> list[SourceObject]:
-    jvm = spark._jvm
-    path = jvm.org.apache.hadoop.fs.Path(root)
+def _list_hadoop(spark: SparkSession, root: str) -> list[SourceObject]:
     try:
-        fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
-        if not fs.exists(path):
-            raise SourceError(f"source not found: {root}")
-        it = fs.listFiles(path, True)
-        out: list[SourceObject] = []
-        while it.hasNext():
-            st = it.next()
-            out.append(SourceObject(st.getPath().toString(), int(st.getLen()), _from_ms(int(st.getModificationTime()))))
-        return out
-    except SourceError:
-        raise
+        return [SourceObject(uri, size, _from_ms(ms)) for uri, size, ms in hadoop_fs.list_files(spark, root)]
+    except FileNotFoundError:
+        raise SourceError(f"source not found: {root}") from None
     except Exception as exc:  # py4j wraps the JVM's IOException
         java = getattr(exc, "java_exception", None)
         detail = str(java.toString()).splitlines()[0] if java is not None else str(exc).splitlines()[0]
         raise SourceError(f"cannot list {root}: {detail}") from exc
 
-
-def read_bytes(spark, uri: str) -> bytes:
-    """The raw bytes of one object through the session's Hadoop FileSystem (cold paths only)."""
-    jvm = spark._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
-    stream = fs.open(path)
-    try:
-        return bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
-    finally:
-        stream.close()

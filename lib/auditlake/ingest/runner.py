@@ -1,7 +1,9 @@
 """The ingest run every source shares.
 
-list -> classify -> skip what the ledger has -> parse (source-specific) -> dedupe in batch ->
-quality gate -> exactly-once merge per table -> quarantine -> ledger -> run record.
+``run_ingest`` is a sequence of named steps: ``_list`` (list -> classify -> window -> skip what the
+ledger has), ``_process`` (parse, source-specific -> ``_dedupe_batch`` -> ``_gate`` -> ``_commit``:
+exactly-once merge per table, quarantine, the source's ``after_commit`` -> ``_commit_ledger``), and
+``_record`` (balance check, run record, summary).
 
 Crash safety: each Delta commit is atomic and every write is idempotent (insert-only merges on
 natural keys), and the ledger is written after the data. A run killed at any point leaves the
@@ -13,129 +15,27 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
 
 import pyspark.sql.functions as F
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
 from auditlake import quality
-from auditlake.cli import JobContext
-from auditlake.errors import QualityGateError, ReconciliationError
+from auditlake.context import JobContext
+from auditlake.errors import ReconciliationError
 from auditlake.ingest import gate
 from auditlake.ingest.objects import SourceObject, list_objects, normalize_uri
-from auditlake.redact import error_line, redact
+from auditlake.ingest.source import ParsedBatch, Source
+from auditlake.redact import redact
+from auditlake.runs import RunRecord, now_utc, record_failed_run, record_gate, summary_log, write_run_record
 from auditlake.tables import load_contract
 
 log = logging.getLogger(__name__)
-
-LOG_OBJECT = None  # classify() returns this for an object to parse
-
-
-@dataclass
-class ParsedBatch:
-    """What a source's parse step hands back: rows per table, quarantine rows, counters."""
-
-    tables: dict[str, DataFrame]
-    quarantine: DataFrame
-    counters: dict[str, int] = field(default_factory=dict)
-    unknown_keys: list[str] = field(default_factory=list)
-    # Intermediate frames the parser persisted; unpersisted by the runner at the end. A parser
-    # that lists any promises that every frame in ``tables`` is a cheap filter or projection of
-    # them: the runner then validates and merges those frames as they are, without caching a
-    # second copy (each quality expectation and the merge read them again).
-    persisted: list[DataFrame] = field(default_factory=list)
-
-
-class Source(Protocol):
-    """A log source: how to recognise its objects and parse them."""
-
-    name: str            # e.g. "cloudtrail"; the `source` value in ledger, quarantine, job_runs
-    tables: tuple[str, ...]
-
-    def classify(self, obj: SourceObject) -> str | None:
-        """None for an object to parse; otherwise the reason it is skipped (counted)."""
-
-    def object_date(self, obj: SourceObject) -> dt.date | None:
-        """Delivery date from the key, for --since/--until listing bounds; None if the key has none."""
-
-    def parse(self, spark, objects: list[SourceObject], *, run_id: str, cfg: dict[str, Any]) -> ParsedBatch:
-        """Read and parse the objects (one pass, explicit schema) into table rows and quarantine rows."""
-
-
-@dataclass
-class RunRecord:
-    run_id: str
-    job: str
-    source: str
-    source_uri: str
-    env: str
-    started_at: dt.datetime
-    status: str = "running"
-    error: str | None = None
-    ended_at: dt.datetime | None = None
-    objects_listed: int = 0
-    objects_skipped: int = 0
-    objects_already_processed: int = 0
-    objects_processed: int = 0
-    records_read: int = 0
-    records_loaded: int = 0
-    records_quarantined: int = 0
-    records_duplicate: int = 0
-    loaded_by_table: dict[str, int] = field(default_factory=dict)
-    skipped_by_reason: dict[str, int] = field(default_factory=dict)
-    counters: dict[str, int] = field(default_factory=dict)
-    unknown_keys: list[str] = field(default_factory=list)
-    touched_dates: list[dt.date] = field(default_factory=list)
-    dq_status: str = "skipped"
-    dq_warnings: list[str] = field(default_factory=list)
-    phase_seconds: dict[str, float] = field(default_factory=dict)
-
-    def as_row(self) -> dict[str, Any]:
-        ended = self.ended_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        row = dict(self.__dict__)
-        row["ended_at"] = ended
-        row["duration_seconds"] = round((ended - self.started_at).total_seconds(), 3)
-        return row
-
-    def balanced(self) -> bool:
-        return self.records_read == self.records_loaded + self.records_quarantined + self.records_duplicate
-
-    def summary(self) -> str:
-        lines = [
-            f"run {self.run_id} job={self.job} source={self.source_uri} status={self.status}",
-            f"  objects: listed={self.objects_listed} skipped={self.objects_skipped} "
-            f"already_processed={self.objects_already_processed} processed={self.objects_processed}",
-            f"  records: read={self.records_read} loaded={self.records_loaded} "
-            f"quarantined={self.records_quarantined} duplicates={self.records_duplicate}",
-        ]
-        for table, n in sorted(self.loaded_by_table.items()):
-            lines.append(f"  loaded {table}: {n}")
-        if self.skipped_by_reason:
-            lines.append("  skipped: " + ", ".join(f"{k}={v}" for k, v in sorted(self.skipped_by_reason.items())))
-        if self.counters:
-            lines.append("  counters: " + ", ".join(f"{k}={v}" for k, v in sorted(self.counters.items())))
-        if self.unknown_keys:
-            lines.append("  unknown keys seen: " + ", ".join(self.unknown_keys))
-        lines.append(f"  data quality: {self.dq_status}" + (f" ({len(self.dq_warnings)} warnings)" if self.dq_warnings else ""))
-        lines.append("  seconds: " + ", ".join(f"{k}={v:.1f}" for k, v in self.phase_seconds.items()))
-        return "\n".join(lines)
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def write_run_record(spark, lake: str, record: RunRecord) -> None:
-    contract = load_contract("job_runs")
-    df = spark.createDataFrame([record.as_row()], contract.schema)
-    lake_mod.append_rows(spark, df, lake, "job_runs")
 
 
 def in_window(day: dt.date | None, since: dt.date | None, until: dt.date | None, slack_days: int) -> bool:
@@ -153,7 +53,7 @@ def in_window(day: dt.date | None, since: dt.date | None, until: dt.date | None,
     return True
 
 
-def ledger_keys(spark, lake: str, source: str) -> set[tuple[str, int, dt.datetime]]:
+def ledger_keys(spark: SparkSession, lake: str, source: str) -> set[tuple[str, int, dt.datetime]]:
     """(uri, size, modified) of every object the ledger holds for this source."""
     if not lake_mod.delta_exists(spark, lake_mod.table_uri(lake, "ingest_ledger")):
         return set()  # a new lake: no Spark job to read an empty frame
@@ -162,8 +62,8 @@ def ledger_keys(spark, lake: str, source: str) -> set[tuple[str, int, dt.datetim
     return {(r[0], int(r[1]), r[2]) for r in rows}
 
 
-def _ledger_frame(spark, source_name: str, objects: Iterable[SourceObject], dates: dict[str, dt.date | None], run_id: str) -> DataFrame:
-    now = _now()
+def _ledger_frame(spark: SparkSession, source_name: str, objects: Iterable[SourceObject], dates: dict[str, dt.date | None], run_id: str) -> DataFrame:
+    now = now_utc()
     rows = [(source_name, redact(o.uri), o.size, o.modified_at, dates.get(o.uri), run_id, now) for o in objects]
     return spark.createDataFrame(rows, load_contract("ingest_ledger").schema)
 
@@ -189,165 +89,202 @@ def _dedupe(df: DataFrame, keys: tuple[str, ...]) -> tuple[DataFrame, int, int]:
     return df.dropDuplicates(list(keys)), rows, extra
 
 
-def record_failed_run(spark, lake: str, rec: RunRecord, exc: BaseException) -> None:
-    """Write the run record of a run that is about to fail with ``exc`` (best effort)."""
-    rec.status = "dq_failed" if isinstance(exc, QualityGateError) else "failed"
-    rec.error = error_line(exc, 1000)
-    rec.ended_at = _now()
-    try:
-        write_run_record(spark, lake, rec)
-    except Exception as write_exc:  # noqa: BLE001 - the original error is the one to report
-        # Said on the job's one error line, after the run's own error (never a second traceback).
-        exc.add_note(f"also could not write the failed run record: {error_line(write_exc)}")
-        log.debug("could not write the failed run record", exc_info=True)
+@dataclass
+class _Selected:
+    """The list step's result: objects to parse and each one's delivery day."""
+
+    todo: list[SourceObject]
+    dates: dict[str, dt.date | None]
+
+
+@dataclass
+class _Batch:
+    """A parsed batch on its way to the lake: deduplicated rows per table and quarantine rows."""
+
+    tables: dict[str, DataFrame]
+    row_counts: dict[str, int]  # rows per table after dedupe, counted from the key groups
+    quarantine: DataFrame
+    persisted: list[DataFrame] = field(default_factory=list)
+    # Rows the row-level checks quarantined, per table and reason (reported by the gate).
+    row_quarantined: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
-    """Run one ingest of ``source`` from ``ctx.args.source`` into ``ctx.args.lake``."""
-    spark, cfg, args = ctx.spark, ctx.cfg, ctx.args
-    lake = normalize_uri(args.lake)
+    """Run one ingest of ``source`` from ``ctx.args.source`` into ``ctx.args.lake``.
+
+    Steps: list -> parse + dedupe -> gate -> commit -> record; a failing step records a failed run.
+    """
+    lake = normalize_uri(ctx.args.lake)
     rec = RunRecord(
-        run_id=ctx.run_id, job=ctx.job, source=source.name, source_uri=redact(normalize_uri(args.source)),
-        env=cfg.get("env", "local"), started_at=ctx.started_at.replace(tzinfo=None),
+        run_id=ctx.run_id, job=ctx.job, source=source.name, source_uri=redact(normalize_uri(ctx.args.source)),
+        env=ctx.cfg.get("env", "local"), started_at=ctx.started_at.replace(tzinfo=None),
     )
-    slack = int(config_mod.get(cfg, "ingest.listing_slack_days", 1))
-    t0 = time.monotonic()
     try:
-        listed = list_objects(spark, args.source)
+        selected = _list(ctx, source, lake, rec)
+        if selected.todo:
+            _process(ctx, source, lake, selected, rec)
+        _record(ctx.spark, lake, rec)
+        return rec
+    except Exception as exc:
+        record_failed_run(ctx.spark, lake, rec, exc)
+        raise
+
+
+def _list(ctx: JobContext, source: Source, lake: str, rec: RunRecord) -> _Selected:
+    """List the source, classify each object, keep the window's, drop those the ledger holds."""
+    args = ctx.args
+    slack = int(config_mod.get(ctx.cfg, "ingest.listing_slack_days", 1))
+    with rec.phase("list"):
+        listed = list_objects(ctx.spark, args.source)
         rec.objects_listed = len(listed)
-        skipped: Counter[str] = Counter()
-        candidates: list[SourceObject] = []
-        dates: dict[str, dt.date | None] = {}
-        for obj in listed:
-            reason = source.classify(obj)
-            if reason is not None:
-                skipped[reason] += 1
-                continue
-            day = source.object_date(obj)
-            if not in_window(day, args.since, args.until, slack):
-                skipped["outside_window"] += 1
-                continue
-            dates[obj.uri] = day
-            candidates.append(obj)
+        candidates, dates, skipped = _classify(source, listed, args.since, args.until, slack)
         rec.skipped_by_reason = dict(skipped)
         rec.objects_skipped = sum(v for k, v in skipped.items() if k != "outside_window")
         if args.reprocess:
             todo = candidates
         else:
-            done = ledger_keys(spark, lake, source.name)
+            done = ledger_keys(ctx.spark, lake, source.name)
             todo = [o for o in candidates if (o.uri, o.size, o.modified_at) not in done]
         rec.objects_already_processed = len(candidates) - len(todo)
         rec.objects_processed = len(todo)
-        rec.phase_seconds["list"] = time.monotonic() - t0
-        log.info("%s: %d listed, %d to process, %d already in the ledger, skipped %s",
-                 source.name, len(listed), len(todo), rec.objects_already_processed, dict(skipped))
-        if todo:
-            _process(ctx, source, lake, todo, dates, rec)
-        rec.status = "succeeded"
-        rec.ended_at = _now()
-        if not rec.balanced():
-            raise ReconciliationError(
-                f"run {rec.run_id} does not balance: read {rec.records_read} != loaded {rec.records_loaded} "
-                f"+ quarantined {rec.records_quarantined} + duplicates {rec.records_duplicate}"
-            )
-        write_run_record(spark, lake, rec)
-        print(rec.summary())
-        return rec
-    except Exception as exc:
-        record_failed_run(spark, lake, rec, exc)
-        raise
+    log.info("%s: %d listed, %d to process, %d already in the ledger, skipped %s",
+             source.name, len(listed), len(todo), rec.objects_already_processed, dict(skipped))
+    return _Selected(todo, dates)
 
 
-def _process(ctx: JobContext, source: Source, lake: str, todo: list[SourceObject],
-             dates: dict[str, dt.date | None], rec: RunRecord) -> None:
-    spark, cfg = ctx.spark, ctx.cfg
+def _classify(
+    source: Source, listed: list[SourceObject], since: dt.date | None, until: dt.date | None, slack: int
+) -> tuple[list[SourceObject], dict[str, dt.date | None], Counter[str]]:
+    """Objects to parse with their delivery days, and skip counts per reason (``outside_window`` too)."""
+    skipped: Counter[str] = Counter()
+    candidates: list[SourceObject] = []
+    dates: dict[str, dt.date | None] = {}
+    for obj in listed:
+        reason = source.classify(obj)
+        day = source.object_date(obj) if reason is None else None
+        if reason is None and not in_window(day, since, until, slack):
+            reason = "outside_window"
+        if reason is not None:
+            skipped[reason] += 1
+            continue
+        dates[obj.uri] = day
+        candidates.append(obj)
+    return candidates, dates, skipped
+
+
+def _process(ctx: JobContext, source: Source, lake: str, selected: _Selected, rec: RunRecord) -> None:
+    """Parse, dedupe, gate and commit the selected objects; free the batch's cached frames after."""
     # Only a run with objects to parse needs the quality gate: its import overlaps the parse.
-    quality.prefetch(cfg)
-    t = time.monotonic()
-    batch = source.parse(spark, todo, run_id=ctx.run_id, cfg=cfg)
-    persisted: list[DataFrame] = list(batch.persisted)
+    quality.prefetch(ctx.cfg)
+    with rec.phase("parse"):
+        parsed = source.parse(ctx.spark, selected.todo, run_id=ctx.run_id, cfg=ctx.cfg)
+        batch = _Batch({}, {}, parsed.quarantine, list(parsed.persisted))
+        try:
+            # Rows failing a row-level check join the quarantine; schema drift stops the run here.
+            prepared = gate.prepare_batch(ctx.spark, parsed.tables, parsed.quarantine, source=source.name,
+                                          run_id=ctx.run_id, cfg=ctx.cfg, now=ctx.started_at)
+            gate.raise_on_failure(ctx.spark, lake, prepared.outcomes, ctx.run_id)
+            parsed = replace(parsed, tables=prepared.tables, quarantine=prepared.quarantine)
+            _dedupe_batch(parsed, batch, rec)
+        except BaseException:
+            _unpersist(batch)
+            raise
     try:
-        # Rows failing a row-level check join the quarantine; schema drift stops the run here.
-        prepared = gate.prepare_batch(spark, batch.tables, batch.quarantine, source=source.name,
-                                      run_id=ctx.run_id, cfg=cfg, now=ctx.started_at)
-        gate.raise_on_failure(spark, lake, prepared.outcomes, ctx.run_id)
-        quarantine = prepared.quarantine.persist(StorageLevel.MEMORY_AND_DISK)
-        persisted.append(quarantine)
-        deduped: dict[str, DataFrame] = {}
-        batch_counts: dict[str, int] = {}
-        read = 0
-        for table, df in prepared.tables.items():
-            # Not persisted again: the parser's own cached intermediate backs this frame (one copy
-            # of the batch in memory; a second, deduplicated one only when there are duplicates).
-            if not batch.persisted:
-                df = df.persist(StorageLevel.MEMORY_AND_DISK)
-                persisted.append(df)
-            d, rows, dropped = _dedupe(df, load_contract(table).keys)
-            if d is not df:
-                d = d.persist(StorageLevel.MEMORY_AND_DISK)
-                persisted.append(d)
-            read += rows
-            # Counted from the key groups, independently of the frame the quality gate counts.
-            batch_counts[table] = rows - dropped
-            deduped[table] = d
-        rec.records_quarantined, row_quarantined = gate.count_quarantine(quarantine)
-        rec.records_read = read + rec.records_quarantined
-        rec.counters = dict(batch.counters)
-        rec.unknown_keys = sorted(set(batch.unknown_keys))
-        rec.phase_seconds["parse"] = time.monotonic() - t
-
-        t = time.monotonic()
-        share = gate.quarantine_share(rec.records_quarantined, rec.records_read, cfg=cfg, run_id=ctx.run_id)
-        outcomes = [share] if share is not None else []
-        for table, d in deduped.items():
-            if batch_counts[table] == 0:
-                continue  # nothing to validate and nothing to commit
-            outcomes.append(quality.validate_batch(spark, table, d, run_id=ctx.run_id, cfg=cfg,
-                                                   expected_row_count=batch_counts[table], backed_by_cache=True,
-                                                   quarantined=row_quarantined.get(table)))
-        statuses = {o.status for o in outcomes}
-        rec.dq_status = ("failed" if "failed" in statuses else "warning" if "warning" in statuses
-                         else "passed" if "passed" in statuses else "skipped")
-        rec.dq_warnings = [w for o in outcomes for w in o.warnings]
-        if outcomes:
-            results = quality.results_frame(spark, outcomes, ctx.run_id)
-            lake_mod.append_rows(spark, results, lake, "dq_results")
-        rec.phase_seconds["quality"] = time.monotonic() - t
-        failed = [o for o in outcomes if o.status == "failed"]
-        if failed:
-            raise QualityGateError("; ".join(o.message() for o in failed))
-
-        t = time.monotonic()
-        touched: set[dt.date] = set()
-        for table, d in deduped.items():
-            contract = load_contract(table)
-            if batch_counts[table] == 0:
-                lake_mod.ensure_delta_table(spark, lake, contract)
-                rec.loaded_by_table[table] = 0
-                continue
-            part_values = lake_mod.partition_values(d, contract.partition_by[0]) if contract.partition_by else None
-            inserted = lake_mod.merge_new_rows(spark, d, lake, table, dates=part_values)
-            rec.loaded_by_table[table] = inserted
-            if part_values and inserted:
-                touched.update(v for v in part_values if isinstance(v, dt.date))
-            # Recorded per table: a run that fails after some commits still names the days it
-            # wrote, so the aggregate job rebuilds them (the rerun's merges insert nothing there).
-            rec.touched_dates = sorted(touched)
-        rec.records_loaded = sum(rec.loaded_by_table.values())
-        rec.records_duplicate = rec.records_read - rec.records_loaded - rec.records_quarantined
-        rec.touched_dates = sorted(touched)
-        if rec.records_quarantined:
-            lake_mod.merge_new_rows(spark, quarantine, lake, "quarantine", dates=[source.name])
-        after = getattr(source, "after_commit", None)
-        if after is not None:
-            extra = after(spark, lake, deduped, run_id=ctx.run_id, cfg=cfg)
-            for table, n in (extra or {}).items():
-                rec.counters[f"{table}_upserted"] = int(n)
-        lake_mod.merge_new_rows(
-            spark, _ledger_frame(spark, source.name, todo, dates, ctx.run_id), lake, "ingest_ledger",
-            dates=[source.name],
-        )
-        rec.phase_seconds["commit"] = time.monotonic() - t
+        with rec.phase("quality"):
+            _gate(ctx, lake, batch, rec)
+        with rec.phase("commit"):
+            _commit(ctx, source, lake, batch, rec)
+            _commit_ledger(ctx, source, lake, selected)
     finally:
-        for df in persisted:
-            df.unpersist()
+        _unpersist(batch)
+
+
+def _dedupe_batch(parsed: ParsedBatch, batch: _Batch, rec: RunRecord) -> None:
+    """Cache the quarantine, drop in-batch duplicates per table, count what was read."""
+    batch.quarantine = parsed.quarantine.persist(StorageLevel.MEMORY_AND_DISK)
+    batch.persisted.append(batch.quarantine)
+    read = 0
+    for table, df in parsed.tables.items():
+        # Not persisted again: the parser's own cached intermediate backs this frame (one copy
+        # of the batch in memory; a second, deduplicated one only when there are duplicates).
+        if not parsed.persisted:
+            df = df.persist(StorageLevel.MEMORY_AND_DISK)
+            batch.persisted.append(df)
+        d, rows, dropped = _dedupe(df, load_contract(table).keys)
+        if d is not df:
+            d = d.persist(StorageLevel.MEMORY_AND_DISK)
+            batch.persisted.append(d)
+        read += rows
+        # Counted from the key groups, independently of the frame the quality gate counts.
+        batch.row_counts[table] = rows - dropped
+        batch.tables[table] = d
+    rec.records_quarantined, batch.row_quarantined = gate.count_quarantine(batch.quarantine)
+    rec.records_read = read + rec.records_quarantined
+    rec.counters = dict(parsed.counters)
+    rec.unknown_keys = sorted(set(parsed.unknown_keys))
+
+
+def _gate(ctx: JobContext, lake: str, batch: _Batch, rec: RunRecord) -> None:
+    """Validate every non-empty table; record the outcomes; raise before any commit if one failed."""
+    share = gate.quarantine_share(rec.records_quarantined, rec.records_read, cfg=ctx.cfg, run_id=ctx.run_id)
+    outcomes = [share] if share is not None else []
+    outcomes += [
+        quality.validate_batch(ctx.spark, table, d, run_id=ctx.run_id, cfg=ctx.cfg,
+                               expected_row_count=batch.row_counts[table], backed_by_cache=True,
+                               quarantined=batch.row_quarantined.get(table))
+        for table, d in batch.tables.items()
+        if batch.row_counts[table]  # nothing to validate and nothing to commit
+    ]
+    record_gate(ctx.spark, lake, rec, outcomes)
+
+
+def _commit(ctx: JobContext, source: Source, lake: str, batch: _Batch, rec: RunRecord) -> None:
+    """Merge each table's new rows, then the quarantine, then what the source derives from them."""
+    spark = ctx.spark
+    touched: set[dt.date] = set()
+    for table, d in batch.tables.items():
+        contract = load_contract(table)
+        if batch.row_counts[table] == 0:
+            lake_mod.ensure_delta_table(spark, lake, contract)
+            rec.loaded_by_table[table] = 0
+            continue
+        part_values = lake_mod.partition_values(d, contract.partition_by[0]) if contract.partition_by else None
+        inserted = lake_mod.merge_new_rows(spark, d, lake, table, dates=part_values)
+        rec.loaded_by_table[table] = inserted
+        if part_values and inserted:
+            touched.update(v for v in part_values if isinstance(v, dt.date))
+        # Recorded per table: a run that fails after some commits still names the days it
+        # wrote, so the aggregate job rebuilds them (the rerun's merges insert nothing there).
+        rec.touched_dates = sorted(touched)
+    rec.records_loaded = sum(rec.loaded_by_table.values())
+    rec.records_duplicate = rec.records_read - rec.records_loaded - rec.records_quarantined
+    rec.touched_dates = sorted(touched)
+    if rec.records_quarantined:
+        lake_mod.merge_new_rows(spark, batch.quarantine, lake, "quarantine", dates=[source.name])
+    extra = source.after_commit(spark, lake, batch.tables, run_id=ctx.run_id, cfg=ctx.cfg)
+    for table, n in extra.items():
+        rec.counters[f"{table}_upserted"] = int(n)
+
+
+def _commit_ledger(ctx: JobContext, source: Source, lake: str, selected: _Selected) -> None:
+    """Record the objects as processed: last, so a crash before it makes the rerun read them again."""
+    ledger = _ledger_frame(ctx.spark, source.name, selected.todo, selected.dates, ctx.run_id)
+    lake_mod.merge_new_rows(ctx.spark, ledger, lake, "ingest_ledger", dates=[source.name])
+
+
+def _record(spark: SparkSession, lake: str, rec: RunRecord) -> None:
+    """Check that the run balances, write its record, and show its summary."""
+    rec.status = "succeeded"
+    rec.ended_at = now_utc()
+    if not rec.balanced():
+        raise ReconciliationError(
+            f"run {rec.run_id} does not balance: read {rec.records_read} != loaded {rec.records_loaded} "
+            f"+ quarantined {rec.records_quarantined} + duplicates {rec.records_duplicate}"
+        )
+    write_run_record(spark, lake, rec)
+    summary_log.info(rec.summary())
+
+
+def _unpersist(batch: _Batch) -> None:
+    for df in batch.persisted:
+        df.unpersist()

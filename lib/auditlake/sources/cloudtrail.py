@@ -37,10 +37,12 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import types as T
 
 from auditlake import config as config_mod
+from auditlake import hadoop_fs
 from auditlake.ingest.decoding import DEFAULT_MAX_RECORD_BYTES, gunzip_members, json_shape_problem
 from auditlake.ingest.objects import SourceObject, object_uri_col, spark_path
 from auditlake.ingest.quarantine import ROW_INDEX, WHOLE_OBJECT, quarantine_objects, to_quarantine, valid_utf8
-from auditlake.ingest.runner import ParsedBatch
+from auditlake.ingest.source import ParsedBatch
+from auditlake.tables import conform
 
 log = logging.getLogger(__name__)
 
@@ -181,34 +183,34 @@ def explode_records(files: DataFrame) -> DataFrame:
     )
 
 
-def normalize_records(records: DataFrame) -> DataFrame:
-    """Typed columns for both tables, a quarantine reason per row and the unknown keys it had.
+def is_insight_record(r: Column) -> Column:
+    """Whether a record is an Insights event; never null, so a record lands in exactly one table.
 
-    Three selects, so that every costly expression runs once per record. Spark does not share
-    a ``from_json`` between the output columns that read it (it is not code-generated), so in
-    one select the userIdentity text was parsed once per identity column, 14 times a record.
-    Step 1 parses each nested object and tests each pattern once; Spark keeps it a separate
-    projection because its results are not cheap and are read more than once. Step 2 picks the
-    columns and decides the reason; step 3 serialises the raw text of quarantined rows only.
+    Older records have no eventType: insightDetails decides for them.
     """
-    r = F.col("r")
-    version = r["eventVersion"]
-    event_type = r["eventType"]
-    # Never null: a record without eventType (older versions) must still land in one table.
-    is_insight = F.coalesce(event_type == "AwsCloudTrailInsight", F.lit(False)) | r["insightDetails"].isNotNull()
+    return F.coalesce(r["eventType"] == "AwsCloudTrailInsight", F.lit(False)) | r["insightDetails"].isNotNull()
+
+
+def unknown_keys(r: Column, is_insight: Column) -> Column:
+    """Top-level keys the parser does not know (and insightDetails' unknown keys, prefixed)."""
     keys = F.map_keys(r)
-    unknown = F.when(
+    insight_detail_keys = F.array_except(F.map_keys(F.from_json(r["insightDetails"], RECORD_MAP)),
+                                         F.array(*[F.lit(k) for k in INSIGHT_DETAIL_KEYS]))
+    return F.when(
         is_insight,
         F.concat(
             F.array_except(keys, F.array(*[F.lit(k) for k in INSIGHT_KEYS])),
-            F.transform(
-                F.array_except(F.map_keys(F.from_json(r["insightDetails"], RECORD_MAP)),
-                               F.array(*[F.lit(k) for k in INSIGHT_DETAIL_KEYS])),
-                lambda k: F.concat(F.lit("insightDetails."), k),
-            ),
+            F.transform(insight_detail_keys, lambda k: F.concat(F.lit("insightDetails."), k)),
         ),
     ).otherwise(F.array_except(keys, F.array(*[F.lit(k) for k in EVENT_KEYS])))
-    step1 = records.select(
+
+
+def with_parsed_objects(records: DataFrame) -> DataFrame:
+    """Step 1: parse each nested object and test each pattern once per record (``_``-prefixed columns)."""
+    r = F.col("r")
+    version = r["eventVersion"]
+    is_insight = is_insight_record(r)
+    return records.select(
         "source_object", "record_index", "file_problem", "file_text", "r",
         is_insight.alias("_is_insight"),
         parse_event_time(r["eventTime"]).alias("_event_time"),
@@ -222,28 +224,30 @@ def normalize_records(records: DataFrame) -> DataFrame:
         F.from_json(r["tlsDetails"], TLS_SCHEMA).alias("_tls"),
         F.from_json(r["resources"], RESOURCES_SCHEMA).alias("_resources"),
         F.from_json(r["insightDetails"], INSIGHT_DETAILS_SCHEMA).alias("_details"),
-        unknown.alias("unknown_keys"),
+        unknown_keys(r, is_insight).alias("unknown_keys"),
     )
 
+
+def quarantine_reason() -> Column:
+    """Why a record (or its file) goes to quarantine; null for a good record. Reads step 1's columns."""
+    r = F.col("r")
     event_id = r["eventID"]
-    time_text = r["eventTime"]
-    event_time = F.col("_event_time")
-    recipient = F.col("_recipient")
-    reason = (
+    return (
         F.when(F.col("file_problem").isNotNull(), F.col("file_problem"))
         .when(r.isNull(), F.lit(R_NOT_OBJECTS))
         .when(event_id.isNull() | (F.trim(event_id) == ""), F.lit(R_MISSING_ID))
-        .when(time_text.isNull(), F.lit(R_MISSING_TIME))
-        .when(event_time.isNull(), F.lit(R_BAD_TIME))
-        .when(version.isNotNull() & F.coalesce(F.col("_major") != SUPPORTED_MAJOR, F.lit(True)),
+        .when(r["eventTime"].isNull(), F.lit(R_MISSING_TIME))
+        .when(F.col("_event_time").isNull(), F.lit(R_BAD_TIME))
+        .when(r["eventVersion"].isNotNull() & F.coalesce(F.col("_major") != SUPPORTED_MAJOR, F.lit(True)),
               F.lit(R_BAD_VERSION))
-        .when(recipient.isNull(), F.lit(R_NO_ACCOUNT))
+        .when(F.col("_recipient").isNull(), F.lit(R_NO_ACCOUNT))
     )
-    ui = F.col("_ui")
-    issuer = ui["sessionContext"]["sessionIssuer"]
-    tls = F.col("_tls")
-    resources = F.transform(
-        F.col("_resources"),
+
+
+def resources_of(parsed: Column) -> Column:
+    """``resources`` as a list of (arn, account_id, type), whatever the key's capitalisation."""
+    return F.transform(
+        parsed,
         lambda m: F.struct(
             F.coalesce(m["ARN"], m["arn"]).alias("arn"),
             # `accountId` in AWS's docs, lower-case `accountid` in some delivered records.
@@ -251,25 +255,39 @@ def normalize_records(records: DataFrame) -> DataFrame:
             F.coalesce(m["type"], m["Type"]).alias("type"),
         ),
     )
-    details = F.col("_details")
-    step2 = step1.select(
-        "source_object", "r", "file_text",
-        F.coalesce(F.col("record_index"), F.lit(WHOLE_OBJECT)).cast("bigint").alias("record_index"),
-        reason.alias("reason"),
-        F.col("_is_insight").alias("is_insight"),
-        F.coalesce(F.size("unknown_keys"), F.lit(0)).alias("n_unknown"),
-        "unknown_keys",
-        (F.col("_minor") > KNOWN_MINOR).alias("newer_minor"),
-        event_id.alias("event_id"),
-        event_time.alias("event_time"),
-        F.to_date(event_time).alias("event_date"),
-        version.alias("event_version"),
+
+
+def identity_columns(ui: Column) -> list[Column]:
+    """The ``user_*`` and ``session_*`` columns from the parsed userIdentity."""
+    issuer = ui["sessionContext"]["sessionIssuer"]
+    attributes = ui["sessionContext"]["attributes"]
+    return [
+        ui["type"].alias("user_type"),
+        ui["principalId"].alias("user_principal_id"),
+        ui["arn"].alias("user_arn"),
+        ui["accountId"].alias("user_account_id"),
+        # Only an AssumedRole session takes its issuer's name as user_name.
+        F.coalesce(ui["userName"], F.when(ui["type"] == "AssumedRole", issuer["userName"])).alias("user_name"),
+        ui["accessKeyId"].alias("access_key_id"),
+        ui["invokedBy"].alias("invoked_by"),
+        issuer["type"].alias("session_issuer_type"),
+        issuer["arn"].alias("session_issuer_arn"),
+        issuer["userName"].alias("session_issuer_user_name"),
+        to_bool(attributes["mfaAuthenticated"]).alias("session_mfa_authenticated"),
+        parse_loose_time(attributes["creationDate"]).alias("session_creation_date"),
+    ]
+
+
+def event_columns(r: Column) -> list[Column]:
+    """The event's own top-level fields, from ``event_version`` to ``vpc_endpoint_id``."""
+    return [
+        r["eventVersion"].alias("event_version"),
         r["eventSource"].alias("event_source"),
         r["eventName"].alias("event_name"),
-        event_type.alias("event_type"),
+        r["eventType"].alias("event_type"),
         r["eventCategory"].alias("event_category"),
         r["awsRegion"].alias("aws_region"),
-        recipient.alias("recipient_account_id"),
+        F.col("_recipient").alias("recipient_account_id"),
         r["sourceIPAddress"].alias("source_ip_address"),
         r["userAgent"].alias("user_agent"),
         r["errorCode"].alias("error_code"),
@@ -279,18 +297,38 @@ def normalize_records(records: DataFrame) -> DataFrame:
         r["requestID"].alias("request_id"),
         r["sharedEventID"].alias("shared_event_id"),
         r["vpcEndpointId"].alias("vpc_endpoint_id"),
-        ui["type"].alias("user_type"),
-        ui["principalId"].alias("user_principal_id"),
-        ui["arn"].alias("user_arn"),
-        ui["accountId"].alias("user_account_id"),
-        F.coalesce(ui["userName"], F.when(ui["type"] == "AssumedRole", issuer["userName"])).alias("user_name"),
-        ui["accessKeyId"].alias("access_key_id"),
-        ui["invokedBy"].alias("invoked_by"),
-        issuer["type"].alias("session_issuer_type"),
-        issuer["arn"].alias("session_issuer_arn"),
-        issuer["userName"].alias("session_issuer_user_name"),
-        to_bool(ui["sessionContext"]["attributes"]["mfaAuthenticated"]).alias("session_mfa_authenticated"),
-        parse_loose_time(ui["sessionContext"]["attributes"]["creationDate"]).alias("session_creation_date"),
+    ]
+
+
+def insight_columns(details: Column, r: Column) -> list[Column]:
+    """The ``insight_*`` columns from the parsed insightDetails (null for management/data events)."""
+    return [
+        details["state"].alias("insight_state"),
+        details["insightType"].alias("insight_type"),
+        details["eventSource"].alias("insight_event_source"),
+        details["eventName"].alias("insight_event_name"),
+        details["errorCode"].alias("insight_error_code"),
+        r["insightDetails"].alias("insight_details"),
+    ]
+
+
+def select_record_columns(step1: DataFrame) -> DataFrame:
+    """Step 2: the reason and every typed column of both tables, from step 1's parsed objects."""
+    r, tls = F.col("r"), F.col("_tls")
+    event_time = F.col("_event_time")
+    return step1.select(
+        "source_object", "r", "file_text",
+        F.coalesce(F.col("record_index"), F.lit(WHOLE_OBJECT)).cast("bigint").alias("record_index"),
+        quarantine_reason().alias("reason"),
+        F.col("_is_insight").alias("is_insight"),
+        F.coalesce(F.size("unknown_keys"), F.lit(0)).alias("n_unknown"),
+        "unknown_keys",
+        (F.col("_minor") > KNOWN_MINOR).alias("newer_minor"),
+        r["eventID"].alias("event_id"),
+        event_time.alias("event_time"),
+        F.to_date(event_time).alias("event_date"),
+        *event_columns(r),
+        *identity_columns(F.col("_ui")),
         tls["tlsVersion"].alias("tls_version"),
         tls["cipherSuite"].alias("cipher_suite"),
         tls["clientProvidedHostHeader"].alias("client_provided_host_header"),
@@ -298,16 +336,16 @@ def normalize_records(records: DataFrame) -> DataFrame:
         r["responseElements"].alias("response_elements"),
         r["additionalEventData"].alias("additional_event_data"),
         r["serviceEventDetails"].alias("service_event_details"),
-        resources.alias("resources"),
-        details["state"].alias("insight_state"),
-        details["insightType"].alias("insight_type"),
-        details["eventSource"].alias("insight_event_source"),
-        details["eventName"].alias("insight_event_name"),
-        details["errorCode"].alias("insight_error_code"),
-        r["insightDetails"].alias("insight_details"),
+        resources_of(F.col("_resources")).alias("resources"),
+        *insight_columns(F.col("_details"), r),
     )
-    # Raw text for quarantine rows only: the file's text for a whole-file problem, else the
-    # record re-serialised from its parsed keys.
+
+
+def with_raw_text(step2: DataFrame) -> DataFrame:
+    """Step 3: raw text for quarantine rows only; the working columns (``r``, ``file_text``) dropped.
+
+    The file's text for a whole-file problem, else the record re-serialised from its parsed keys.
+    """
     raw_text = F.when(F.col("reason").isNotNull(), F.coalesce(F.col("file_text"), F.to_json(F.col("r"))))
     return step2.select(
         "source_object", "record_index", "reason", raw_text.alias("raw_text"),
@@ -315,31 +353,29 @@ def normalize_records(records: DataFrame) -> DataFrame:
     )
 
 
+def normalize_records(records: DataFrame) -> DataFrame:
+    """Typed columns for both tables, a quarantine reason per row and the unknown keys it had.
+
+    Three selects, so that every costly expression runs once per record. Spark does not share
+    a ``from_json`` between the output columns that read it (it is not code-generated), so in
+    one select the userIdentity text was parsed once per identity column, 14 times a record.
+    Step 1 parses each nested object and tests each pattern once; Spark keeps it a separate
+    projection because its results are not cheap and are read more than once. Step 2 picks the
+    columns and decides the reason; step 3 serialises the raw text of quarantined rows only.
+    """
+    return records.transform(with_parsed_objects).transform(select_record_columns).transform(with_raw_text)
+
+
 def select_events(parsed: DataFrame) -> DataFrame:
     """The ``cloudtrail_events`` rows of a normalized batch."""
     ok = parsed.where(F.col("reason").isNull() & ~F.col("is_insight"))
-    return ok.select(
-        "event_id", "event_time", "event_date", "event_version", "event_source", "event_name",
-        "event_type", "event_category", "aws_region", "recipient_account_id", "source_ip_address",
-        "user_agent", "error_code", "error_message", "read_only", "management_event", "request_id",
-        "shared_event_id", "vpc_endpoint_id", "user_type", "user_principal_id", "user_arn",
-        "user_account_id", "user_name", "access_key_id", "invoked_by", "session_issuer_type",
-        "session_issuer_arn", "session_issuer_user_name", "session_mfa_authenticated",
-        "session_creation_date", "tls_version", "cipher_suite", "client_provided_host_header",
-        "request_parameters", "response_elements", "additional_event_data", "service_event_details",
-        "resources", "source_object", F.col("record_index").alias(ROW_INDEX),
-    )
+    return ok.withColumn(ROW_INDEX, F.col("record_index")).transform(conform, EVENTS, keep=(ROW_INDEX,))
 
 
 def select_insights(parsed: DataFrame) -> DataFrame:
     """The ``cloudtrail_insights`` rows of a normalized batch."""
     ok = parsed.where(F.col("reason").isNull() & F.col("is_insight"))
-    return ok.select(
-        "event_id", "event_time", "event_date", "event_version", "event_type", "event_category",
-        "aws_region", "recipient_account_id", "shared_event_id", "insight_state", "insight_type",
-        "insight_event_source", "insight_event_name", "insight_error_code", "insight_details",
-        "source_object", F.col("record_index").alias(ROW_INDEX),
-    )
+    return ok.withColumn(ROW_INDEX, F.col("record_index")).transform(conform, INSIGHTS, keep=(ROW_INDEX,))
 
 
 def select_quarantine(parsed: DataFrame, *, run_id: str, max_chars: int) -> DataFrame:
@@ -443,17 +479,6 @@ def parse_documents(text: DataFrame) -> DataFrame:
     )
 
 
-def _read_bytes(spark, uri: str) -> bytes:
-    jvm = spark._jvm
-    path = jvm.org.apache.hadoop.fs.Path(uri)
-    fs = path.getFileSystem(spark._jsc.hadoopConfiguration())
-    stream = fs.open(path)
-    try:
-        return bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
-    finally:
-        stream.close()
-
-
 def diagnose_object(data: bytes, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> tuple[str, str]:
     """Why Spark could not read or parse a file (cold path, a few files): ``(reason, raw text)``.
 
@@ -532,7 +557,7 @@ class CloudTrailSource:
         bad_objects = []
         for obj in missing:
             try:
-                reason, raw = diagnose_object(_read_bytes(spark, obj.uri), max_record_bytes)
+                reason, raw = diagnose_object(hadoop_fs.read_bytes(spark, obj.uri), max_record_bytes)
             except Exception as exc:  # noqa: BLE001 - an unreadable object is quarantined, not fatal
                 reason, raw = "unreadable: " + str(exc).splitlines()[0][:200], ""
             log.warning("quarantining %s: %s", obj.uri, reason)
@@ -560,4 +585,9 @@ class CloudTrailSource:
             unknown_keys=unknown,
             persisted=[parsed],
         )
+
+    def after_commit(self, spark, lake: str, deduped_tables: dict[str, DataFrame], *, run_id: str,
+                     cfg: dict[str, Any]) -> dict[str, int]:
+        """Nothing derived: every table of this source is loaded by the runner's merges."""
+        return {}
 

@@ -45,7 +45,8 @@ from auditlake import lake as lake_mod
 from auditlake.ingest.decoding import DEFAULT_MAX_RECORD_BYTES, scan_json, too_deep
 from auditlake.ingest.objects import SourceObject, object_uri_col, spark_path
 from auditlake.ingest.quarantine import ROW_INDEX, to_quarantine
-from auditlake.ingest.runner import ParsedBatch
+from auditlake.ingest.source import ParsedBatch
+from auditlake.tables import conform
 
 log = logging.getLogger(__name__)
 
@@ -391,23 +392,13 @@ def normalize_crawler_events(raw_events: DataFrame) -> DataFrame:
         .transform(with_crawler_line)
         .transform(with_event_kind)
         .transform(with_event_key)
-        .select(
-            F.col("crawler_name").cast("string"),
-            F.col("run_id").cast("string"),
-            event_time.alias("event_time"),
-            F.to_date(event_time).alias("event_date"),
-            F.col("level").cast("string"),
-            F.col("message").cast("string"),
-            F.col("event_kind").cast("string"),
-            F.col("database_name").cast("string"),
-            F.col("table_name").cast("string"),
-            F.col("final_state").cast("string"),
-            F.col("summary_count").cast("bigint"),
-            error_filter_match(F.col("message")).alias("error_filter_match"),
-            F.col("source_object").cast("string"),
-            F.col("event_key").cast("string"),
-            F.col("record_index").alias(ROW_INDEX),
-        )
+        .withColumns({
+            "event_time": event_time,
+            "event_date": F.to_date(event_time),
+            "error_filter_match": error_filter_match(F.col("message")),
+            ROW_INDEX: F.col("record_index"),
+        })
+        .transform(conform, EVENTS_TABLE, keep=(ROW_INDEX,))
     )
 
 
@@ -492,7 +483,6 @@ class CrawlerLogsSource:
 
     name = SOURCE
     tables: tuple[str, ...] = (EVENTS_TABLE,)
-    derived_tables: tuple[str, ...] = (RUNS_TABLE,)
 
     def classify(self, obj: SourceObject) -> str | None:
         if obj.uri.endswith("/"):

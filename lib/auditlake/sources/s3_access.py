@@ -30,11 +30,12 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 
 from auditlake import config as config_mod
+from auditlake import hadoop_fs
 from auditlake.ingest.decoding import DEFAULT_MAX_RECORD_BYTES, gunzip_members
-from auditlake.ingest.objects import SourceObject, object_uri_col, read_bytes, spark_path
+from auditlake.ingest.objects import SourceObject, object_uri_col, spark_path
 from auditlake.ingest.quarantine import ROW_INDEX, quarantine_objects, to_quarantine, valid_utf8
-from auditlake.ingest.runner import ParsedBatch
-from auditlake.tables import load_contract
+from auditlake.ingest.source import ParsedBatch
+from auditlake.tables import conform, load_contract
 
 log = logging.getLogger(__name__)
 
@@ -157,64 +158,47 @@ def _reason_unmatched(line: Column) -> Column:
     )
 
 
-def parse_lines(lines: DataFrame) -> DataFrame:
-    """(source_object, line_number, line) -> every ``s3_access_logs`` column plus ``reason``.
+# output column -> captured group, for the fields kept as logged text ('-' and '' are null)
+_TEXT_FIELDS = {
+    "bucket_owner": "owner", "bucket": "bucket", "remote_ip": "ip", "requester": "requester",
+    "request_id": "reqid", "operation": "op", "logged_key": "key", "request_uri": "uri",
+    "http_method": "method", "request_path": "path", "http_version": "ver", "error_code": "err",
+    "referer": "referer", "user_agent": "ua", "version_id": "versionid", "host_id": "hostid",
+    "signature_version": "sigv", "cipher_suite": "cipher", "auth_type": "auth", "host_header": "hosthdr",
+    "tls_version": "tls", "access_point_arn": "aparn",
+}
 
-    ``reason`` is null for a good line, otherwise why the line belongs in the quarantine;
-    ``line_number`` and ``line`` are kept for the quarantine.
-    """
-    rewritten = lines.select(
-        "source_object", "line_number", "line",
-        F.split(F.regexp_replace(F.col("line"), LINE_PATTERN, REPLACEMENT), SEP).alias("parts"),
-    )
+
+def _group(name: str) -> Column:
+    """One captured field exactly as logged ('' when its group did not match)."""
+    return F.col("parts").getItem(GROUPS.index(name) + 1)
+
+
+def matched_layout() -> Column:
+    """Whether the line matched the layout: the rewrite left nothing before the first separator."""
+    return (F.size(F.col("parts")) == len(GROUPS) + 1) & (F.col("parts").getItem(0) == "")
+
+
+def logged_iso_time() -> Column:
+    """The bracketed time as ISO-8601 with its logged offset (the cast to timestamp yields UTC)."""
     months = F.create_map(*[x for i, m in enumerate(_MONTHS) for x in (F.lit(m), F.lit(f"{i + 1:02d}"))])
-    raw = F.col("parts")
+    return F.concat(_group("year"), F.lit("-"), F.element_at(months, _group("mon")), F.lit("-"), _group("day"),
+                    F.lit("T"), _group("hms"), _group("tzh"), F.lit(":"), _group("tzm"))
 
-    def g(name: str) -> Column:
-        return raw.getItem(GROUPS.index(name) + 1)
 
+def acl_required() -> Column:
+    """'Yes' when an ACL was required, '-' otherwise."""
+    return F.when(_field("acl") == "Yes", F.lit(True))
+
+
+def extra_fields() -> Column:
+    """Fields AWS appended after the known layout, as a list ('-' is null)."""
     extra = _field("extra")
-    fields = rewritten.select(
-        "source_object", "line_number", "line",
-        ((F.size(raw) == len(GROUPS) + 1) & (raw.getItem(0) == "")).alias("matched"),
-        # ISO-8601 with the logged offset: the cast yields the UTC instant; 31/Feb is null.
-        F.concat(g("year"), F.lit("-"), F.element_at(months, g("mon")), F.lit("-"), g("day"), F.lit("T"),
-                 g("hms"), g("tzh"), F.lit(":"), g("tzm")).alias("iso_time"),
-        _field("owner").alias("bucket_owner"),
-        _field("bucket").alias("bucket"),
-        _field("ip").alias("remote_ip"),
-        _field("requester").alias("requester"),
-        _field("reqid").alias("request_id"),
-        _field("op").alias("operation"),
-        _field("key").alias("logged_key"),
-        _field("uri").alias("request_uri"),
-        _field("method").alias("http_method"),
-        _field("path").alias("request_path"),
-        _field("ver").alias("http_version"),
-        *[_field(grp).alias(f"logged_{col}") for col, (grp, _) in _numbers().items()],
-        _field("err").alias("error_code"),
-        _field("referer").alias("referer"),
-        _field("ua").alias("user_agent"),
-        _field("versionid").alias("version_id"),
-        _field("hostid").alias("host_id"),
-        _field("sigv").alias("signature_version"),
-        _field("cipher").alias("cipher_suite"),
-        _field("auth").alias("auth_type"),
-        _field("hosthdr").alias("host_header"),
-        _field("tls").alias("tls_version"),
-        _field("aparn").alias("access_point_arn"),
-        # 'Yes' when an ACL was required, '-' otherwise.
-        F.when(_field("acl") == "Yes", F.lit(True)).alias("acl_required"),
-        F.when(extra.isNotNull(), F.transform(F.split(extra, " "), lambda x: F.when(x != "-", x)))
-        .alias("extra_fields"),
-    )
-    # try_cast: null instead of an error (also under ANSI mode); a null from a present value is
-    # flagged below, so nothing out of range is silently lost.
-    typed = fields.select(
-        "*",
-        F.expr("try_cast(iso_time AS timestamp)").alias("request_time"),
-        *[F.expr(f"try_cast(logged_{col} AS {sql_type})").alias(col) for col, (_, sql_type) in _numbers().items()],
-    )
+    return F.when(extra.isNotNull(), F.transform(F.split(extra, " "), lambda x: F.when(x != "-", x)))
+
+
+def parse_reason() -> Column:
+    """Null for a good line, otherwise why it belongs in the quarantine."""
     reason = F.when(~F.col("matched"), _reason_unmatched(F.col("line"))).when(
         F.col("request_time").isNull(),
         F.concat(F.lit("bad time ["), F.regexp_extract(F.col("line"), _LOOSE_TIME, 1), F.lit("]")),
@@ -224,44 +208,47 @@ def parse_lines(lines: DataFrame) -> DataFrame:
             F.col(f"logged_{col}").isNotNull() & F.col(col).isNull(),
             F.concat(F.lit(f"bad number in {col}: "), F.col(f"logged_{col}")),
         )
-    return typed.select(
-        F.col("bucket_owner"),
-        F.col("bucket"),
-        F.col("request_time"),
-        F.to_date(F.col("request_time")).alias("request_date"),  # session time zone is UTC
-        F.col("remote_ip"),
-        F.col("requester"),
-        F.col("request_id"),
-        F.col("operation"),
-        decode_key(F.col("logged_key")).alias("key"),
-        F.col("request_uri"),
-        F.col("http_method"),
-        F.col("request_path"),
-        F.col("http_version"),
-        F.col("http_status"),
-        F.col("error_code"),
-        F.col("bytes_sent"),
-        F.col("object_size"),
-        F.col("total_time_ms"),
-        F.col("turn_around_time_ms"),
-        F.col("referer"),
-        F.col("user_agent"),
-        F.col("version_id"),
-        F.col("host_id"),
-        F.col("signature_version"),
-        F.col("cipher_suite"),
-        F.col("auth_type"),
-        F.col("host_header"),
-        F.col("tls_version"),
-        F.col("access_point_arn"),
-        F.col("acl_required"),
-        F.col("extra_fields"),
-        F.col("source_object"),
-        F.sha2(F.col("line"), 256).alias("line_hash"),
-        F.col("line_number"),
-        F.col("line"),
-        reason.alias("reason"),
+    return reason
+
+
+def with_logged_fields(lines: DataFrame) -> DataFrame:
+    """(source_object, line_number, line) -> the line's fields as logged text, and ``matched``."""
+    parts = F.split(F.regexp_replace(F.col("line"), LINE_PATTERN, REPLACEMENT), SEP)
+    return lines.select("source_object", "line_number", "line", parts.alias("parts")).select(
+        "source_object", "line_number", "line",
+        matched_layout().alias("matched"),
+        logged_iso_time().alias("iso_time"),
+        *[_field(grp).alias(col) for col, grp in _TEXT_FIELDS.items()],
+        *[_field(grp).alias(f"logged_{col}") for col, (grp, _) in _numbers().items()],
+        acl_required().alias("acl_required"),
+        extra_fields().alias("extra_fields"),
     )
+
+
+def with_typed_values(fields: DataFrame) -> DataFrame:
+    """Time and numbers typed with try_cast: null instead of an error (also under ANSI mode).
+
+    A null from a present value is flagged by ``parse_reason``, so nothing out of range is lost.
+    """
+    return fields.withColumns({
+        "request_time": F.expr("try_cast(iso_time AS timestamp)"),
+        **{col: F.expr(f"try_cast(logged_{col} AS {sql_type})") for col, (_, sql_type) in _numbers().items()},
+    })
+
+
+def parse_lines(lines: DataFrame) -> DataFrame:
+    """(source_object, line_number, line) -> every ``s3_access_logs`` column plus ``reason``.
+
+    ``reason`` is null for a good line, otherwise why the line belongs in the quarantine;
+    ``line_number`` and ``line`` are kept for the quarantine.
+    """
+    typed = lines.transform(with_logged_fields).transform(with_typed_values)
+    return typed.withColumns({
+        "request_date": F.to_date(F.col("request_time")),  # session time zone is UTC
+        "key": decode_key(F.col("logged_key")),
+        "line_hash": F.sha2(F.col("line"), 256),
+        "reason": parse_reason(),
+    }).select(*load_contract(TABLE).column_names, "line_number", "line", "reason")
 
 
 def read_objects(spark, objects: list[SourceObject]) -> DataFrame:
@@ -295,7 +282,7 @@ def diagnose_unread(spark, obj: SourceObject) -> tuple[str | None, str]:
     has nothing to quarantine.
     """
     try:
-        data = read_bytes(spark, obj.uri)
+        data = hadoop_fs.read_bytes(spark, obj.uri)
     except Exception as exc:  # noqa: BLE001 - an unreadable object is quarantined, not fatal
         return "unreadable: " + str(exc).splitlines()[0][:200], ""
     if not obj.uri.endswith(".gz"):
@@ -334,8 +321,10 @@ class S3AccessSource:
             .withColumn("line", F.when(F.col("reason").isNotNull(), F.col("line")))
             .persist(StorageLevel.MEMORY_AND_DISK)
         )
-        good = parsed.where(F.col("reason").isNull()).select(
-            *contract.column_names, F.col("line_number").alias(ROW_INDEX)
+        good = (
+            parsed.where(F.col("reason").isNull())
+            .withColumn(ROW_INDEX, F.col("line_number"))
+            .transform(conform, contract, keep=(ROW_INDEX,))
         )
         bad = to_quarantine(
             parsed.where(F.col("reason").isNotNull()), source=SOURCE, source_object="source_object",
@@ -353,3 +342,8 @@ class S3AccessSource:
             bad = bad.unionByName(quarantine_objects(spark, problems, source=SOURCE, run_id=run_id, max_chars=max_chars))
         return ParsedBatch(tables={TABLE: good}, quarantine=bad, persisted=[parsed],
                            counters={"objects_unreadable": len(problems)})
+
+    def after_commit(self, spark, lake: str, deduped_tables: dict[str, DataFrame], *, run_id: str,
+                     cfg: dict[str, Any]) -> dict[str, int]:
+        """Nothing derived: every table of this source is loaded by the runner's merges."""
+        return {}

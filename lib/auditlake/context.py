@@ -1,0 +1,22 @@
+"""``JobContext``: what every job function gets from the entrypoint (``auditlake.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+
+@dataclass
+class JobContext:
+    """Parsed arguments, config, session and run identity of one job run."""
+
+    job: str
+    args: argparse.Namespace
+    cfg: dict[str, Any]
+    spark: SparkSession
+    run_id: str
+    started_at: dt.datetime

@@ -1,0 +1,75 @@
+"""The one place that reaches Hadoop's FileSystem through py4j: exists, list, read, write, delete.
+
+Going through the session's Hadoop configuration is what makes ``s3://`` (EMRFS on EMR and Glue),
+``s3a://`` (a local S3 server in tests) and ``file:`` paths behave alike. Every call runs on the
+driver; none of them moves table data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+
+def hadoop_path(spark: SparkSession, uri: str, child: str | None = None) -> Any:
+    """A JVM ``org.apache.hadoop.fs.Path`` for ``uri`` (or ``uri/child``)."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path if child is None else jvm.org.apache.hadoop.fs.Path(path, child)
+
+
+def filesystem(spark: SparkSession, path: Any) -> Any:
+    """The Hadoop FileSystem that serves a JVM ``path``, from the session's Hadoop configuration."""
+    return path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def exists(spark: SparkSession, uri: str, child: str | None = None) -> bool:
+    path = hadoop_path(spark, uri, child)
+    return bool(filesystem(spark, path).exists(path))
+
+
+def delete(spark: SparkSession, uri: str, child: str | None = None) -> bool:
+    """Delete ``uri`` (or ``uri/child``) recursively if it exists; whether it existed."""
+    path = hadoop_path(spark, uri, child)
+    fs = filesystem(spark, path)
+    if not fs.exists(path):
+        return False
+    fs.delete(path, True)
+    return True
+
+
+def list_files(spark: SparkSession, uri: str) -> Iterator[tuple[str, int, int]]:
+    """Every file under ``uri``, recursively: ``(uri, size in bytes, modification time in epoch ms)``.
+
+    Raises ``FileNotFoundError`` when ``uri`` does not exist; the JVM's own errors pass through.
+    """
+    path = hadoop_path(spark, uri)
+    fs = filesystem(spark, path)
+    if not fs.exists(path):
+        raise FileNotFoundError(uri)
+    it = fs.listFiles(path, True)
+    while it.hasNext():
+        st = it.next()
+        yield st.getPath().toString(), int(st.getLen()), int(st.getModificationTime())
+
+
+def read_bytes(spark: SparkSession, uri: str) -> bytes:
+    """The whole object at ``uri`` (for small objects only: it lands in driver memory)."""
+    path = hadoop_path(spark, uri)
+    stream = filesystem(spark, path).open(path)
+    try:
+        return bytes(spark.sparkContext._jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+    finally:
+        stream.close()
+
+
+def write_bytes(spark: SparkSession, uri: str, data: bytes) -> None:
+    """Create or overwrite the object at ``uri`` with ``data``."""
+    path = hadoop_path(spark, uri)
+    stream = filesystem(spark, path).create(path, True)
+    try:
+        stream.write(bytearray(data))
+    finally:
+        stream.close()
