@@ -124,3 +124,15 @@ def test_the_check_sees_an_upward_import(tmp_path):
         "cloudtrail.py:5 (sources) imports auditlake.ingest.runner (orchestration)",
         "cloudtrail.py:6 imports development tool synth",
     ]
+
+
+def test_the_cluster_zip_holds_the_package_only(tmp_path):
+    """dist/auditlake.zip (for --py-files) carries auditlake/ and its data files, no development tool."""
+    import zipfile
+
+    from package import build
+
+    names = zipfile.ZipFile(build(tmp_path / "auditlake.zip")).namelist()
+    assert {n.split("/")[0] for n in names} == {"auditlake"}
+    assert "auditlake/runs.py" in names and "auditlake/_data/schemas/job_runs.yaml" in names
+    assert [n for n in names if "synth" in n or "trino" in n or "bench" in n] == []
