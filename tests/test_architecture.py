@@ -27,6 +27,8 @@ LAYERS: list[tuple[str, set[str]]] = [
             "auditlake.ingest",
             "auditlake.ingest.objects",
             "auditlake.ingest.quarantine",
+            "auditlake.ingest.decoding",
+            "auditlake.redact",
             "auditlake.aggregates",
             "auditlake.entities",
             "auditlake.ocsf",
@@ -42,6 +44,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {
             "auditlake.runs",
             "auditlake.ingest.source",
+            "auditlake.ingest.gate",
             "auditlake.sources",
             "auditlake.sources.cloudtrail",
             "auditlake.sources.s3_access",

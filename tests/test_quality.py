@@ -85,8 +85,8 @@ def test_clean_batch_records_every_expectation_as_passed(spark):
             ("expect_column_values_to_not_be_null", "event_date", "critical", True, 0),
             ("expect_column_values_to_not_be_null", "source_object", "critical", True, 0),
             ("key_unique_in_batch", "event_id,recipient_account_id", "critical", True, 0),
-            ("expect_column_values_to_be_between", "event_time", "critical", True, 0),
-            ("expect_column_values_to_be_between", "event_date", "critical", True, 0),
+            ("event_time_in_plausible_window", "event_time", "critical", True, 0),
+            ("event_date_in_plausible_window", "event_date", "critical", True, 0),
             ("event_date_is_utc_day_of_event_time", "event_date", "critical", True, 0),
             ("expect_table_row_count_to_equal", None, "critical", True, None),
             ("expect_column_values_to_be_in_set", "user_type", "warning", True, 0),
@@ -153,8 +153,8 @@ def test_event_time_outside_the_sane_window_fails(spark):
 
     assert outcome.status == "failed"
     assert failed(outcome) == [
-        ("expect_column_values_to_be_between", "event_time"),
-        ("expect_column_values_to_be_between", "event_date"),
+        ("event_time_in_plausible_window", "event_time"),
+        ("event_date_in_plausible_window", "event_date"),
     ]
     assert "e.g. [2004-12-31T23:00:00]" in outcome.failures[0]
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
-import subprocess
 import threading
 from argparse import Namespace
 
@@ -23,7 +21,7 @@ from auditlake.context import JobContext
 from auditlake.ingest.runner import run_ingest
 from auditlake.logstore import log_store_conf
 from auditlake.sources.cloudtrail import CloudTrailSource
-from devtools import PYTHON, REPO, job_env
+from devtools import REPO
 from lakechaos import job_command
 from lakechaos import run_job as run_job_process
 

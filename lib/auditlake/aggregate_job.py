@@ -27,11 +27,10 @@ import pyspark.sql.functions as F
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from auditlake import aggregate_plan, quality, run_log
+from auditlake import aggregate_plan, metrics, quality, run_log
 from auditlake import aggregates as agg
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
-from auditlake import metrics
 from auditlake.context import JobContext
 from auditlake.entities import aggregate_entity_activity_daily
 from auditlake.errors import ConfigError, UsageError

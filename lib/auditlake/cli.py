@@ -20,6 +20,7 @@ from typing import Any
 from auditlake import config as config_mod
 from auditlake.context import JobContext
 from auditlake.errors import AuditlakeError, UsageError
+from auditlake.redact import error_line, install_log_filter, redact, redact_args
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ def configure_logging(verbose: bool = False) -> None:
     for noisy in ("py4j", "botocore", "boto3", "urllib3", "great_expectations", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    install_log_filter()
 
 
 def _python_error_line(text: str) -> str | None:
@@ -116,17 +118,15 @@ def _python_error_line(text: str) -> str | None:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    worker_error = _python_error_line(text)
-    if worker_error:
-        return f"Python worker failed: {worker_error}"[:500]
-    first = text.splitlines()[0]
-    # Py4J errors carry the whole JVM stack; keep the Java exception's own message.
-    if "Py4JJavaError" in type(exc).__name__ or first.startswith("An error occurred while calling"):
-        java = getattr(exc, "java_exception", None)
-        if java is not None:
-            first = str(java.toString()).splitlines()[0]
-    return first[:500]
+    """The error's own line (redacted), then its notes on the same line.
+
+    A Python worker's failure is named by the worker's own exception line. Notes say what went
+    wrong afterwards (the failed-run record could not be written).
+    """
+    worker_error = _python_error_line(str(exc))
+    first = redact(f"Python worker failed: {worker_error}"[:500]) if worker_error else error_line(exc)
+    notes = [n.strip().splitlines()[0] for n in getattr(exc, "__notes__", []) if n and n.strip()]
+    return "; ".join([first or "", *(redact(n[:500]) or "" for n in notes)])
 
 
 def _glue_job() -> Any:
@@ -164,6 +164,14 @@ def run_job(
         if add_arguments:
             add_arguments(parser)
         args, unknown = parser.parse_known_args(argv)
+        # User info in a URI is never used, logged or stored: Hadoop takes credentials from
+        # its configuration, and the URI ends up in logs, run records and every object's row.
+        clean, changed = redact_args(vars(args))
+        if changed:
+            args = argparse.Namespace(**clean)
+            log.warning("removed user info from the URI in %s; configure credentials outside the URI",
+                        ", ".join(f"--{k.replace('_', '-')}" for k in changed))
+        unknown = [redact(a) or "" for a in unknown]
         if unknown:
             log.info("ignoring arguments this job does not know (Glue adds its own): %s",
                      " ".join(a for a in unknown if a.startswith("--")))
@@ -197,9 +205,8 @@ def run_job(
         print(f"auditlake: {job}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the one place that turns anything else into one line
-        print(f"auditlake: {job}: failed: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        hint = "" if verbose else " (rerun with --verbose for the full traceback)"
+        print(f"auditlake: {job}: failed: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
         if verbose:
             log.exception("details")
-        else:
-            print("auditlake: rerun with --verbose for the full traceback", file=sys.stderr)
         return 1

@@ -14,12 +14,27 @@ Suites are data: ``schemas/<table>.quality.yaml`` beside the table's contract::
         severity: critical
 
 Each entry is a GX expectation type (snake_case) with its own arguments, plus ``severity``
-(``critical`` stops the commit, ``warning`` is recorded), an optional ``name`` (the
+(``critical`` gates, ``warning`` is recorded), ``level``, an optional ``name`` (the
 ``expectation`` value in ``dq_results``; defaults to the type), ``columns`` (one copy of the
 entry per column) and, for ``unexpected_rows_expectation``, the ``column`` it reports on.
 String arguments may use ``{now}``, ``{now+1d}``, ``{now-30d}``, ``{today+1d}`` (a date),
-``{expected_row_count}``
-(an entry whose ``{expected_row_count}`` is unknown is left out) and ISO dates/timestamps.
+``{expected_row_count}`` (an entry whose ``{expected_row_count}`` is unknown is left out),
+``{plausible_min}``/``{plausible_max}`` (the plausible event-time window, ``quality.plausible_window``;
+``..._date`` for its days) and ISO dates/timestamps.
+
+``level`` says what a failing critical entry costs:
+
+* ``row``: the row fails, not the batch. Before GX runs, ``row_checks`` turns each row-level
+  entry into a Spark Column and ``split_rows`` sends every row that fails one to the quarantine
+  with the entry's name as its reason; the rest commits, so one poison record never blocks a
+  source. Row-level entries are the map expectations a single row decides (not null, between,
+  in set, regex) and ``unexpected_rows_expectation`` with an ``unexpected_row_predicate`` (a SQL
+  condition on one row; its query is derived from it, showing ``sample_columns``). GX still evaluates them on the rows that
+  commit, which then pass by construction: the results record the check and how many rows it
+  quarantined.
+* ``batch`` (the default): the whole batch stops before anything is written (exit 3): key
+  uniqueness, row counts, and the checks the runner adds itself (schema drift against the
+  contract, a quarantine share above ``quality.max_quarantine_share``).
 
 Cost: the whole suite is one ``batch.validate(suite)`` call over the batch the runner already
 cached: GX resolves every metric in one graph and bundles the column aggregates of a domain
@@ -39,7 +54,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+import pyspark.sql.functions as F
+from pyspark.sql import Column, DataFrame, SparkSession
 
 from auditlake import config as config_mod
 from auditlake import hadoop_fs, resources
@@ -57,9 +73,24 @@ RESULT_COLUMNS = (
     "unexpected_count", "unexpected_percent", "sample_unexpected", "details", "evaluated_at",
     "evaluated_date",
 )
-_OWN_KEYS = ("name", "severity", "columns")
+_OWN_KEYS = ("name", "severity", "columns", "level", "unexpected_row_predicate", "sample_columns")
+LEVELS = ("row", "batch")
+# Expectations one row decides on its own, which a Spark Column can state exactly.
+ROW_LEVEL_TYPES = (
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_between",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_match_regex",
+    "expect_column_values_to_not_match_regex",
+    "unexpected_rows_expectation",
+)
+DEFAULT_PLAUSIBLE_MIN = "2013-01-01T00:00:00Z"
+DEFAULT_PLAUSIBLE_AHEAD_HOURS = 24
 _SAMPLE_CHARS = 200
-_TOKEN = re.compile(r"^\{(now|today|expected_row_count)(?:([+-])(\d+)([dh]))?\}$")
+_TOKEN = re.compile(
+    r"^\{(now|today|expected_row_count|plausible_min|plausible_max|plausible_min_date|plausible_max_date)"
+    r"(?:([+-])(\d+)([dh]))?\}$"
+)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO_TS = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
 
@@ -92,6 +123,15 @@ class _Spec:
     severity: str
     column: str | None
     kwargs: dict[str, Any]
+    level: str = "batch"
+    predicate: str | None = None
+
+    @property
+    def reason(self) -> str:
+        """The quarantine reason of a row-level entry: its name, and the column when the name is the type."""
+        if self.name == self.type and self.column:
+            return f"{self.name}({self.column})"
+        return self.name
 
 
 # --- suites --------------------------------------------------------------------------------
@@ -122,8 +162,13 @@ def resolve_specs(
     *,
     now: dt.datetime,
     expected_row_count: int | None = None,
+    window: tuple[dt.datetime, dt.datetime] | None = None,
 ) -> list[_Spec]:
-    """Expand and check a suite dict: tokens resolved, ``columns`` fanned out, names unique."""
+    """Expand and check a suite dict: tokens resolved, ``columns`` fanned out, names unique.
+
+    ``window`` is the plausible event-time window (defaults to ``plausible_window({}, now)``).
+    """
+    window = window or plausible_window({}, now)
     _await_prefetch()
     from great_expectations.expectations.registry import get_expectation_impl
 
@@ -143,12 +188,27 @@ def resolve_specs(
             get_expectation_impl(entry["type"])
         except Exception as exc:  # GX raises its own ExpectationNotFoundError
             raise ConfigError(f"{where}: unknown expectation type {entry['type']!r}") from exc
+        level = str(entry.get("level", "batch")).lower()
+        if level not in LEVELS:
+            raise ConfigError(f"{where} ({entry['type']}): level must be one of {LEVELS}")
+        predicate = entry.get("unexpected_row_predicate")
+        if level == "row":
+            if entry["type"] not in ROW_LEVEL_TYPES:
+                raise ConfigError(f"{where}: {entry['type']} cannot be row-level (one of {', '.join(ROW_LEVEL_TYPES)})")
+            if "mostly" in entry:
+                raise ConfigError(f"{where}: a row-level entry quarantines every failing row; drop `mostly`")
+            if entry["type"] == "unexpected_rows_expectation" and not predicate:
+                raise ConfigError(f"{where}: a row-level unexpected_rows_expectation needs `unexpected_row_predicate`")
+        if predicate and "unexpected_rows_query" not in entry:
+            shown = ", ".join(entry.get("sample_columns") or ["*"])
+            entry = {**entry, "unexpected_rows_query": f"SELECT {shown} FROM {{batch}} WHERE {predicate}"}
         columns = entry.get("columns")
         variants = [{**entry, "column": c} for c in columns] if columns else [dict(entry)]
         for variant in variants:
             kwargs = {k: v for k, v in variant.items() if k not in _OWN_KEYS and k != "type"}
             try:
-                kwargs = {k: _resolve(v, now=now, expected_row_count=expected_row_count) for k, v in kwargs.items()}
+                kwargs = {k: _resolve(v, now=now, expected_row_count=expected_row_count, window=window)
+                          for k, v in kwargs.items()}
             except _Unknown:
                 log.info("%s: %s left out (no expected row count)", table, variant["type"])
                 continue
@@ -159,7 +219,8 @@ def resolve_specs(
             if (name, column) in seen:
                 raise ConfigError(f"{where}: duplicate {name} on {column}; give it a distinct `name`")
             seen.add((name, column))
-            specs.append(_Spec(name=name, type=variant["type"], severity=severity, column=column, kwargs=kwargs))
+            specs.append(_Spec(name=name, type=variant["type"], severity=severity, column=column, kwargs=kwargs,
+                               level=level, predicate=predicate))
     return specs
 
 
@@ -167,9 +228,10 @@ class _Unknown(Exception):
     """A token with no value in this run (``{expected_row_count}`` without a run count)."""
 
 
-def _resolve(value: Any, *, now: dt.datetime, expected_row_count: int | None) -> Any:
+def _resolve(value: Any, *, now: dt.datetime, expected_row_count: int | None,
+             window: tuple[dt.datetime, dt.datetime]) -> Any:
     if isinstance(value, list):
-        return [_resolve(v, now=now, expected_row_count=expected_row_count) for v in value]
+        return [_resolve(v, now=now, expected_row_count=expected_row_count, window=window) for v in value]
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     if isinstance(value, dt.date):
@@ -185,14 +247,41 @@ def _resolve(value: Any, *, now: dt.datetime, expected_row_count: int | None) ->
                 raise _Unknown
             return int(expected_row_count)
         delta = dt.timedelta(**{"days" if unit == "d" else "hours": int(amount or 0)})
-        moved = now + delta if sign == "+" else now - delta
-        return moved.date() if what == "today" else moved
+        base = window[0] if what.startswith("plausible_min") else window[1] if what.startswith("plausible_max") else now
+        moved = base + delta if sign == "+" else base - delta
+        return moved.date() if what == "today" or what.endswith("_date") else moved
     if _ISO_DATE.match(text):
         return dt.date.fromisoformat(text)
     if _ISO_TS.match(text):
         parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
     return value
+
+
+def plausible_window(cfg: dict[str, Any], now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The event times a row may have: ``quality.plausible_window.min`` to ``now`` + ``max_ahead_hours``.
+
+    Defaults: 2013-01-01 (CloudTrail's first year) to one day after the run. A time outside it is
+    a row-level failure: the row is quarantined, the batch commits.
+    """
+    now = now if now.tzinfo else now.replace(tzinfo=dt.UTC)
+    earliest = config_mod.get(cfg, "quality.plausible_window.min", DEFAULT_PLAUSIBLE_MIN)
+    ahead = config_mod.get(cfg, "quality.plausible_window.max_ahead_hours", DEFAULT_PLAUSIBLE_AHEAD_HOURS)
+    if isinstance(earliest, dt.datetime):
+        low = earliest if earliest.tzinfo else earliest.replace(tzinfo=dt.UTC)
+    elif isinstance(earliest, dt.date):
+        low = dt.datetime(earliest.year, earliest.month, earliest.day, tzinfo=dt.UTC)
+    else:
+        try:
+            low = dt.datetime.fromisoformat(str(earliest).replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ConfigError(f"quality.plausible_window.min is not an ISO timestamp: {earliest!r}") from exc
+        low = low if low.tzinfo else low.replace(tzinfo=dt.UTC)
+    try:
+        high = now + dt.timedelta(hours=float(ahead))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"quality.plausible_window.max_ahead_hours is not a number: {ahead!r}") from exc
+    return low, high
 
 
 def _report_column(kwargs: dict[str, Any]) -> str | None:
@@ -203,6 +292,85 @@ def _report_column(kwargs: dict[str, Any]) -> str | None:
     if "column_A" in kwargs:
         return f"{kwargs['column_A']},{kwargs['column_B']}"
     return None
+
+
+# --- row-level checks ----------------------------------------------------------------------
+
+REASON_COLUMN = "_dq_reason"
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """A critical row-level entry as a Spark condition that is true for a row that fails it."""
+
+    reason: str
+    column: str | None
+    fails: Column
+
+
+def row_checks(
+    table: str,
+    cfg: dict[str, Any],
+    *,
+    now: dt.datetime,
+    suite: dict[str, Any] | None = None,
+) -> list[RowCheck]:
+    """The critical row-level entries of ``table``'s suite as Columns (none when the gate is off)."""
+    if not config_mod.get(cfg, "quality.enabled", True):
+        return []
+    suite = suite if suite is not None else load_suite(table)
+    if suite is None:
+        return []
+    specs = resolve_specs(table, suite, now=now, window=plausible_window(cfg, now))
+    return [
+        RowCheck(reason=spec.reason, column=spec.column, fails=_failing(spec))
+        for spec in specs
+        if spec.level == "row" and spec.severity == "critical"
+    ]
+
+
+def _failing(spec: _Spec) -> Column:
+    """What GX counts as an unexpected row for ``spec``, as a Column (nulls are never unexpected
+    for GX's map expectations, except in the not-null one)."""
+    if spec.type == "unexpected_rows_expectation":
+        return F.coalesce(F.expr(str(spec.predicate)), F.lit(False))
+    kw = spec.kwargs
+    col = F.col(str(spec.column))
+    if spec.type == "expect_column_values_to_not_be_null":
+        return col.isNull()
+    if spec.type == "expect_column_values_to_be_between":
+        outside = F.lit(False)
+        if kw.get("min_value") is not None:
+            low = F.lit(kw["min_value"])
+            outside = outside | (col <= low if kw.get("strict_min") else col < low)
+        if kw.get("max_value") is not None:
+            high = F.lit(kw["max_value"])
+            outside = outside | (col >= high if kw.get("strict_max") else col > high)
+        return col.isNotNull() & outside
+    if spec.type == "expect_column_values_to_be_in_set":
+        return col.isNotNull() & ~col.isin(list(kw["value_set"]))
+    if spec.type == "expect_column_values_to_match_regex":
+        return col.isNotNull() & ~col.rlike(str(kw["regex"]))
+    if spec.type == "expect_column_values_to_not_match_regex":
+        return col.isNotNull() & col.rlike(str(kw["regex"]))
+    raise ConfigError(f"{spec.name}: {spec.type} cannot be row-level")
+
+
+def split_rows(df: DataFrame, checks: list[RowCheck]) -> tuple[DataFrame, DataFrame]:
+    """``(rows that pass every check, rows that fail one with REASON_COLUMN = the first it fails)``.
+
+    Both are filters over ``df`` (the parser's cached batch): the checks are evaluated in the
+    pass that counts and deduplicates the batch, not in a pass of their own.
+    """
+    if not checks:
+        return df, df.limit(0).withColumn(REASON_COLUMN, F.lit(None).cast("string"))
+    reason = F.lit(None).cast("string")
+    for check in reversed(checks):
+        reason = F.when(check.fails, F.lit(check.reason)).otherwise(reason)
+    tagged = df.withColumn(REASON_COLUMN, reason)
+    good = tagged.where(F.col(REASON_COLUMN).isNull()).drop(REASON_COLUMN)
+    bad = tagged.where(F.col(REASON_COLUMN).isNotNull())
+    return good, bad
 
 
 # --- Great Expectations plumbing ----------------------------------------------------------
@@ -301,11 +469,14 @@ def validate_batch(
     suite: dict[str, Any] | None = None,
     now: dt.datetime | None = None,
     backed_by_cache: bool = False,
+    quarantined: dict[str, int] | None = None,
 ) -> QualityOutcome:
     """Validate the batch about to be committed to ``table``; never writes anything.
 
     One ``batch.validate`` call for the whole suite. ``suite`` overrides the table's suite file
-    (tests); ``now`` pins ``{now}`` tokens (defaults to the current UTC time).
+    (tests); ``now`` pins ``{now}`` tokens (defaults to the current UTC time). ``quarantined``
+    holds the rows ``split_rows`` took out of this batch per reason: each row-level entry reports
+    those as its unexpected rows (and still passes: they cost rows, not the batch).
 
     A frame that is not cached itself is cached for the validation, unless ``backed_by_cache``
     says it is a filter or projection over a cached frame (the ingest runner's batches). Spark's
@@ -323,7 +494,8 @@ def validate_batch(
     evaluated_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     now = now or evaluated_at
     sample_size = int(config_mod.get(cfg, "quality.sample_size", 5))
-    specs = resolve_specs(table, suite, now=now, expected_row_count=expected_row_count)
+    specs = resolve_specs(table, suite, now=now, expected_row_count=expected_row_count,
+                          window=plausible_window(cfg, now))
     if not specs:
         return QualityOutcome(table=table, status="passed")
 
@@ -333,6 +505,7 @@ def validate_batch(
     try:
         by_index, batch_rows = _run_suite(spark, table, df, specs, expected_row_count, sample_size)
         results = _results(spark, table, df, specs, by_index, batch_rows, run_id, evaluated_at, sample_size)
+        _add_quarantined(results, specs, quarantined or {}, batch_rows)
     finally:
         if cached_here:
             df.unpersist()
@@ -474,6 +647,23 @@ def _results(
             "evaluated_date": evaluated_at.date(),
         })
     return rows
+
+
+def _add_quarantined(results: list[dict[str, Any]], specs: list[_Spec], quarantined: dict[str, int],
+                     batch_rows: int) -> None:
+    """Row-level entries that passed on the committed rows report the rows they quarantined."""
+    for row, spec in zip(results, specs, strict=True):
+        if spec.level != "row" or spec.severity != "critical" or not row["success"]:
+            continue
+        n = int(quarantined.get(spec.reason, 0))
+        details = json.loads(row["details"])
+        details["level"] = "row"
+        details["quarantined"] = n
+        row["details"] = json.dumps(details, default=str, sort_keys=True)
+        row["unexpected_count"] = n
+        total = batch_rows + n
+        row["element_count"] = total
+        row["unexpected_percent"] = 100.0 * n / total if total else 0.0
 
 
 def _unexpected_rows_samples(spark: SparkSession, df: DataFrame, query: str, n: int) -> list[str]:

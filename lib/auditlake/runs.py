@@ -25,6 +25,7 @@ from pyspark.sql import SparkSession
 from auditlake import lake as lake_mod
 from auditlake import quality, run_log
 from auditlake.errors import QualityGateError
+from auditlake.redact import error_line
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +135,14 @@ def write_run_record(spark: SparkSession, lake: str, record: RunRecord) -> None:
 def record_failed_run(spark: SparkSession, lake: str, rec: RunRecord, exc: BaseException) -> None:
     """Write the run record of a run that is about to fail with ``exc`` (best effort)."""
     rec.status = "dq_failed" if isinstance(exc, QualityGateError) else "failed"
-    rec.error = str(exc).splitlines()[0][:1000] if str(exc) else type(exc).__name__
+    rec.error = error_line(exc, 1000)
     rec.ended_at = now_utc()
     try:
         write_run_record(spark, lake, rec)
-    except Exception:  # noqa: BLE001 - the original error is the one to report
-        log.warning("could not write the failed run record", exc_info=True)
+    except Exception as write_exc:  # noqa: BLE001 - the original error is the one to report
+        # Said on the job's one error line, after the run's own error (never a second traceback).
+        exc.add_note(f"also could not write the failed run record: {error_line(write_exc)}")
+        log.debug("could not write the failed run record", exc_info=True)
 
 
 def dq_status(statuses: set[str]) -> str:

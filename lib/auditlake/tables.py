@@ -56,19 +56,23 @@ class TableContract:
         raise KeyError(f"{self.name} has no column {name!r}")
 
 
-def conform(df: DataFrame, contract: TableContract | str) -> DataFrame:
+def conform(df: DataFrame, contract: TableContract | str, keep: tuple[str, ...] = ()) -> DataFrame:
     """A table's final select, from its contract: exactly its columns, cast to its types, in its order.
 
     Every parser and aggregate ends with it, and every write goes through it again, so the YAML
     contract is the one statement of a table's output. A column the contract names and ``df``
-    lacks is an error; columns ``df`` has beyond the contract are dropped.
+    lacks is an error; columns ``df`` has beyond the contract are dropped, except ``keep`` (a
+    parser's notes to the runner, such as a record's index in its object, never written).
     """
     if isinstance(contract, str):
         contract = load_contract(contract)
     missing = [c for c in contract.column_names if c not in df.columns]
     if missing:
         raise ValueError(f"batch for {contract.name} lacks columns {missing}")
-    return df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in contract.schema.fields])
+    return df.select(
+        *[F.col(f.name).cast(f.dataType).alias(f.name) for f in contract.schema.fields],
+        *[F.col(c) for c in keep],
+    )
 
 
 def load_contract(table: str) -> TableContract:

@@ -124,3 +124,4 @@ def _list_hadoop(spark: SparkSession, root: str) -> list[SourceObject]:
         java = getattr(exc, "java_exception", None)
         detail = str(java.toString()).splitlines()[0] if java is not None else str(exc).splitlines()[0]
         raise SourceError(f"cannot list {root}: {detail}") from exc
+

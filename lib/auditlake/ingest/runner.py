@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyspark.sql.functions as F
 from pyspark import StorageLevel
@@ -28,9 +28,10 @@ from auditlake import lake as lake_mod
 from auditlake import metrics, quality, run_log
 from auditlake.context import JobContext
 from auditlake.errors import ReconciliationError
-from auditlake.ingest import listing
+from auditlake.ingest import gate, listing
 from auditlake.ingest.objects import SourceObject, normalize_uri
 from auditlake.ingest.source import ParsedBatch, Source
+from auditlake.redact import redact
 from auditlake.runs import RunRecord, now_utc, record_failed_run, record_gate, summary_log, write_run_record
 from auditlake.tables import load_contract
 
@@ -54,7 +55,7 @@ def in_window(day: dt.date | None, since: dt.date | None, until: dt.date | None,
 
 def _ledger_frame(spark: SparkSession, source_name: str, objects: Iterable[SourceObject], dates: dict[str, dt.date | None], run_id: str) -> DataFrame:
     now = now_utc()
-    rows = [(source_name, o.uri, o.size, o.modified_at, dates.get(o.uri), run_id, now) for o in objects]
+    rows = [(source_name, redact(o.uri), o.size, o.modified_at, dates.get(o.uri), run_id, now) for o in objects]
     return spark.createDataFrame(rows, load_contract("ingest_ledger").schema)
 
 
@@ -95,6 +96,8 @@ class _Batch:
     row_counts: dict[str, int]  # rows per table after dedupe, counted from the key groups
     quarantine: DataFrame
     persisted: list[DataFrame] = field(default_factory=list)
+    # Rows the row-level checks quarantined, per table and reason (reported by the gate).
+    row_quarantined: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
@@ -104,7 +107,7 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
     """
     lake = normalize_uri(ctx.args.lake)
     rec = RunRecord(
-        run_id=ctx.run_id, job=ctx.job, source=source.name, source_uri=normalize_uri(ctx.args.source),
+        run_id=ctx.run_id, job=ctx.job, source=source.name, source_uri=redact(normalize_uri(ctx.args.source)),
         env=ctx.cfg.get("env", "local"), started_at=ctx.started_at.replace(tzinfo=None),
     )
     try:
@@ -178,6 +181,11 @@ def _process(ctx: JobContext, source: Source, lake: str, selected: _Selected, re
         parsed = source.parse(ctx.spark, selected.todo, run_id=ctx.run_id, cfg=ctx.cfg)
         batch = _Batch({}, {}, parsed.quarantine, list(parsed.persisted))
         try:
+            # Rows failing a row-level check join the quarantine; schema drift stops the run here.
+            prepared = gate.prepare_batch(ctx.spark, parsed.tables, parsed.quarantine, source=source.name,
+                                          run_id=ctx.run_id, cfg=ctx.cfg, now=ctx.started_at)
+            gate.raise_on_failure(ctx.spark, lake, prepared.outcomes, ctx.run_id)
+            parsed = replace(parsed, tables=prepared.tables, quarantine=prepared.quarantine)
             _dedupe_batch(parsed, batch, rec)
         except BaseException:
             _unpersist(batch)
@@ -211,7 +219,7 @@ def _dedupe_batch(parsed: ParsedBatch, batch: _Batch, rec: RunRecord) -> None:
         # Counted from the key groups, independently of the frame the quality gate counts.
         batch.row_counts[table] = rows - dropped
         batch.tables[table] = d
-    rec.records_quarantined = batch.quarantine.count()
+    rec.records_quarantined, batch.row_quarantined = gate.count_quarantine(batch.quarantine)
     rec.records_read = read + rec.records_quarantined
     rec.counters.update(parsed.counters)
     rec.unknown_keys = sorted(set(parsed.unknown_keys))
@@ -219,9 +227,12 @@ def _dedupe_batch(parsed: ParsedBatch, batch: _Batch, rec: RunRecord) -> None:
 
 def _gate(ctx: JobContext, lake: str, batch: _Batch, rec: RunRecord) -> None:
     """Validate every non-empty table; record the outcomes; raise before any commit if one failed."""
-    outcomes = [
+    share = gate.quarantine_share(rec.records_quarantined, rec.records_read, cfg=ctx.cfg, run_id=ctx.run_id)
+    outcomes = [share] if share is not None else []
+    outcomes += [
         quality.validate_batch(ctx.spark, table, d, run_id=ctx.run_id, cfg=ctx.cfg,
-                               expected_row_count=batch.row_counts[table], backed_by_cache=True)
+                               expected_row_count=batch.row_counts[table], backed_by_cache=True,
+                               quarantined=batch.row_quarantined.get(table))
         for table, d in batch.tables.items()
         if batch.row_counts[table]  # nothing to validate and nothing to commit
     ]

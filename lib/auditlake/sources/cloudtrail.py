@@ -12,11 +12,14 @@ The small nested objects the tables flatten (userIdentity, tlsDetails, resources
 insightDetails) are parsed from that text with explicit schemas.
 
 Bad input never fails the run and is never dropped silently:
-- a file Spark cannot decompress (not gzip, truncated, empty) produces no row; the objects
-  that produced none are checked on the driver (a cold path, a few files) and quarantined with
-  a specific reason, record_index -1;
-- a file that is not valid JSON, or whose ``Records`` is not an array of objects, is one
-  quarantine row with its text;
+- a file Spark cannot decompress (not gzip, truncated, empty) produces no row, and a file
+  Spark's JSON parser rejects is one corrupt row; both are checked on the driver (a cold path,
+  a few files, never a recursive parse) and quarantined with a specific reason (invalid JSON,
+  nesting too deep, a top-level array, ``Records`` not an array, a record over
+  ``ingest.max_record_bytes``), record_index -1;
+- a file of several concatenated documents (two gzip members) loads the records of all;
+- a file whose ``Records`` is not an array of objects is one quarantine row with its text;
+- a record whose free-form parts exceed ``ingest.max_record_bytes`` is quarantined alone;
 - a record without eventID or eventTime, with an unparseable eventTime, or of an eventVersion
   major other than 1, is a quarantine row with its index; the rest of the file loads.
 """
@@ -24,11 +27,8 @@ Bad input never fails the run and is never dropped silently:
 from __future__ import annotations
 
 import datetime as dt
-import gzip
-import json
 import logging
 import re
-import zlib
 from typing import Any
 
 import pyspark.sql.functions as F
@@ -38,8 +38,9 @@ from pyspark.sql import types as T
 
 from auditlake import config as config_mod
 from auditlake import hadoop_fs
+from auditlake.ingest.decoding import DEFAULT_MAX_RECORD_BYTES, gunzip_members, json_shape_problem
 from auditlake.ingest.objects import SourceObject, object_uri_col, spark_path
-from auditlake.ingest.quarantine import WHOLE_OBJECT, quarantine_objects, to_quarantine
+from auditlake.ingest.quarantine import ROW_INDEX, WHOLE_OBJECT, quarantine_objects, to_quarantine, valid_utf8
 from auditlake.ingest.source import ParsedBatch
 from auditlake.tables import conform
 
@@ -367,12 +368,14 @@ def normalize_records(records: DataFrame) -> DataFrame:
 
 def select_events(parsed: DataFrame) -> DataFrame:
     """The ``cloudtrail_events`` rows of a normalized batch."""
-    return parsed.where(F.col("reason").isNull() & ~F.col("is_insight")).transform(conform, EVENTS)
+    ok = parsed.where(F.col("reason").isNull() & ~F.col("is_insight"))
+    return ok.withColumn(ROW_INDEX, F.col("record_index")).transform(conform, EVENTS, keep=(ROW_INDEX,))
 
 
 def select_insights(parsed: DataFrame) -> DataFrame:
     """The ``cloudtrail_insights`` rows of a normalized batch."""
-    return parsed.where(F.col("reason").isNull() & F.col("is_insight")).transform(conform, INSIGHTS)
+    ok = parsed.where(F.col("reason").isNull() & F.col("is_insight"))
+    return ok.withColumn(ROW_INDEX, F.col("record_index")).transform(conform, INSIGHTS, keep=(ROW_INDEX,))
 
 
 def select_quarantine(parsed: DataFrame, *, run_id: str, max_chars: int) -> DataFrame:
@@ -381,6 +384,29 @@ def select_quarantine(parsed: DataFrame, *, run_id: str, max_chars: int) -> Data
     return to_quarantine(
         bad, source=SOURCE, source_object="source_object", record_index=F.col("record_index"),
         raw_text="raw_text", reason=F.col("reason"), run_id=run_id, max_chars=max_chars,
+    )
+
+
+# The free-form parts of a record: whatever makes one large is in these.
+_BULK_COLUMNS = ("request_parameters", "response_elements", "additional_event_data", "service_event_details",
+                 "insight_details", "error_message", "user_agent")
+
+
+def with_size_limit(parsed: DataFrame, *, max_bytes: int) -> DataFrame:
+    """Quarantine a record whose free-form parts hold more than ``max_bytes`` (UTF-8).
+
+    Counted from the columns already parsed (no re-serialisation of every record); the
+    quarantine keeps those parts as its raw text.
+    """
+    size = sum((F.coalesce(F.octet_length(c), F.lit(0)) for c in _BULK_COLUMNS), F.lit(0))
+    over = F.col("reason").isNull() & (size > max_bytes)
+    reason = F.concat(F.lit("record of at least "), size.cast("string"),
+                      F.lit(f" bytes is over the {max_bytes}-byte record limit"))
+    bulk = F.to_json(F.struct(*[F.col(c) for c in _BULK_COLUMNS]))
+    return parsed.select(
+        *[c for c in parsed.columns if c not in ("reason", "raw_text")],
+        F.when(over, reason).otherwise(F.col("reason")).alias("reason"),
+        F.when(over, bulk).otherwise(F.col("raw_text")).alias("raw_text"),
     )
 
 
@@ -394,37 +420,82 @@ def parse_files(files: DataFrame) -> DataFrame:
 
 
 def read_files(spark, uris: list[str]) -> DataFrame:
-    """One scan of the given log files with the explicit file schema (never inferred)."""
-    reader = (
-        spark.read.schema(FILE_SCHEMA)
-        .option("multiLine", True)            # a file is one JSON object, pretty-printed or not
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", "_corrupt_record")
-        .option("ignoreCorruptFiles", True)   # not gzip / truncated: no row; checked on the driver
-        .option("encoding", "UTF-8")
+    """One scan of the given log files: ``source_object, Records, _corrupt_record`` (explicit schema).
+
+    Each file is read whole as text (Hadoop's codec inflates every gzip member) and parsed with
+    ``parse_documents``. A file Spark cannot inflate (not gzip, truncated) gives no row and is
+    checked on the driver.
+    """
+    text = (
+        spark.read.option("ignoreCorruptFiles", True)
+        .text([spark_path(u) for u in uris], wholetext=True)
+        .select(object_uri_col().alias("source_object"), F.col("value"))
     )
-    df = reader.json([spark_path(u) for u in uris])
-    return df.select(object_uri_col(F.col("_metadata.file_path")).alias("source_object"), "Records", "_corrupt_record")
+    return text.transform(parse_documents)
 
 
-def diagnose_object(data: bytes) -> tuple[str, str]:
-    """Why Spark could not read a file (cold path): ``(reason, raw text)``."""
+# Between two concatenated documents (two gzip members, each a whole file's JSON) is the only
+# place where valid JSON has a '}' followed by '{"Records":' outside a string: inside a string
+# that quote would be escaped, and one document never has '}' directly before '{'.
+_DOC_BOUNDARY = r'(?<=\})\s*(?=\{\s*"Records"\s*:)'
+_JSON_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"}
+
+
+def parse_documents(text: DataFrame) -> DataFrame:
+    """``source_object, value`` (a file's text) -> ``source_object, Records, _corrupt_record``.
+
+    Spark's JSON parser reads the first document of a text and ignores what follows, so a file
+    of two concatenated documents lost the second one's records: the text is split at document
+    boundaries first and the records of all its documents are concatenated (record_index then
+    counts through the whole file). Jackson rejects invalid UTF-8 bytes; a text with a document
+    it rejected is parsed once more with those bytes replaced (U+FFFD), as the multi-line JSON
+    reader did. A file with any document that still does not parse is one corrupt record.
+    """
+    def parse(col: Column) -> Column:
+        return F.transform(col, lambda d: F.from_json(d, FILE_SCHEMA, _JSON_OPTIONS))
+
+    def corrupt(parsed: Column) -> Column:
+        return F.filter(parsed, lambda p: p["_corrupt_record"].isNotNull())
+
+    # A UTF-8 byte order mark is not JSON; Jackson rejects it inside a string it is handed.
+    value = F.when(F.col("value").startswith("\ufeff"), F.expr("substring(value, 2)")).otherwise(F.col("value"))
+    docs = text.select("source_object", F.split(value, _DOC_BOUNDARY).alias("docs"))
+    # Two selects: the retry reads the first parse (from_json is not cheap to evaluate twice).
+    first = docs.select("source_object", "docs", parse(F.col("docs")).alias("parsed"))
+    retried = first.select(
+        "source_object",
+        F.size("docs").alias("documents"),
+        F.when(F.size(corrupt(F.col("parsed"))) > 0, parse(F.transform("docs", valid_utf8)))
+        .otherwise(F.col("parsed")).alias("parsed"),
+    )
+    bad = corrupt(F.col("parsed"))
+    records = F.when(F.col("documents") == 1, F.col("parsed")[0]["Records"]).otherwise(
+        F.flatten(F.transform("parsed", lambda p: F.coalesce(p["Records"], F.array().cast(T.ArrayType(RECORD_MAP)))))
+    )
+    return retried.select(
+        "source_object",
+        F.when(F.size(bad) == 0, records).alias("Records"),
+        bad[0]["_corrupt_record"].alias("_corrupt_record"),
+    )
+
+
+def diagnose_object(data: bytes, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> tuple[str, str]:
+    """Why Spark could not read or parse a file (cold path, a few files): ``(reason, raw text)``.
+
+    Never recurses on the JSON (``json_shape_problem`` measures nesting first), so a file
+    nested 5,000 deep gets its reason instead of a RecursionError.
+    """
     if not data:
         return "empty object", ""
-    if data[:2] != b"\x1f\x8b":
-        return "not gzip", data[:4096].decode("utf-8", errors="replace")
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        text = inflater.decompress(data)
-    except zlib.error as exc:
-        return f"corrupt gzip: {exc}", ""
-    if not inflater.eof:
-        return "truncated gzip", text.decode("utf-8", errors="replace")
-    try:
-        json.loads(gzip.decompress(data))
-    except ValueError:
-        return R_INVALID_JSON, text.decode("utf-8", errors="replace")
-    return "unreadable", text.decode("utf-8", errors="replace")
+    payload, _members, problem = gunzip_members(data)
+    if problem == "not gzip":
+        return problem, data[:4096].decode("utf-8", errors="replace")
+    text = payload.decode("utf-8", errors="replace")
+    if problem:
+        return problem, text
+    if payload[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in payload[:64]:
+        return "not UTF-8 text (UTF-16 or UTF-32)", text
+    return json_shape_problem(text.lstrip("\ufeff"), max_record_bytes=max_record_bytes) or "unreadable", text
 
 
 class CloudTrailSource:
@@ -466,7 +537,12 @@ class CloudTrailSource:
 
     def parse(self, spark, objects: list[SourceObject], *, run_id: str, cfg: dict[str, Any]) -> ParsedBatch:
         max_chars = int(config_mod.get(cfg, "ingest.quarantine_raw_max_chars", 8192))
-        parsed = parse_files(read_files(spark, [o.uri for o in objects])).persist(StorageLevel.MEMORY_AND_DISK)
+        max_record_bytes = int(config_mod.get(cfg, "ingest.max_record_bytes", DEFAULT_MAX_RECORD_BYTES))
+        parsed = (
+            parse_files(read_files(spark, [o.uri for o in objects]))
+            .transform(with_size_limit, max_bytes=max_record_bytes)
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
         # One small aggregate per file (metadata, not data) fills the cache and tells which
         # files produced rows, the unknown keys and the counters.
         per_file = parsed.groupBy("source_object").agg(
@@ -475,19 +551,25 @@ class CloudTrailSource:
             F.sum(F.coalesce(F.col("newer_minor"), F.lit(False)).cast("int")).alias("newer"),
             F.sum((F.col("reason") == "empty").cast("int")).alias("empty"),
             F.array_distinct(F.flatten(F.collect_set(F.when(F.col("n_unknown") > 0, F.col("unknown_keys"))))).alias("unknown"),
+            F.max(F.coalesce(F.col("reason") == R_INVALID_JSON, F.lit(False))).alias("unparsed"),
         ).collect()
         seen = {row["source_object"] for row in per_file}
         unknown = sorted({k for row in per_file for k in (row["unknown"] or [])})
-        missing = [o for o in objects if o.uri not in seen]
+        # Files Spark could not read, and files its JSON parser rejected, whose reason is said
+        # here: deep nesting, a top-level array, a record over the size limit...
+        unparsed = {row["source_object"] for row in per_file if row["unparsed"]}
+        missing = [o for o in objects if o.uri not in seen or o.uri in unparsed]
         bad_objects = []
         for obj in missing:
             try:
-                reason, raw = diagnose_object(hadoop_fs.read_bytes(spark, obj.uri))
+                reason, raw = diagnose_object(hadoop_fs.read_bytes(spark, obj.uri), max_record_bytes)
             except Exception as exc:  # noqa: BLE001 - an unreadable object is quarantined, not fatal
                 reason, raw = "unreadable: " + str(exc).splitlines()[0][:200], ""
             log.warning("quarantining %s: %s", obj.uri, reason)
             bad_objects.append((obj.uri, raw, reason))
         quarantine = select_quarantine(parsed, run_id=run_id, max_chars=max_chars)
+        if unparsed:
+            quarantine = quarantine.where(~F.col("source_object").isin(sorted(unparsed)))
         if bad_objects:
             quarantine = quarantine.unionByName(
                 quarantine_objects(spark, bad_objects, source=SOURCE, run_id=run_id, max_chars=max_chars)

@@ -42,8 +42,9 @@ from pyspark.sql import types as T
 
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
+from auditlake.ingest.decoding import DEFAULT_MAX_RECORD_BYTES, scan_json, too_deep
 from auditlake.ingest.objects import SourceObject, object_uri_col, spark_path
-from auditlake.ingest.quarantine import to_quarantine
+from auditlake.ingest.quarantine import ROW_INDEX, to_quarantine
 from auditlake.ingest.source import ParsedBatch
 from auditlake.tables import conform
 
@@ -61,7 +62,6 @@ MAX_GZIP_LAYERS = 3
 # Plausible CloudWatch timestamps only: a partition value must come from validated data.
 MIN_MS = int(dt.datetime(2000, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
 MAX_MS = int(dt.datetime(2100, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
-RAW_TEXT_CAP = 1 << 20
 
 # One row per decoded item of an object: an event, a bad item (quarantine) or a control message.
 RAW_SCHEMA = T.StructType([
@@ -119,8 +119,7 @@ def gunzip_layers(data: bytes) -> tuple[bytes, int]:
 def _row(row_type: str, delivery: str | None, uri: str, index: int, crawler: str | None = None,
          ms: int | None = None, message: str | None = None, reason: str | None = None,
          raw: str | None = None) -> tuple:
-    if raw is not None and len(raw) > RAW_TEXT_CAP:
-        raw = raw[:RAW_TEXT_CAP]
+    # The raw text goes whole to the quarantine, which cuts it and records its true length.
     return (row_type, delivery, uri, index, crawler, ms, message, reason, raw)
 
 
@@ -130,8 +129,11 @@ def stream_from_export_key(uri: str) -> str | None:
     return parts[-2] if len(parts) >= 2 and parts[-2] else None
 
 
-def decode_object(uri: str, content: bytes) -> Iterator[tuple]:
-    """Decode one raw object into RAW_SCHEMA tuples (events, bad items, control messages)."""
+def decode_object(uri: str, content: bytes, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[tuple]:
+    """Decode one raw object into RAW_SCHEMA tuples (events, bad items, control messages).
+
+    An event whose message is over ``max_record_bytes`` (UTF-8) is quarantined with that reason.
+    """
     try:
         payload, _ = gunzip_layers(bytes(content))
     except (OSError, EOFError, ValueError, zlib.error) as exc:
@@ -142,14 +144,27 @@ def decode_object(uri: str, content: bytes) -> Iterator[tuple]:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         yield _row("bad", None, uri, -1, reason=f"not UTF-8 text: {exc.reason} at byte {exc.start}",
-                   raw=payload[:4096].decode("latin-1"))
+                   raw=payload.decode("utf-8", errors="replace"))
         return
     if text.startswith("\ufeff"):
         text = text[1:]
     if text.lstrip()[:1] == "{":
-        yield from decode_envelopes(uri, text)
+        rows = decode_envelopes(uri, text)
     else:
-        yield from decode_export_lines(uri, text, stream_from_export_key(uri))
+        rows = decode_export_lines(uri, text, stream_from_export_key(uri))
+    for row in rows:
+        yield _size_checked(row, max_record_bytes)
+
+
+def _size_checked(row: tuple, max_record_bytes: int) -> tuple:
+    """An event row, or its quarantine row when the message is over the size limit."""
+    if row[0] != "event" or len(row[6]) * 4 <= max_record_bytes:  # a char is at most 4 bytes
+        return row
+    size = len(row[6].encode("utf-8"))
+    if size <= max_record_bytes:
+        return row
+    return _row("bad", row[1], row[2], row[3], reason=f"log event message of {size} bytes is over the "
+                f"{max_record_bytes}-byte record limit", raw=row[6])
 
 
 def decode_export_lines(uri: str, text: str, crawler: str | None) -> Iterator[tuple]:
@@ -198,7 +213,11 @@ def decode_export_lines(uri: str, text: str, crawler: str | None) -> Iterator[tu
 
 
 def decode_envelopes(uri: str, text: str) -> Iterator[tuple]:
-    """Split concatenated CloudWatch Logs envelopes (``}{``) and yield their log events."""
+    """Split concatenated CloudWatch Logs envelopes (``}{``) and yield their log events.
+
+    Each envelope's nesting is measured first (``scan_json``, no recursion): one nested deeper
+    than ``MAX_JSON_DEPTH`` is quarantined whole, and the envelopes after it still load.
+    """
     decoder = json.JSONDecoder()
     pos, index, size = 0, 0, len(text)
     while True:
@@ -207,6 +226,14 @@ def decode_envelopes(uri: str, text: str) -> Iterator[tuple]:
         if pos >= size:
             return
         index += 1
+        span = scan_json(text, pos)
+        deep = too_deep(span.depth)
+        if deep is not None:
+            yield _row("bad", "firehose", uri, index, reason=f"envelope {deep}", raw=text[pos:span.end])
+            if not span.complete:
+                return
+            pos = span.end
+            continue
         try:
             env, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
@@ -234,21 +261,21 @@ def decode_envelopes(uri: str, text: str) -> Iterator[tuple]:
             message = event.get("message") if isinstance(event, dict) else None
             if isinstance(ts, bool) or not isinstance(ts, int) or not isinstance(message, str):
                 yield _row("bad", "firehose", uri, index, reason="log event without integer timestamp and string message",
-                           raw=json.dumps(event)[:RAW_TEXT_CAP])
+                           raw=json.dumps(event))
             elif not MIN_MS <= ts < MAX_MS:
                 yield _row("bad", "firehose", uri, index, reason="timestamp out of range", raw=json.dumps(event))
             else:
                 yield _row("event", "firehose", uri, index, stream, ts, normalize_message(message))
 
 
-def read_raw(spark, objects: list[SourceObject]) -> DataFrame:
+def read_raw(spark, objects: list[SourceObject], max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> DataFrame:
     """Read the objects whole and decode them into RAW_SCHEMA rows."""
     files = (
         spark.read.format("binaryFile")
         .load([spark_path(o.uri) for o in objects])
         .select(object_uri_col(F.col("path")).alias("uri"), "content")
     )
-    rows = files.rdd.flatMap(lambda r: decode_object(r[0], r[1]))
+    rows = files.rdd.flatMap(lambda r: decode_object(r[0], r[1], max_record_bytes))
     return spark.createDataFrame(rows, RAW_SCHEMA)
 
 
@@ -373,8 +400,9 @@ def normalize_crawler_events(raw_events: DataFrame) -> DataFrame:
             "event_time": event_time,
             "event_date": F.to_date(event_time),
             "error_filter_match": error_filter_match(F.col("message")),
+            ROW_INDEX: F.col("record_index"),
         })
-        .transform(conform, EVENTS_TABLE)
+        .transform(conform, EVENTS_TABLE, keep=(ROW_INDEX,))
     )
 
 
@@ -488,7 +516,8 @@ class CrawlerLogsSource:
 
     def parse(self, spark, objects: list[SourceObject], *, run_id: str, cfg: dict[str, Any]) -> ParsedBatch:
         max_chars = int(config_mod.get(cfg, "ingest.quarantine_raw_max_chars", 8192))
-        raw = read_raw(spark, objects).persist(StorageLevel.MEMORY_AND_DISK)
+        limit = int(config_mod.get(cfg, "ingest.max_record_bytes", DEFAULT_MAX_RECORD_BYTES))
+        raw = read_raw(spark, objects, limit).persist(StorageLevel.MEMORY_AND_DISK)
         counts = {(r["row_type"], r["delivery"]): int(r["count"])
                   for r in raw.groupBy("row_type", "delivery").count().collect()}
         counters = {

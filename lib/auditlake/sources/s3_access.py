@@ -30,8 +30,10 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 
 from auditlake import config as config_mod
+from auditlake import hadoop_fs
+from auditlake.ingest.decoding import DEFAULT_MAX_RECORD_BYTES, gunzip_members
 from auditlake.ingest.objects import SourceObject, object_uri_col, spark_path
-from auditlake.ingest.quarantine import to_quarantine
+from auditlake.ingest.quarantine import ROW_INDEX, quarantine_objects, to_quarantine, valid_utf8
 from auditlake.ingest.source import ParsedBatch
 from auditlake.tables import conform, load_contract
 
@@ -250,12 +252,44 @@ def parse_lines(lines: DataFrame) -> DataFrame:
 
 
 def read_objects(spark, objects: list[SourceObject]) -> DataFrame:
-    """One row per object: (source_object, value = its whole text)."""
+    """One row per object: (source_object, value = its whole text, always valid UTF-8).
+
+    Hadoop's codecs inflate ``.gz`` objects, every member of a multi-member file included.
+    Invalid UTF-8 bytes become U+FFFD here, so no stored text (fields, quarantine) holds them.
+    """
     paths = [spark_path(o.uri) for o in objects]
     return (
-        spark.read.text(paths, wholetext=True)  # not .option(): text() resets it
-        .select(object_uri_col().alias("source_object"), F.col("value"))
+        # A compressed object Spark cannot inflate gives no row (checked on the driver).
+        spark.read.option("ignoreCorruptFiles", True)
+        .text(paths, wholetext=True)  # not .option("wholetext"): text() resets it
+        .select(object_uri_col().alias("source_object"), valid_utf8(F.col("value")).alias("value"))
     )
+
+
+def with_size_limit(parsed: DataFrame, *, max_bytes: int) -> DataFrame:
+    """Give a line over ``max_bytes`` (UTF-8) a quarantine reason of its own."""
+    size = F.octet_length("line")
+    over = F.col("reason").isNull() & (size > max_bytes)
+    reason = F.concat(F.lit("line of "), size.cast("string"), F.lit(f" bytes is over the {max_bytes}-byte record limit"))
+    return parsed.withColumn("reason", F.when(over, reason).otherwise(F.col("reason")))
+
+
+def diagnose_unread(spark, obj: SourceObject) -> tuple[str | None, str]:
+    """Why an object gave no line (cold path): ``(reason, raw text)``; no reason when it holds none.
+
+    Hadoop picks a codec by the name's extension: a ``.gz`` object that is truncated or not gzip
+    at all is skipped by the read and named here. A plain object without lines (only a newline)
+    has nothing to quarantine.
+    """
+    try:
+        data = hadoop_fs.read_bytes(spark, obj.uri)
+    except Exception as exc:  # noqa: BLE001 - an unreadable object is quarantined, not fatal
+        return "unreadable: " + str(exc).splitlines()[0][:200], ""
+    if not obj.uri.endswith(".gz"):
+        return None, ""
+    payload, _, problem = gunzip_members(data)
+    raw = (payload if payload else data[:4096]).decode("utf-8", errors="replace")
+    return problem, raw
 
 
 class S3AccessSource:
@@ -281,18 +315,33 @@ class S3AccessSource:
             read_objects(spark, objects)
             .transform(split_lines)
             .transform(parse_lines)
+            .transform(with_size_limit, max_bytes=int(config_mod.get(cfg, "ingest.max_record_bytes",
+                                                                      DEFAULT_MAX_RECORD_BYTES)))
             # the raw line is kept only where the quarantine needs it
             .withColumn("line", F.when(F.col("reason").isNotNull(), F.col("line")))
             .persist(StorageLevel.MEMORY_AND_DISK)
         )
-        good = parsed.where(F.col("reason").isNull()).transform(conform, contract)
+        good = (
+            parsed.where(F.col("reason").isNull())
+            .withColumn(ROW_INDEX, F.col("line_number"))
+            .transform(conform, contract, keep=(ROW_INDEX,))
+        )
         bad = to_quarantine(
             parsed.where(F.col("reason").isNotNull()), source=SOURCE, source_object="source_object",
             record_index=F.col("line_number"), raw_text="line", reason=F.col("reason"), run_id=run_id,
             max_chars=max_chars,
         )
         log.info("s3_access: parsing %d objects", len(objects))
-        return ParsedBatch(tables={TABLE: good}, quarantine=bad, persisted=[parsed])
+        # Fills the cache too: the runner's count then reads the cached batch.
+        seen = {r[0] for r in parsed.select("source_object").distinct().collect()}
+        unread = [o for o in objects if o.uri not in seen]
+        problems = [(o.uri, raw, reason) for o in unread for reason, raw in [diagnose_unread(spark, o)] if reason]
+        if problems:
+            for uri, _, reason in problems:
+                log.warning("quarantining %s: %s", uri, reason)
+            bad = bad.unionByName(quarantine_objects(spark, problems, source=SOURCE, run_id=run_id, max_chars=max_chars))
+        return ParsedBatch(tables={TABLE: good}, quarantine=bad, persisted=[parsed],
+                           counters={"objects_unreadable": len(problems)})
 
     def after_commit(self, spark, lake: str, deduped_tables: dict[str, DataFrame], *, run_id: str,
                      cfg: dict[str, Any]) -> dict[str, int]:

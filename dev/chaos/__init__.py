@@ -1,0 +1,1 @@
+"""Fault tooling: the mutated input corpus."""
