@@ -532,15 +532,20 @@ delivery), then for each source runs, each step as its own measured process:
 1. the raw floor: Spark reading the same bytes and writing them as Parquet with no parsing;
 2. DuckDB doing the bare conversion (CloudTrail `read_json` with explicit columns, S3 access lines with
    one regular expression, crawler export lines and Firehose envelopes) to Parquet partitioned by day;
-3. the auditlake ingest job (parsing, quarantine, dedupe, data quality, Delta commit, ledger, run record);
-4. the same job again with no new input;
+3. Spark's own bare conversion of the same bytes to Parquet partitioned by day (explicit schema; the
+   ingest/Spark ratio is what the job adds over Spark itself);
+4. the auditlake ingest job (parsing, quarantine, dedupe, data quality, Delta commit, ledger, run record);
+5. the same job again with no new input;
 
-and then the daily-aggregate job. It reports wall time, records per second, peak RSS of the process tree
+and then the daily-aggregate job, and the incremental pipeline: one hour's volume of every source (1/72 of
+the set, another seed) ingested and aggregated by `jobs/run_pipeline.py` in one process. It reports wall time, records per second, peak RSS of the process tree
 (JVM and Python separately; Spark runs `local[*]`, so executors live inside the driver JVM) and the
 ratios ingest/DuckDB and ingest/floor, and checks the counts in `job_runs` against the manifest.
 Every Spark step includes its JVM start-up (~10 s); DuckDB has none.
 
 `make bench-scale` runs the same at SCALE and 4 x SCALE and reports how time and memory grow.
+`make bench-large` runs it at the sizes of the targets: scale 7 (about 400k CloudTrail records) with the
+S3 access logs at scale 33 (about 2M lines; the generator's objects hold about 50 lines, so about 40k objects).
 
 Targets (goals, not test assertions): CloudTrail and S3 access ingest/DuckDB <= 1.0 (S3 objects average
 under 150 lines); a rerun with no new input under 20 s; 4x data costs at most 4.4x time; driver peak
