@@ -68,7 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The pipeline's own options, beside the shared ones of ``cli.base_parser``."""
     for job, option, dest in INGESTS:
         parser.add_argument(option, dest=dest, help=f"URI of the raw logs for {job} (omit to skip it)")
-    parser.add_argument("--parallel", action="store_true", help="run the ingests in parallel threads of one session")
+    parser.add_argument(
+        "--parallel", action="store_true", help="run the ingests in parallel threads of one session"
+    )
     parser.add_argument("--no-aggregates", action="store_true", help="run the ingests only")
 
 
@@ -98,12 +100,20 @@ def _exit_code(exc: BaseException) -> int:
     return exc.exit_code if isinstance(exc, AuditlakeError) else 1
 
 
-def _run_one(parent: JobContext, job: str, source: str | None, main: Callable[[JobContext], Any]) -> JobOutcome:
+def _run_one(
+    parent: JobContext, job: str, source: str | None, main: Callable[[JobContext], Any]
+) -> JobOutcome:
     """Run one job in the parent's session with its own context; never raises (the outcome says how it ended)."""
     args = copy.copy(parent.args)
     args.source = source
-    ctx = JobContext(job=job, args=args, cfg=parent.cfg, spark=parent.spark,
-                     run_id=_run_id(parent.args.run_id, job), started_at=dt.datetime.now(dt.UTC))
+    ctx = JobContext(
+        job=job,
+        args=args,
+        cfg=parent.cfg,
+        spark=parent.spark,
+        run_id=_run_id(parent.args.run_id, job),
+        started_at=dt.datetime.now(dt.UTC),
+    )
     outcome = JobOutcome(job, ctx.run_id)
     started = time.monotonic()
     # Names this job's Spark jobs in the UI and event log (a thread-local property in pinned-thread mode).
@@ -112,8 +122,16 @@ def _run_one(parent: JobContext, job: str, source: str | None, main: Callable[[J
         main(ctx)
     except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
         outcome.exit_code = _exit_code(exc)
-        outcome.error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
-        log.error("%s (run %s) failed with exit code %d: %s", job, ctx.run_id, outcome.exit_code, outcome.error)
+        outcome.error = (
+            f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+        )
+        log.error(
+            "%s (run %s) failed with exit code %d: %s", job, ctx.run_id, outcome.exit_code, outcome.error
+        )
+    finally:
+        sc = parent.spark.sparkContext
+        for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
+            sc.setLocalProperty(key, None)  # type: ignore[arg-type]  # None clears the property
     outcome.seconds = round(time.monotonic() - started, 2)
     return outcome
 
@@ -152,7 +170,9 @@ def run_ingests(parent: JobContext) -> list[JobOutcome]:
 def run_pipeline(ctx: JobContext) -> list[JobOutcome]:
     """Job entry: the ingests of the given sources, then the aggregates; raise if any job failed."""
     if ctx.args.source:
-        raise UsageError(f"{ctx.job}: name each source with " + ", ".join(o for _, o, _ in INGESTS) + ", not --source")
+        raise UsageError(
+            f"{ctx.job}: name each source with " + ", ".join(o for _, o, _ in INGESTS) + ", not --source"
+        )
     if not any(getattr(ctx.args, dest, None) for _, _, dest in INGESTS) and ctx.args.no_aggregates:
         raise UsageError(f"{ctx.job}: nothing to run: no source given and --no-aggregates")
     outcomes = run_ingests(ctx)
@@ -163,11 +183,18 @@ def run_pipeline(ctx: JobContext) -> list[JobOutcome]:
         outcomes.append(_run_one(ctx, AGG_JOB, None, build_daily_aggregates))
     from auditlake.runs import summary_log
 
-    summary_log.info("pipeline %s: %s", ctx.run_id, ", ".join(
-        f"{o.job}={'ok' if o.exit_code == 0 else f'exit {o.exit_code}'} ({o.seconds:.1f}s, run {o.run_id})"
-        for o in outcomes))
+    summary_log.info(
+        "pipeline %s: %s",
+        ctx.run_id,
+        ", ".join(
+            f"{o.job}={'ok' if o.exit_code == 0 else f'exit {o.exit_code}'} ({o.seconds:.1f}s, run {o.run_id})"
+            for o in outcomes
+        ),
+    )
     failed = [o for o in outcomes if o.exit_code]
     if failed:
-        raise PipelineError("; ".join(f"{o.job} failed (exit {o.exit_code}): {o.error}" for o in failed),
-                            max(o.exit_code for o in failed))
+        raise PipelineError(
+            "; ".join(f"{o.job} failed (exit {o.exit_code}): {o.error}" for o in failed),
+            max(o.exit_code for o in failed),
+        )
     return outcomes
