@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "auditlake.sources.crawler_logs",
         },
     ),
-    ("orchestration", {"auditlake.ingest.runner", "auditlake.aggregate_job", "auditlake.athena.job"}),
+    ("orchestration", {"auditlake.ingest.runner", "auditlake.aggregate_job", "auditlake.athena.job", "auditlake.pipeline"}),
     ("entrypoint", {"auditlake.cli"}),
     ("jobs", {"auditlake.demo", "jobs"}),
 ]
