@@ -60,6 +60,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "auditlake.detect",
             "auditlake.maintenance",
             "auditlake.ocsf_job",
+            "auditlake.pipeline",
             "auditlake.report",
             "auditlake.report.data",
             "auditlake.report.charts",

@@ -1,1 +1,1 @@
-"""The benchmark: ``python -m bench run|scale`` (``make bench``) and the per-source scripts beside it."""
+"""The benchmark: ``python -m bench run|scale`` (``make bench``, ``make bench-large``) and its baselines."""

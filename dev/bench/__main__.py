@@ -1,14 +1,18 @@
 """The auditlake benchmark: synthetic logs -> baselines -> ingest -> rerun -> aggregates, measured.
 
-    python -m bench run   [--scale 1] [--seed 7] [--work build/bench]
+    python -m bench run   [--scale 1] [--seed 7] [--work build/bench] [--source-scale s3access=33]
     python -m bench scale [--scale 1] [--factor 4]
 
 For each source, in one process tree and one run, every step is its own measured subprocess:
 (1) the raw floor: Spark reading the same bytes and writing them as Parquet, no parsing;
 (2) DuckDB doing the bare conversion to Parquet;
+(2b) Spark's own bare conversion of the same bytes to partitioned Parquet (explicit schema): the
+     yardstick of what the ingest adds over Spark itself;
 (3) the auditlake ingest job (Delta commit and data quality included);
 (4) the same job again with no new input (incremental);
-then (5) the daily-aggregate job over the lake. Reported: wall time, records per second, peak RSS of
+then (5) the daily-aggregate job over the lake, and (6) the incremental pipeline: an increment the
+size of one hour of every source (1/72 of the three-day set, generated with another seed) ingested
+and aggregated by ``jobs/run_pipeline.py`` in one process and one SparkSession. Reported: wall time, records per second, peak RSS of
 the process tree, split into the JVM and the Python processes (Spark runs locally, so executors live
 inside the driver JVM: the JVM figure is driver and executors together), the ratios ingest/DuckDB and
 ingest/floor, and whether the counts in the job_runs table match the generator's manifest.
@@ -44,12 +48,18 @@ SOURCES = {
     "crawler": "jobs/ingest_crawler_logs.py",
 }
 AGGREGATE_JOB = "jobs/build_daily_aggregates.py"
+PIPELINE_JOB = "jobs/run_pipeline.py"
+PIPELINE_OPTIONS = {"cloudtrail": "--cloudtrail-source", "s3access": "--s3-access-source", "crawler": "--crawler-source"}
+# One hour of the generator's three-day window.
+HOUR_FRACTION = 1 / 72
 COUNT_FIELDS = ["objects_skipped", "objects_processed", "records_read", "records_loaded", "records_quarantined",
                 "records_duplicate"]
 TARGETS = {
     "cloudtrail_ingest_over_duckdb": 1.0,
     "s3access_ingest_over_duckdb": 1.0,
     "incremental_wall_seconds": 20.0,
+    "ingest_over_spark": 1.5,
+    "pipeline_hour_wall_seconds": 30.0,
     "scale_time_growth_4x": 4.4,
 }
 
@@ -216,8 +226,9 @@ def git_commit() -> tuple[str, bool]:
         return "unknown", False
 
 
-def ensure_data(work: Path, scale: float, seed: int) -> tuple[Path, dict[str, Any]]:
-    data = work / f"data-s{scale:g}-seed{seed}"
+def ensure_data(work: Path, scale: float, seed: int, sources: list[str] | None = None) -> tuple[Path, dict[str, Any]]:
+    tag = "" if sources is None else "-" + "-".join(sources)
+    data = work / f"data-s{scale:g}-seed{seed}{tag}"
     try:
         manifest = load_manifest(data)
         if manifest.get("generator_version") == GENERATOR_VERSION:
@@ -227,7 +238,7 @@ def ensure_data(work: Path, scale: float, seed: int) -> tuple[Path, dict[str, An
         pass
     print(f"data: generating scale={scale:g} seed={seed} into {data} ...", flush=True)
     t = time.monotonic()
-    manifest = generate(data, scale=scale, seed=seed)
+    manifest = generate(data, scale=scale, seed=seed, **({} if sources is None else {"sources": tuple(sources)}))
     print(f"data: generated in {time.monotonic() - t:.0f}s")
     return data, manifest
 
@@ -236,9 +247,15 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
 
 
-def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set[str]) -> dict[str, Any]:
+def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set[str],
+              source_scales: dict[str, float] | None = None) -> dict[str, Any]:
+    """One benchmark run; ``source_scales`` gives a source its own scale (its data set is generated apart)."""
     work = work.resolve()
+    source_scales = {s: v for s, v in (source_scales or {}).items() if s in sources and v != scale}
     data, manifest = ensure_data(work, scale, seed)
+    data_of = {s: (data, manifest) for s in sources}
+    for source, sc in source_scales.items():
+        data_of[source] = ensure_data(work, sc, seed, [source])
     tag = f"s{scale:g}"
     lake = work / f"lake-{tag}"
     out = work / f"out-{tag}"
@@ -249,7 +266,7 @@ def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     result: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"), "started_at": stamp, "commit": sha,
-        "dirty": dirty, "scale": scale, "seed": seed,
+        "dirty": dirty, "scale": scale, "seed": seed, "source_scales": source_scales,
         "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                     "python": platform.python_version(), "platform": platform.platform(),
                     "load_avg_at_start": [round(x, 1) for x in os.getloadavg()]},
@@ -260,6 +277,7 @@ def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set
     }
     t_all = time.monotonic()
     for source in sources:
+        data, manifest = data_of[source]
         section = manifest["sources"][source]
         expected = section["expected"]
         records = expected["records_read"]
@@ -268,7 +286,7 @@ def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set
         files_json = out / f"{source}-files.json"
         files_json.parent.mkdir(parents=True, exist_ok=True)
         files_json.write_text(json.dumps(files))
-        for engine in ("floor", "duckdb"):
+        for engine in ("floor", "duckdb", "spark"):
             if engine in skip:
                 continue
             print(f"[{source}] {engine} ...", flush=True)
@@ -301,8 +319,11 @@ def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set
             print(f"[{source}] ingest: {job} not in this checkout yet")
         ing = res.get("ingest", {})
         res["ratios"] = {"ingest_over_duckdb": _ratio(ing.get("wall_seconds"), res.get("duckdb", {}).get("wall_seconds")),
-                         "ingest_over_floor": _ratio(ing.get("wall_seconds"), res.get("floor", {}).get("wall_seconds"))}
-        for engine in ("floor", "duckdb"):
+                         "ingest_over_floor": _ratio(ing.get("wall_seconds"), res.get("floor", {}).get("wall_seconds")),
+                         "ingest_over_spark": _ratio(ing.get("wall_seconds"), res.get("spark", {}).get("wall_seconds")),
+                         "spark_over_duckdb": _ratio(res.get("spark", {}).get("wall_seconds"),
+                                                     res.get("duckdb", {}).get("wall_seconds"))}
+        for engine in ("floor", "duckdb", "spark"):
             if engine in res and res[engine].get("wall_seconds"):
                 res[engine]["records_per_second"] = round(records / res[engine]["wall_seconds"])
         result["sources"][source] = res
@@ -323,14 +344,53 @@ def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set
 
         print("[history] 7 and 30 days loaded, then one new hour each ...", flush=True)
         result["incremental_history"] = run_scenario(work / f"history-{tag}")
+    if "pipeline" not in skip and (ROOT / PIPELINE_JOB).exists() and "ingest" not in skip:
+        result["pipeline_hour"] = pipeline_hour(work, lake, logs, scale, seed, sources, stamp)
     result["total_seconds"] = round(time.monotonic() - t_all, 1)
     result["machine"]["load_avg_at_end"] = [round(x, 1) for x in os.getloadavg()]
     result["targets"] = evaluate_targets(result)
     return result
 
 
+def pipeline_hour(work: Path, lake: Path, logs: Path, scale: float, seed: int, sources: list[str],
+                  stamp: str) -> dict[str, Any]:
+    """Time one incremental pipeline run: a new hour of every source, ingested and aggregated in one session.
+
+    The increment is an hour's volume of the set (1/72 of it) from another seed, so its records are
+    new to the lake; it is spread over the window's days, so the aggregates rebuild every day of the
+    window (more than a real hour would touch).
+    """
+    hour, manifest = ensure_data(work, scale * HOUR_FRACTION, seed + 1000)
+    run_id = f"bench-pipeline-{stamp}"
+    cmd = [PY, PIPELINE_JOB, "--lake", str(lake), "--run-id", run_id]
+    for source in sources:
+        cmd += [PIPELINE_OPTIONS[source], str(hour / source)]
+    print("[pipeline] one new hour of every source, then the aggregates ...", flush=True)
+    m = measure(cmd, log_path=logs / "pipeline-hour.log")
+    if m["exit_code"] != 0:
+        m["error"] = tail(logs / "pipeline-hour.log")
+    m["records"] = sum(manifest["sources"][s]["expected"]["records_read"] for s in sources)
+    m["jobs"] = {}
+    for source in sources:
+        job = Path(SOURCES[source]).stem
+        got = job_run(lake, f"{run_id}-{job}")
+        m["jobs"][job] = {"duration_seconds": (got or {}).get("duration_seconds"),
+                          "counts": check_counts(manifest["sources"][source]["expected"], got)}
+    agg = job_run(lake, f"{run_id}-build_daily_aggregates") or {}
+    m["jobs"]["build_daily_aggregates"] = {"duration_seconds": agg.get("duration_seconds"), "status": agg.get("status")}
+    print(f"[pipeline]: {m['wall_seconds']}s exit={m['exit_code']} peak {m['peak_rss_mb']} MB", flush=True)
+    return m
+
+
 def evaluate_targets(result: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    for source in ("cloudtrail", "s3access"):
+        r = result["sources"].get(source, {}).get("ratios", {}).get("ingest_over_spark")
+        out[f"{source}_ingest_over_spark"] = {"target": f"<= {TARGETS['ingest_over_spark']}", "value": r,
+                                              "met": None if r is None else r <= TARGETS["ingest_over_spark"]}
+    hour = (result.get("pipeline_hour") or {}).get("wall_seconds")
+    out["pipeline_hour_wall_seconds"] = {"target": f"< {TARGETS['pipeline_hour_wall_seconds']:g}", "value": hour,
+                                         "met": None if hour is None else hour < TARGETS["pipeline_hour_wall_seconds"]}
     for source in ("cloudtrail", "s3access"):
         r = result["sources"].get(source, {}).get("ratios", {}).get("ingest_over_duckdb")
         out[f"{source}_ingest_over_duckdb"] = {"target": f"<= {TARGETS[f'{source}_ingest_over_duckdb']}", "value": r,
@@ -362,9 +422,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"total {result.get('total_seconds')} s, load average {result['machine']['load_avg_at_start'][0]} at start "
         f"and {result['machine'].get('load_avg_at_end', ['-'])[0]} at end (numbers under load > CPUs are not comparable)",
         "",
-        "| source | records | MB | floor s | DuckDB s | ingest s | ingest rec/s | rerun s | ingest peak MB (JVM / py) "
-        "| ingest/DuckDB | ingest/floor | counts |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| source | records | MB | floor s | DuckDB s | Spark s | ingest s | ingest rec/s | rerun s "
+        "| ingest peak MB (JVM / py) | ingest/DuckDB | ingest/Spark | ingest/floor | counts |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for source, r in result["sources"].items():
         ing, inc = r.get("ingest", {}), r.get("incremental", {})
@@ -379,9 +439,11 @@ def markdown(result: dict[str, Any]) -> str:
         mem = f"{ing['peak_rss_mb']} ({ing['peak_rss_mb_jvm']} / {ing['peak_rss_mb_python']})" if "peak_rss_mb" in ing else "-"
         lines.append(
             f"| {source} | {r['records']} | {r['bytes'] / 1e6:.1f} | {_fmt(r.get('floor', {}).get('wall_seconds'))} "
-            f"| {_fmt(r.get('duckdb', {}).get('wall_seconds'))} | {_fmt(ing.get('wall_seconds'))} "
+            f"| {_fmt(r.get('duckdb', {}).get('wall_seconds'))} | {_fmt(r.get('spark', {}).get('wall_seconds'))} "
+            f"| {_fmt(ing.get('wall_seconds'))} "
             f"| {_fmt(ing.get('records_per_second'))} | {_fmt(inc.get('wall_seconds'))} | {mem} "
-            f"| {_fmt(r['ratios']['ingest_over_duckdb'])} | {_fmt(r['ratios']['ingest_over_floor'])} | {counts} |")
+            f"| {_fmt(r['ratios']['ingest_over_duckdb'])} | {_fmt(r['ratios'].get('ingest_over_spark'))} "
+            f"| {_fmt(r['ratios']['ingest_over_floor'])} | {counts} |")
     agg = result.get("aggregates")
     if agg:
         if "missing" in agg:
@@ -394,6 +456,11 @@ def markdown(result: dict[str, Any]) -> str:
         from bench.incremental import markdown as history_markdown
 
         lines += ["", "Incremental hour on a long history (CloudTrail, no --since):", "", history_markdown(hist)]
+    hour = result.get("pipeline_hour")
+    if hour:
+        per_job = ", ".join(f"{j} {_fmt(v.get('duration_seconds'))} s" for j, v in hour.get("jobs", {}).items())
+        lines += ["", f"Pipeline, one new hour ({hour.get('records')} records) in one session: {hour['wall_seconds']} s "
+                      f"end to end, exit {hour['exit_code']}, peak {hour['peak_rss_mb']} MB ({per_job})."]
     lines += ["", "Peak memory of the baselines (MB): " + ", ".join(
         f"{s} floor {r.get('floor', {}).get('peak_rss_mb', '-')} / DuckDB {r.get('duckdb', {}).get('peak_rss_mb', '-')}"
         for s, r in result["sources"].items())]
@@ -475,15 +542,20 @@ delivery), then for each source runs, each step as its own measured process:
 1. the raw floor: Spark reading the same bytes and writing them as Parquet with no parsing;
 2. DuckDB doing the bare conversion (CloudTrail `read_json` with explicit columns, S3 access lines with
    one regular expression, crawler export lines and Firehose envelopes) to Parquet partitioned by day;
-3. the auditlake ingest job (parsing, quarantine, dedupe, data quality, Delta commit, ledger, run record);
-4. the same job again with no new input;
+3. Spark's own bare conversion of the same bytes to Parquet partitioned by day (explicit schema; the
+   ingest/Spark ratio is what the job adds over Spark itself);
+4. the auditlake ingest job (parsing, quarantine, dedupe, data quality, Delta commit, ledger, run record);
+5. the same job again with no new input;
 
-and then the daily-aggregate job. It reports wall time, records per second, peak RSS of the process tree
+and then the daily-aggregate job, and the incremental pipeline: one hour's volume of every source (1/72 of
+the set, another seed) ingested and aggregated by `jobs/run_pipeline.py` in one process. It reports wall time, records per second, peak RSS of the process tree
 (JVM and Python separately; Spark runs `local[*]`, so executors live inside the driver JVM) and the
 ratios ingest/DuckDB and ingest/floor, and checks the counts in `job_runs` against the manifest.
 Every Spark step includes its JVM start-up (~10 s); DuckDB has none.
 
 `make bench-scale` runs the same at SCALE and 4 x SCALE and reports how time and memory grow.
+`make bench-large` runs it at the sizes of the targets: scale 7 (about 400k CloudTrail records) with the
+S3 access logs at scale 33 (about 2M lines; the generator's objects hold about 50 lines, so about 40k objects).
 
 Targets (goals, not test assertions): CloudTrail and S3 access ingest/DuckDB <= 1.0 (S3 objects average
 under 150 lines); a rerun with no new input under 20 s; 4x data costs at most 4.4x time; driver peak
@@ -540,14 +612,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--work", default=str(ROOT / "build" / "bench"))
     parser.add_argument("--sources", default=",".join(SOURCES))
-    parser.add_argument("--skip", default="", help="comma list of steps to skip: floor,duckdb,ingest,aggregates,history")
+    parser.add_argument("--skip", default="",
+                        help="comma list of steps to skip: floor,duckdb,spark,ingest,aggregates,pipeline,history")
+    parser.add_argument("--source-scale", action="append", default=[], metavar="SOURCE=SCALE",
+                        help="a source's own scale, e.g. s3access=33 (2M lines) beside cloudtrail at --scale 7")
     parser.add_argument("--no-record", action="store_true", help="do not write bench/results or bench/README.md")
     args = parser.parse_args(argv)
     sources = [s for s in args.sources.split(",") if s]
     skip = {s for s in args.skip.split(",") if s}
+    source_scales = {k: float(v) for k, _, v in (x.partition("=") for x in args.source_scale)}
     work = Path(args.work)
     if args.mode == "run":
-        result = run_bench(args.scale, args.seed, work, sources, skip)
+        result = run_bench(args.scale, args.seed, work, sources, skip, source_scales)
         table = markdown(result)
         print("\n" + table)
         if not args.no_record:

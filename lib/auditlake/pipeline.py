@@ -1,0 +1,200 @@
+"""The nightly pipeline in one SparkSession: the three ingests, then the daily aggregates.
+
+Each job runs through the same entry function as when run alone (``run_ingest`` with its source,
+``build_daily_aggregates``), with its own job name, run id and ``job_runs`` row; only the session
+(JVM start, first Delta use, the Great Expectations import) is shared.
+
+Failure policy: a failed ingest does not stop the others, and the aggregates job runs anyway. It
+rebuilds the days of every ingest run recorded since its last run, failed ones included (a failed
+run records the days it committed before it failed, and a failed run's rebuilt days are rebuilt
+again next time at no cost). The pipeline exits with the worst status: the highest exit code of its
+jobs (0 when all succeeded), as each job alone would have exited.
+
+With ``--parallel`` the ingests run in threads of the one session (Spark schedules their jobs
+side by side); the tables every ingest writes (run records, quality results, ledger, quarantine)
+are created first, so no two threads race to create the same Delta table. Each ingest writes its
+own partitions of the ledger and the quarantine, and appends to the shared record tables, which
+Delta commits without conflict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from auditlake.context import JobContext
+from auditlake.errors import AuditlakeError, UsageError
+
+log = logging.getLogger(__name__)
+
+JOB_NAME = "run_pipeline"
+# (job name, command-line option naming its source, dest attribute)
+INGESTS: tuple[tuple[str, str, str], ...] = (
+    ("ingest_cloudtrail", "--cloudtrail-source", "cloudtrail_source"),
+    ("ingest_s3_access", "--s3-access-source", "s3_access_source"),
+    ("ingest_crawler_logs", "--crawler-source", "crawler_source"),
+)
+# Tables more than one ingest writes; created before ingests run in parallel.
+SHARED_TABLES = ("job_runs", "dq_results", "ingest_ledger", "quarantine")
+
+
+class PipelineError(AuditlakeError):
+    """One or more jobs of the pipeline failed; the exit code is the worst of theirs."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class JobOutcome:
+    """How one job of the pipeline ended."""
+
+    job: str
+    run_id: str
+    exit_code: int = 0
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The pipeline's own options, beside the shared ones of ``cli.base_parser``."""
+    for job, option, dest in INGESTS:
+        parser.add_argument(option, dest=dest, help=f"URI of the raw logs for {job} (omit to skip it)")
+    parser.add_argument(
+        "--parallel", action="store_true", help="run the ingests in parallel threads of one session"
+    )
+    parser.add_argument("--no-aggregates", action="store_true", help="run the ingests only")
+
+
+def _ingest_main(job: str) -> Callable[[JobContext], Any]:
+    from auditlake.ingest.runner import run_ingest
+
+    if job == "ingest_cloudtrail":
+        from auditlake.sources.cloudtrail import CloudTrailSource
+
+        return lambda ctx: run_ingest(ctx, CloudTrailSource())
+    if job == "ingest_s3_access":
+        from auditlake.sources.s3_access import S3AccessSource
+
+        return lambda ctx: run_ingest(ctx, S3AccessSource())
+    from auditlake.sources.crawler_logs import CrawlerLogsSource
+
+    return lambda ctx: run_ingest(ctx, CrawlerLogsSource())
+
+
+def _run_id(base: str | None, job: str) -> str:
+    if base:
+        return f"{base}-{job}"
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def _exit_code(exc: BaseException) -> int:
+    return exc.exit_code if isinstance(exc, AuditlakeError) else 1
+
+
+def _run_one(
+    parent: JobContext, job: str, source: str | None, main: Callable[[JobContext], Any]
+) -> JobOutcome:
+    """Run one job in the parent's session with its own context; never raises (the outcome says how it ended)."""
+    args = copy.copy(parent.args)
+    args.source = source
+    ctx = JobContext(
+        job=job,
+        args=args,
+        cfg=parent.cfg,
+        spark=parent.spark,
+        run_id=_run_id(parent.args.run_id, job),
+        started_at=dt.datetime.now(dt.UTC),
+    )
+    outcome = JobOutcome(job, ctx.run_id)
+    started = time.monotonic()
+    # Names this job's Spark jobs in the UI and event log (a thread-local property in pinned-thread mode).
+    parent.spark.sparkContext.setJobGroup(ctx.run_id, job, interruptOnCancel=False)
+    try:
+        main(ctx)
+    except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
+        outcome.exit_code = _exit_code(exc)
+        outcome.error = (
+            f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+        )
+        log.error(
+            "%s (run %s) failed with exit code %d: %s", job, ctx.run_id, outcome.exit_code, outcome.error
+        )
+    finally:
+        sc = parent.spark.sparkContext
+        for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
+            sc.setLocalProperty(key, None)  # type: ignore[arg-type]  # None clears the property
+    outcome.seconds = round(time.monotonic() - started, 2)
+    return outcome
+
+
+def _prepare_shared_tables(parent: JobContext) -> None:
+    from auditlake import lake as lake_mod
+    from auditlake.ingest.objects import normalize_uri
+    from auditlake.tables import load_contract
+
+    lake = normalize_uri(parent.args.lake)
+    for table in SHARED_TABLES:
+        lake_mod.ensure_delta_table(parent.spark, lake, load_contract(table))
+
+
+def run_ingests(parent: JobContext) -> list[JobOutcome]:
+    """Run every ingest whose source was given, one after another or (``--parallel``) in threads."""
+    todo = [(job, getattr(parent.args, dest)) for job, _, dest in INGESTS if getattr(parent.args, dest, None)]
+    if not parent.args.parallel or len(todo) < 2:
+        return [_run_one(parent, job, src, _ingest_main(job)) for job, src in todo]
+    from pyspark import InheritableThread
+
+    _prepare_shared_tables(parent)
+    results: dict[str, JobOutcome] = {}
+
+    def work(job: str, src: str) -> None:
+        results[job] = _run_one(parent, job, src, _ingest_main(job))
+
+    threads = [InheritableThread(target=work, args=(job, src), name=job) for job, src in todo]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [results[job] for job, _ in todo]
+
+
+def run_pipeline(ctx: JobContext) -> list[JobOutcome]:
+    """Job entry: the ingests of the given sources, then the aggregates; raise if any job failed."""
+    if ctx.args.source:
+        raise UsageError(
+            f"{ctx.job}: name each source with " + ", ".join(o for _, o, _ in INGESTS) + ", not --source"
+        )
+    if not any(getattr(ctx.args, dest, None) for _, _, dest in INGESTS) and ctx.args.no_aggregates:
+        raise UsageError(f"{ctx.job}: nothing to run: no source given and --no-aggregates")
+    outcomes = run_ingests(ctx)
+    if not ctx.args.no_aggregates:
+        from auditlake.aggregate_job import JOB_NAME as AGG_JOB
+        from auditlake.aggregate_job import build_daily_aggregates
+
+        outcomes.append(_run_one(ctx, AGG_JOB, None, build_daily_aggregates))
+    from auditlake.runs import summary_log
+
+    summary_log.info(
+        "pipeline %s: %s",
+        ctx.run_id,
+        ", ".join(
+            f"{o.job}={'ok' if o.exit_code == 0 else f'exit {o.exit_code}'} ({o.seconds:.1f}s, run {o.run_id})"
+            for o in outcomes
+        ),
+    )
+    failed = [o for o in outcomes if o.exit_code]
+    if failed:
+        raise PipelineError(
+            "; ".join(f"{o.job} failed (exit {o.exit_code}): {o.error}" for o in failed),
+            max(o.exit_code for o in failed),
+        )
+    return outcomes

@@ -1,0 +1,152 @@
+"""The one-session pipeline on the bundled demo logs: each job's run record and rows per table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from auditlake import lake as lake_mod
+from auditlake.cli import run_job
+from auditlake.pipeline import JOB_NAME, add_arguments, run_pipeline
+
+RAW = Path(__file__).resolve().parents[1] / "demo" / "raw"
+AGG = "build_daily_aggregates"
+
+
+def _pipeline(spark, argv: list[str]) -> int:
+    return run_job(
+        JOB_NAME,
+        run_pipeline,
+        argv=argv,
+        add_arguments=add_arguments,
+        needs_source=False,
+        session_factory=lambda cfg, app: spark,
+    )
+
+
+def _runs(spark, lake: Path) -> dict[str, object]:
+    rows = lake_mod.read_table(spark, str(lake), "job_runs").collect()
+    return {r["job"]: r for r in rows}
+
+
+def _rows(spark, lake: Path, table: str) -> int:
+    return lake_mod.read_table(spark, str(lake), table).count()
+
+
+def test_pipeline_runs_every_job_in_one_session(spark, tmp_path, capsys):
+    lake = tmp_path / "lake"
+    code = _pipeline(
+        spark,
+        [
+            "--lake",
+            str(lake),
+            "--run-id",
+            "nightly",
+            "--cloudtrail-source",
+            str(RAW / "cloudtrail"),
+            "--s3-access-source",
+            str(RAW / "s3access"),
+            "--crawler-source",
+            str(RAW / "crawler"),
+        ],
+    )
+    assert code == 0, capsys.readouterr().err
+    runs = _runs(spark, lake)
+    assert sorted(runs) == sorted(["ingest_cloudtrail", "ingest_s3_access", "ingest_crawler_logs", AGG])
+    assert {j: r["run_id"] for j, r in runs.items()} == {
+        "ingest_cloudtrail": "nightly-ingest_cloudtrail",
+        "ingest_s3_access": "nightly-ingest_s3_access",
+        "ingest_crawler_logs": "nightly-ingest_crawler_logs",
+        AGG: f"nightly-{AGG}",
+    }
+    assert {j: r["status"] for j, r in runs.items()} == dict.fromkeys(runs, "succeeded")
+    got = {
+        j: (
+            r["objects_processed"],
+            r["records_read"],
+            r["records_loaded"],
+            r["records_quarantined"],
+            r["records_duplicate"],
+        )
+        for j, r in runs.items()
+        if j != AGG
+    }
+    assert got == {
+        "ingest_cloudtrail": (13, 1568, 1378, 3, 187),
+        "ingest_s3_access": (25, 1281, 1258, 2, 21),
+        "ingest_crawler_logs": (30, 295, 273, 2, 20),
+    }
+    assert dict(runs["ingest_cloudtrail"]["loaded_by_table"]) == {
+        "cloudtrail_events": 1372,
+        "cloudtrail_insights": 6,
+    }
+    assert runs["ingest_crawler_logs"]["counters"]["crawler_runs_upserted"] == 24
+    # The aggregates ran after the ingests and took all three runs.
+    assert runs[AGG]["counters"]["ingest_runs"] == 3
+    assert runs[AGG]["started_at"] > max(r["ended_at"] for j, r in runs.items() if j != AGG)
+    assert {
+        t: _rows(spark, lake, t)
+        for t in (
+            "cloudtrail_events",
+            "cloudtrail_insights",
+            "s3_access_logs",
+            "crawler_log_events",
+            "crawler_runs",
+            "quarantine",
+        )
+    } == {
+        "cloudtrail_events": 1372,
+        "cloudtrail_insights": 6,
+        "s3_access_logs": 1258,
+        "crawler_log_events": 273,
+        "crawler_runs": 24,
+        "quarantine": 7,
+    }
+    assert "pipeline nightly: ingest_cloudtrail=ok" in capsys.readouterr().out
+
+
+def test_parallel_failed_ingest_does_not_stop_the_others(spark, tmp_path, capsys):
+    lake = tmp_path / "lake"
+    code = _pipeline(
+        spark,
+        [
+            "--lake",
+            str(lake),
+            "--run-id",
+            "par",
+            "--parallel",
+            "--s3-access-source",
+            str(RAW / "s3access"),
+            "--crawler-source",
+            str(tmp_path / "missing"),
+        ],
+    )
+    # The crawler source does not exist: a SourceError (exit 4) is the worst status of the run.
+    assert code == 4
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("auditlake: run_pipeline: error: ingest_crawler_logs failed (exit 4): SourceError")
+    runs = _runs(spark, lake)
+    assert {j: r["status"] for j, r in runs.items()} == {
+        "ingest_s3_access": "succeeded",
+        "ingest_crawler_logs": "failed",
+        AGG: "succeeded",
+    }
+    assert runs["ingest_s3_access"]["records_loaded"] == 1258
+    assert _rows(spark, lake, "s3_access_logs") == 1258
+    # The failed crawler run wrote nothing, so only the S3 run names days to rebuild: its three days.
+    assert runs[AGG]["counters"]["ingest_runs"] == 1
+    assert runs[AGG]["counters"]["agg_s3_requests_daily_days_replaced"] == 3
+    assert _rows(spark, lake, "agg_s3_requests_daily") > 0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--source", "x"], "name each source with --cloudtrail-source"),
+        (["--no-aggregates"], "nothing to run"),
+    ],
+)
+def test_bad_invocations_are_one_line(spark, tmp_path, capsys, argv, message):
+    assert _pipeline(spark, ["--lake", str(tmp_path / "lake"), *argv]) == 2
+    assert message in capsys.readouterr().err
