@@ -26,7 +26,7 @@ DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 DELTA_DYNAMODB_JAR = "delta-storage-s3-dynamodb-3.3.2.jar"
 EMR_ARCHIVE = "auditlake-pyenv.tar.gz"
-STAGES = ("ingest", "aggregate", "register")
+STAGES = ("ingest", "aggregate", "analyze", "register")
 # What Glue passes to every script beside DefaultArguments (the template tests add these too).
 GLUE_ADDED_ARGS = ["--JOB_NAME", "j", "--JOB_ID", "j_0", "--JOB_RUN_ID", "jr_0", "--TempDir", "s3://t/tmp/"]
 

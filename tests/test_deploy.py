@@ -24,7 +24,9 @@ from auditlake.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "deploy" / "cloudformation" / "auditlake.yaml"
-JOB_SCRIPTS = sorted(p.stem for p in (REPO / "jobs").glob("*.py"))
+ALL_SCRIPTS = sorted(p.stem for p in (REPO / "jobs").glob("*.py"))
+LOCAL_ONLY = sorted(yaml.safe_load((REPO / "deploy" / "jobs.yaml").read_text())["local_only"])
+JOB_SCRIPTS = [j for j in ALL_SCRIPTS if j not in LOCAL_ONLY]
 
 # Parameter values of a sample stack, and what each job must then read and write.
 PARAMS = {
@@ -52,6 +54,9 @@ EXPECTED_SOURCE = {
     "ingest_crawler_logs": "s3://ops-logs/crawler/export/",
     "build_daily_aggregates": None,
     "athena_ddl": None,
+    "detect": None,
+    "export_ocsf": None,
+    "maintain_tables": None,
 }
 EXPECTED_SOURCE_OBJECTS = {
     "ingest_cloudtrail": "arn:aws:s3:::trail-bucket/AWSLogs/*",
@@ -164,6 +169,12 @@ def test_rendered_template_and_steps_are_current():
     assert done.returncode == 0, done.stderr
 
 
+def test_every_job_script_is_deployed_or_named_local_only():
+    assert LOCAL_ONLY == ["audit_report", "run_pipeline"]
+    assert set(LOCAL_ONLY) <= set(ALL_SCRIPTS)
+    assert sorted(JOB_SCRIPTS + LOCAL_ONLY) == ALL_SCRIPTS
+
+
 def test_one_glue_5_1_job_per_job_script_with_delta(template):
     jobs = glue_jobs(template)
     assert sorted(jobs) == JOB_SCRIPTS
@@ -270,6 +281,7 @@ def test_schedule_runs_ingests_in_parallel_then_aggregates_then_registration(tem
     assert order == [
         ["al-ingest_cloudtrail", "al-ingest_crawler_logs", "al-ingest_s3_access"],
         ["al-build_daily_aggregates"],
+        ["al-detect", "al-export_ocsf", "al-maintain_tables"],
         ["al-athena_ddl"],
     ]
     schedule = res["DailySchedule"]["Properties"]
@@ -296,7 +308,8 @@ def test_glue_requirements_are_what_glue_lacks_pinned():
     sys.path.insert(0, str(REPO / "dev"))
     from dist import glue_requirements
 
-    assert glue_requirements() == ["great-expectations==1.24.1"]
+    # matplotlib: the audit report's charts.
+    assert glue_requirements() == ["great-expectations==1.24.1", "matplotlib==3.10.8"]
 
 
 EMR_VARS = {
