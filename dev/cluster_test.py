@@ -31,22 +31,42 @@ def write_input(root: Path) -> list[str]:
     """Three CloudTrail records in one gzipped log file, plus a digest file to be skipped."""
     day = root / "AWSLogs" / "123456789012" / "CloudTrail" / "eu-west-1" / "2024" / "03" / "05"
     day.mkdir(parents=True)
-    ids = ["11111111-aaaa-4bbb-8ccc-000000000001", "11111111-aaaa-4bbb-8ccc-000000000002",
-           "11111111-aaaa-4bbb-8ccc-000000000003"]
+    ids = [
+        "11111111-aaaa-4bbb-8ccc-000000000001",
+        "11111111-aaaa-4bbb-8ccc-000000000002",
+        "11111111-aaaa-4bbb-8ccc-000000000003",
+    ]
     records = [
-        {"eventVersion": "1.08", "eventID": i, "eventTime": f"2024-03-05T0{n}:00:00Z", "eventSource": "glue.amazonaws.com",
-         "eventName": "DeleteTable", "awsRegion": "eu-west-1", "sourceIPAddress": "10.1.2.3", "eventType": "AwsApiCall",
-         "recipientAccountId": "123456789012", "readOnly": False, "managementEvent": True,
-         "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/ana", "userName": "ana",
-                          "accountId": "123456789012", "principalId": "AIDAEXAMPLE"},
-         "requestParameters": {"databaseName": "sales", "name": f"t{n}"}}
+        {
+            "eventVersion": "1.08",
+            "eventID": i,
+            "eventTime": f"2024-03-05T0{n}:00:00Z",
+            "eventSource": "glue.amazonaws.com",
+            "eventName": "DeleteTable",
+            "awsRegion": "eu-west-1",
+            "sourceIPAddress": "10.1.2.3",
+            "eventType": "AwsApiCall",
+            "recipientAccountId": "123456789012",
+            "readOnly": False,
+            "managementEvent": True,
+            "userIdentity": {
+                "type": "IAMUser",
+                "arn": "arn:aws:iam::123456789012:user/ana",
+                "userName": "ana",
+                "accountId": "123456789012",
+                "principalId": "AIDAEXAMPLE",
+            },
+            "requestParameters": {"databaseName": "sales", "name": f"t{n}"},
+        }
         for n, i in enumerate(ids)
     ]
     name = "123456789012_CloudTrail_eu-west-1_20240305T0100Z_abcdefabcdef0123.json.gz"
     (day / name).write_bytes(gzip.compress(json.dumps({"Records": records}).encode()))
     digest = root / "AWSLogs" / "123456789012" / "CloudTrail-Digest" / "eu-west-1" / "2024" / "03" / "05"
     digest.mkdir(parents=True)
-    (digest / "123456789012_CloudTrail-Digest_eu-west-1_x_20240305T010000Z.json.gz").write_bytes(gzip.compress(b"{}"))
+    (digest / "123456789012_CloudTrail-Digest_eu-west-1_x_20240305T010000Z.json.gz").write_bytes(
+        gzip.compress(b"{}")
+    )
     return ids
 
 
@@ -54,8 +74,14 @@ def main() -> int:
     home = spark_home()
     spark_class = home / "bin" / "spark-class"
     work = Path(tempfile.mkdtemp(prefix="auditlake-cluster-"))
-    env = dict(os.environ, SPARK_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1", SPARK_LOCAL_DIRS=str(work / "tmp"),
-               SPARK_WORKER_DIR=str(work / "worker"), PYSPARK_PYTHON=sys.executable)
+    env = dict(
+        os.environ,
+        SPARK_HOME=str(home),
+        SPARK_LOCAL_IP="127.0.0.1",
+        SPARK_LOCAL_DIRS=str(work / "tmp"),
+        SPARK_WORKER_DIR=str(work / "worker"),
+        PYSPARK_PYTHON=sys.executable,
+    )
     env.pop("PYSPARK_GATEWAY_PORT", None)
     port, ui, wport, wui = free_port(), free_port(), free_port(), free_port()
     master_url = f"spark://127.0.0.1:{port}"
@@ -64,15 +90,44 @@ def main() -> int:
     log_worker = open(work / "worker.log", "w")
     try:
         master = subprocess.Popen(
-            [str(spark_class), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-             "--port", str(port), "--webui-port", str(ui)],
-            env=env, stdout=log_master, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(spark_class),
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--webui-port",
+                str(ui),
+            ],
+            env=env,
+            stdout=log_master,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         procs.append(master)
         wait_port(port, master, "spark master")
         worker = subprocess.Popen(
-            [str(spark_class), "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1",
-             "--port", str(wport), "--webui-port", str(wui), "--cores", "2", "--memory", "2g", master_url],
-            env=env, stdout=log_worker, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(spark_class),
+                "org.apache.spark.deploy.worker.Worker",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(wport),
+                "--webui-port",
+                str(wui),
+                "--cores",
+                "2",
+                "--memory",
+                "2g",
+                master_url,
+            ],
+            env=env,
+            stdout=log_worker,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         procs.append(worker)
         wait_port(wport, worker, "spark worker")
         print(f"cluster up: master {master_url}, worker 127.0.0.1:{wport}")
@@ -81,14 +136,36 @@ def main() -> int:
         ids = write_input(source)
         jars = ",".join(sorted(str(p) for p in (REPO / "jvm" / "jars").glob("*.jar")))
         cmd = [
-            str(home / "bin" / "spark-submit"), "--master", master_url, "--deploy-mode", "client",
-            "--conf", "spark.driver.host=127.0.0.1", "--conf", "spark.driver.bindAddress=127.0.0.1",
-            "--conf", "spark.ui.enabled=false", "--conf", "spark.executor.memory=1g",
-            "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
-            "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
-            "--jars", jars, "--py-files", str(REPO / "dist" / "auditlake.zip"),
+            str(home / "bin" / "spark-submit"),
+            "--master",
+            master_url,
+            "--deploy-mode",
+            "client",
+            "--conf",
+            "spark.driver.host=127.0.0.1",
+            "--conf",
+            "spark.driver.bindAddress=127.0.0.1",
+            "--conf",
+            "spark.ui.enabled=false",
+            "--conf",
+            "spark.executor.memory=1g",
+            "--conf",
+            "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+            "--conf",
+            "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
+            "--jars",
+            jars,
+            "--py-files",
+            str(REPO / "dist" / "auditlake.zip"),
             str(REPO / "jobs" / "ingest_cloudtrail.py"),
-            "--source", str(source), "--lake", str(lake), "--env", "local", "--JOB_NAME", "cluster-test",
+            "--source",
+            str(source),
+            "--lake",
+            str(lake),
+            "--env",
+            "local",
+            "--JOB_NAME",
+            "cluster-test",
         ]
         # The job must import the zipped package, not the checkout: run it without lib/ on the path.
         job_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
@@ -100,8 +177,12 @@ def main() -> int:
             raise RuntimeError(f"spark-submit exited {result.returncode}")
         print(f"job finished on the cluster in {time.time() - started:.1f}s")
         check = subprocess.run(
-            [sys.executable, "-c", _CHECK, str(lake)], env=job_env(),
-            capture_output=True, text=True, timeout=600)
+            [sys.executable, "-c", _CHECK, str(lake)],
+            env=job_env(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         got = check.stdout.strip().splitlines()[-1] if check.stdout.strip() else ""
         expected = json.dumps(sorted(ids))
         if check.returncode != 0 or got != expected:

@@ -56,43 +56,71 @@ def main(argv: list[str] | None = None) -> None:
         + [json.loads((docs / "cloudtrail-event-reference-aws-console-sign-in-events__09.json").read_text())]
         + [json.loads((docs / "non-api-aws-service-events__01.json").read_text())]
     )
-    write_gz(acct / "CloudTrail/us-east-2/2019/10/02/111111111111_CloudTrail_us-east-2_20191002T2215Z_mixedVersions01.json.gz",
-             records_file(mixed))
+    write_gz(
+        acct
+        / "CloudTrail/us-east-2/2019/10/02/111111111111_CloudTrail_us-east-2_20191002T2215Z_mixedVersions01.json.gz",
+        records_file(mixed),
+    )
 
     # No recipientAccountId in these (1.05 console sign-ins): it comes from the key's account.
-    write_gz(out / "AWSLogs/111122223333/CloudTrail/us-east-2/2014/07/16/"
-             "111122223333_CloudTrail_us-east-2_20140716T1550Z_consoleLogin0001.json.gz",
-             records_file(lines(s / "beats_console-login-json.log")))
+    write_gz(
+        out / "AWSLogs/111122223333/CloudTrail/us-east-2/2014/07/16/"
+        "111122223333_CloudTrail_us-east-2_20140716T1550Z_consoleLogin0001.json.gz",
+        records_file(lines(s / "beats_console-login-json.log")),
+    )
 
     # A pretty-printed file as AWS's docs show it, verbatim.
-    write_gz(out / "AWSLogs/111122223333/CloudTrail/us-east-2/2022/11/10/"
-             "111122223333_CloudTrail_us-east-2_20221110T1625Z_prettyPrinted001.json.gz",
-             (docs / "cloudtrail-event-reference-aws-console-sign-in-events__01.json").read_bytes())
+    write_gz(
+        out / "AWSLogs/111122223333/CloudTrail/us-east-2/2022/11/10/"
+        "111122223333_CloudTrail_us-east-2_20221110T1625Z_prettyPrinted001.json.gz",
+        (docs / "cloudtrail-event-reference-aws-console-sign-in-events__01.json").read_bytes(),
+    )
 
     # Logstash re-serialised records (OTRF): no eventTime, extra @version/@timestamp keys.
-    write_gz(acct / "CloudTrail/us-east-1/2020/09/14/111111111111_CloudTrail_us-east-1_20200914T0045Z_otrfLogstash0001.json.gz",
-             records_file(lines(s / "otrf_ec2_proxy_s3_exfiltration_2020-09-14011940.json")[:3]))
+    write_gz(
+        acct
+        / "CloudTrail/us-east-1/2020/09/14/111111111111_CloudTrail_us-east-1_20200914T0045Z_otrfLogstash0001.json.gz",
+        records_file(lines(s / "otrf_ec2_proxy_s3_exfiltration_2020-09-14011940.json")[:3]),
+    )
 
     # Insight events, in an organization trail's layout.
-    insights = lines(s / "beats_insight-json.log") + json.loads((docs / "cloudtrail-log-file-examples__08.json").read_text())["Records"]
-    write_gz(out / "AWSLogs/o-exampleorg1/123456789012/CloudTrail-Insight/us-east-1/2020/09/09/"
-             "123456789012_CloudTrail-Insight_us-east-1_20200909T2305Z_insightFile00001.json.gz", records_file(insights))
+    insights = (
+        lines(s / "beats_insight-json.log")
+        + json.loads((docs / "cloudtrail-log-file-examples__08.json").read_text())["Records"]
+    )
+    write_gz(
+        out / "AWSLogs/o-exampleorg1/123456789012/CloudTrail-Insight/us-east-1/2020/09/09/"
+        "123456789012_CloudTrail-Insight_us-east-1_20200909T2305Z_insightFile00001.json.gz",
+        records_file(insights),
+    )
 
     # Not CloudTrail records: skipped.
-    write_gz(out / "AWSLogs/144492464627/CloudTrail-Digest/us-west-2/2020/09/11/"
-             "144492464627_CloudTrail-Digest_us-west-2_leh-ct-test_us-west-2_20200911T193649Z.json.gz",
-             (s / "beats_cloudtrail-digest-json.log").read_bytes().strip())
-    write_gz(acct / "Config/us-east-1/2020/8/31/ConfigHistory/111111111111_Config_us-east-1_ConfigHistory_x_1.json.gz",
-             b'{"fileVersion":"1.0","configurationItems":[]}')
+    write_gz(
+        out / "AWSLogs/144492464627/CloudTrail-Digest/us-west-2/2020/09/11/"
+        "144492464627_CloudTrail-Digest_us-west-2_leh-ct-test_us-west-2_20200911T193649Z.json.gz",
+        (s / "beats_cloudtrail-digest-json.log").read_bytes().strip(),
+    )
+    write_gz(
+        acct
+        / "Config/us-east-1/2020/8/31/ConfigHistory/111111111111_Config_us-east-1_ConfigHistory_x_1.json.gz",
+        b'{"fileVersion":"1.0","configurationItems":[]}',
+    )
     (acct / "CloudTrail/us-east-1/2020/09/14/README.txt").write_text("not a log file\n")
 
     # Corrupt objects: quarantined whole (record_index -1).
     bad = acct / "CloudTrail/us-east-1/2024/10/08"
     bad.mkdir(parents=True, exist_ok=True)
-    (bad / "111111111111_CloudTrail_us-east-1_20241008T1015Z_notGzipAtAll0001.json.gz").write_bytes(b'{"Records": []}\n')
-    write_gz(bad / "111111111111_CloudTrail_us-east-1_20241008T1020Z_invalidJson00001.json.gz", b'{"Records": [{"eventID": "x",')
+    (bad / "111111111111_CloudTrail_us-east-1_20241008T1015Z_notGzipAtAll0001.json.gz").write_bytes(
+        b'{"Records": []}\n'
+    )
+    write_gz(
+        bad / "111111111111_CloudTrail_us-east-1_20241008T1020Z_invalidJson00001.json.gz",
+        b'{"Records": [{"eventID": "x",',
+    )
     whole = gzip.compress(records_file(lines(s / "beats_assume-role-json.log") * 20), mtime=0)
-    (bad / "111111111111_CloudTrail_us-east-1_20241008T1025Z_truncatedGzip001.json.gz").write_bytes(whole[: len(whole) // 2])
+    (bad / "111111111111_CloudTrail_us-east-1_20241008T1025Z_truncatedGzip001.json.gz").write_bytes(
+        whole[: len(whole) // 2]
+    )
     print(f"fixtures written under {out}")
 
 

@@ -1,6 +1,6 @@
 """Ingest CloudTrail log files into cloudtrail_events and cloudtrail_insights.
 
-    python jobs/ingest_cloudtrail.py --source s3://bucket/AWSLogs/ --lake s3://lake/ [--since D --until D]
+python jobs/ingest_cloudtrail.py --source s3://bucket/AWSLogs/ --lake s3://lake/ [--since D --until D]
 """
 
 import sys

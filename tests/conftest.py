@@ -28,14 +28,19 @@ def spark():
 
     cfg = load_config(
         "local",
-        {"spark": {"master": "local[2]", "conf": {
-            "spark.sql.shuffle.partitions": 2,
-            "spark.default.parallelism": 2,
-            "spark.databricks.delta.snapshotPartitions": 2,
-            "spark.sql.adaptive.coalescePartitions.initialPartitionNum": 2,
-            "spark.databricks.delta.optimizeWrite.enabled": False,
-            "spark.ui.showConsoleProgress": False,
-        }}},
+        {
+            "spark": {
+                "master": "local[2]",
+                "conf": {
+                    "spark.sql.shuffle.partitions": 2,
+                    "spark.default.parallelism": 2,
+                    "spark.databricks.delta.snapshotPartitions": 2,
+                    "spark.sql.adaptive.coalescePartitions.initialPartitionNum": 2,
+                    "spark.databricks.delta.optimizeWrite.enabled": False,
+                    "spark.ui.showConsoleProgress": False,
+                },
+            }
+        },
     )
     session = build_session(cfg, "auditlake-tests")
     yield session
@@ -46,11 +51,17 @@ def spark():
 def s3_server():
     """moto's S3 REST server on 127.0.0.1:<free port>; yields its endpoint URL."""
     port = free_port()
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               AWS_DEFAULT_REGION="us-east-1")
+    env = dict(
+        os.environ,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
@@ -93,6 +104,9 @@ def s3(s3_server, spark):
     }.items():
         hconf.set(key, value)
     return boto3.client(
-        "s3", endpoint_url=s3_server, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
+        "s3",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
     )

@@ -13,8 +13,15 @@ PACKAGE = REPO / "lib" / "auditlake"
 LAYERS: list[tuple[str, set[str]]] = [
     (
         "foundation",
-        {"auditlake", "auditlake.errors", "auditlake.resources", "auditlake.config", "auditlake.tables",
-         "auditlake.metrics", "auditlake.logstore"},
+        {
+            "auditlake",
+            "auditlake.errors",
+            "auditlake.resources",
+            "auditlake.config",
+            "auditlake.tables",
+            "auditlake.metrics",
+            "auditlake.logstore",
+        },
     ),
     (
         "spark",
@@ -37,8 +44,16 @@ LAYERS: list[tuple[str, set[str]]] = [
             "auditlake.athena.queries",
         },
     ),
-    ("storage", {"auditlake.lake", "auditlake.quality", "auditlake.ingest.listing", "auditlake.run_log",
-                 "auditlake.aggregate_plan"}),
+    (
+        "storage",
+        {
+            "auditlake.lake",
+            "auditlake.quality",
+            "auditlake.ingest.listing",
+            "auditlake.run_log",
+            "auditlake.aggregate_plan",
+        },
+    ),
     (
         "sources",
         {

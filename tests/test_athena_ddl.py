@@ -114,22 +114,34 @@ def test_parquet_translation_keeps_types_partitions_and_projection():
 
 def test_translation_refuses_unknown_properties():
     script = ddl.render_table(ddl.table_spec(agg_contract(), LAKE, "audit")).replace(
-        "'parquet.compression'='SNAPPY'", "'skip.header.line.count'='1'")
+        "'parquet.compression'='SNAPPY'", "'skip.header.line.count'='1'"
+    )
     with pytest.raises(ValueError, match="skip.header.line.count"):
         trino_ddl.translate_script(script, LAKE, "local:///lake")
 
 
 def test_glue_registration_creates_then_updates():
-    specs = [ddl.table_spec(agg_contract(), LAKE, "audit"),
-             ddl.table_spec(load_contract("s3_access_logs"), LAKE, "audit")]
+    specs = [
+        ddl.table_spec(agg_contract(), LAKE, "audit"),
+        ddl.table_spec(load_contract("s3_access_logs"), LAKE, "audit"),
+    ]
     with mock_aws():
         glue = boto3.client("glue", region_name="us-east-1")
-        assert ddl.register_in_glue(glue, specs) == {"agg_requests_daily": "created", "s3_access_logs": "created"}
-        assert ddl.register_in_glue(glue, specs) == {"agg_requests_daily": "updated", "s3_access_logs": "updated"}
+        assert ddl.register_in_glue(glue, specs) == {
+            "agg_requests_daily": "created",
+            "s3_access_logs": "created",
+        }
+        assert ddl.register_in_glue(glue, specs) == {
+            "agg_requests_daily": "updated",
+            "s3_access_logs": "updated",
+        }
         agg = glue.get_table(DatabaseName="audit", Name="agg_requests_daily")["Table"]
         delta = glue.get_table(DatabaseName="audit", Name="s3_access_logs")["Table"]
     assert agg["PartitionKeys"] == [{"Name": "dt", "Type": "date", "Comment": "UTC day"}]
-    assert agg["Parameters"]["storage.location.template"] == "s3://audit-bucket/lake/agg_requests_daily/dt=${dt}/"
+    assert (
+        agg["Parameters"]["storage.location.template"]
+        == "s3://audit-bucket/lake/agg_requests_daily/dt=${dt}/"
+    )
     assert agg["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"].endswith("ParquetHiveSerDe")
     assert delta["Parameters"]["table_type"] == "DELTA"
     assert delta["StorageDescriptor"]["Location"] == "s3://audit-bucket/lake/s3_access_logs/"
@@ -137,22 +149,37 @@ def test_glue_registration_creates_then_updates():
 
 def test_query_parameters_render_as_typed_literals():
     query = queries.load_query("who_deleted_table")
-    sql = queries.render(query, {"database": "sales", "table": "o'rders",
-                                 "start_date": dt.date(2024, 3, 1), "end_date": "2024-03-31"})
+    sql = queries.render(
+        query,
+        {
+            "database": "sales",
+            "table": "o'rders",
+            "start_date": dt.date(2024, 3, 1),
+            "end_date": "2024-03-31",
+        },
+    )
     assert "BETWEEN DATE '2024-03-01' AND DATE '2024-03-31'" in sql
     assert "= 'o''rders'" in sql
     assert "{{" not in sql
     with pytest.raises(ValueError, match="missing parameter table"):
         queries.render(query, {"database": "sales", "start_date": "2024-03-01", "end_date": "2024-03-02"})
     with pytest.raises(ValueError):
-        queries.render(query, {"database": "x", "table": "t", "start_date": "2024-13-01", "end_date": "2024-03-02"})
+        queries.render(
+            query, {"database": "x", "table": "t", "start_date": "2024-13-01", "end_date": "2024-03-02"}
+        )
 
 
 def test_defaults_and_lists():
     failed = queries.render(queries.load_query("failed_crawlers"), {})
     assert "run_date = (current_date - INTERVAL '1' DAY)" in failed
-    untrusted = queries.render(queries.load_query("queries_from_untrusted_networks"), {
-        "start_date": "2024-03-01", "end_date": "2024-03-01", "trusted_cidrs": ["10.0.0.0/8", "192.168.0.0/16"]})
+    untrusted = queries.render(
+        queries.load_query("queries_from_untrusted_networks"),
+        {
+            "start_date": "2024-03-01",
+            "end_date": "2024-03-01",
+            "trusted_cidrs": ["10.0.0.0/8", "192.168.0.0/16"],
+        },
+    )
     assert "any_match(ARRAY['10.0.0.0/8', '192.168.0.0/16'], cidr ->" in untrusted
 
 

@@ -15,11 +15,13 @@ def test_session_is_utc_with_delta(spark):
 
 def test_delta_round_trip_on_s3a(spark, s3, tmp_path):
     s3.create_bucket(Bucket="lake-roundtrip")
-    schema = T.StructType([
-        T.StructField("event_id", T.StringType(), False),
-        T.StructField("event_date", T.DateType(), True),
-        T.StructField("n", T.LongType(), True),
-    ])
+    schema = T.StructType(
+        [
+            T.StructField("event_id", T.StringType(), False),
+            T.StructField("event_date", T.DateType(), True),
+            T.StructField("n", T.LongType(), True),
+        ]
+    )
     rows = [("a", dt.date(2024, 1, 2), 1), ("b", dt.date(2024, 1, 3), None)]
     df = spark.createDataFrame(rows, schema)
     path = "s3a://lake-roundtrip/tables/t1"
@@ -41,19 +43,36 @@ def test_delta_statistics_only_on_the_contract_stats_columns(spark, tmp_path):
 
     contract = load_contract("s3_access_logs")
     assert contract.stats_columns == (
-        "request_time", "bucket", "operation", "remote_ip", "requester", "http_status", "error_code",
+        "request_time",
+        "bucket",
+        "operation",
+        "remote_ip",
+        "requester",
+        "http_status",
+        "error_code",
     )
     row = {c: None for c in contract.column_names}
     row.update(
-        bucket="b1", request_time=dt.datetime(2024, 3, 1, 12, 0, 0), request_date=dt.date(2024, 3, 1),
-        operation="REST.GET.OBJECT", key="k", user_agent="curl/8", http_status=200,
-        line_hash="a" * 64, source_object="file:/x",
+        bucket="b1",
+        request_time=dt.datetime(2024, 3, 1, 12, 0, 0),
+        request_date=dt.date(2024, 3, 1),
+        operation="REST.GET.OBJECT",
+        key="k",
+        user_agent="curl/8",
+        http_status=200,
+        line_hash="a" * 64,
+        source_object="file:/x",
     )
     df = spark.createDataFrame([row], contract.schema)
     lake.append_rows(spark, df, str(tmp_path), "s3_access_logs")
 
-    props = {r.key: r.value for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{tmp_path}/s3_access_logs`").collect()}
-    assert props["delta.dataSkippingStatsColumns"] == "request_time,bucket,operation,remote_ip,requester,http_status,error_code"
+    props = {
+        r.key: r.value for r in spark.sql(f"SHOW TBLPROPERTIES delta.`{tmp_path}/s3_access_logs`").collect()
+    }
+    assert (
+        props["delta.dataSkippingStatsColumns"]
+        == "request_time,bucket,operation,remote_ip,requester,http_status,error_code"
+    )
     adds = [
         json.loads(line)["add"]
         for f in sorted((tmp_path / "s3_access_logs" / "_delta_log").glob("*.json"))
@@ -64,6 +83,13 @@ def test_delta_statistics_only_on_the_contract_stats_columns(spark, tmp_path):
     stats = json.loads(adds[0]["stats"])
     assert stats["numRecords"] == 1
     # Statistics on the listed columns only: none on key, user_agent or line_hash.
-    assert sorted(stats["nullCount"]) == ["bucket", "error_code", "http_status", "operation", "remote_ip",
-                                          "request_time", "requester"]
+    assert sorted(stats["nullCount"]) == [
+        "bucket",
+        "error_code",
+        "http_status",
+        "operation",
+        "remote_ip",
+        "request_time",
+        "requester",
+    ]
     assert stats["minValues"]["bucket"] == "b1" and stats["maxValues"]["http_status"] == 200

@@ -29,9 +29,8 @@ class LinesSource:
         return None
 
     def parse(self, spark, objects, *, run_id, cfg):
-        raw = (
-            spark.read.text([o.uri for o in objects])
-            .select(F.col("value").alias("line"), object_uri_col().alias("source_object"))
+        raw = spark.read.text([o.uri for o in objects]).select(
+            F.col("value").alias("line"), object_uri_col().alias("source_object")
         )
         parts = F.split("line", ",")
         parsed = raw.select(
@@ -42,18 +41,37 @@ class LinesSource:
         ).persist()
         ok = F.col("event_time").isNotNull() & (F.size(parts) == 3)
         good = parsed.where(ok).select(
-            "event_id", "event_time", F.to_date("event_time").alias("event_date"),
-            *[F.lit(None).cast("string").alias(c) for c in (
-                "event_version", "event_type", "event_category", "aws_region")],
+            "event_id",
+            "event_time",
+            F.to_date("event_time").alias("event_date"),
+            *[
+                F.lit(None).cast("string").alias(c)
+                for c in ("event_version", "event_type", "event_category", "aws_region")
+            ],
             "recipient_account_id",
-            *[F.lit(None).cast("string").alias(c) for c in (
-                "shared_event_id", "insight_state", "insight_type", "insight_event_source",
-                "insight_event_name", "insight_error_code", "insight_details")],
+            *[
+                F.lit(None).cast("string").alias(c)
+                for c in (
+                    "shared_event_id",
+                    "insight_state",
+                    "insight_type",
+                    "insight_event_source",
+                    "insight_event_name",
+                    "insight_error_code",
+                    "insight_details",
+                )
+            ],
             "source_object",
         )
         bad = to_quarantine(
-            parsed.where(~ok), source=self.name, source_object="source_object", record_index=F.lit(0),
-            raw_text="line", reason=F.lit("bad line"), run_id=run_id, max_chars=10,
+            parsed.where(~ok),
+            source=self.name,
+            source_object="source_object",
+            record_index=F.lit(0),
+            raw_text="line",
+            reason=F.lit("bad line"),
+            run_id=run_id,
+            max_chars=10,
         )
         return ParsedBatch(tables={"cloudtrail_insights": good}, quarantine=bad, persisted=[parsed])
 
@@ -65,16 +83,21 @@ class LinesSource:
 def raw(tmp_path):
     src = tmp_path / "raw"
     (src / "day1").mkdir(parents=True)
-    (src / "day1" / "a.log").write_text("e1,111,2024-01-01T10:00:00Z\ne2,111,2024-01-02T00:00:01Z\nbroken line here\n")
+    (src / "day1" / "a.log").write_text(
+        "e1,111,2024-01-01T10:00:00Z\ne2,111,2024-01-02T00:00:01Z\nbroken line here\n"
+    )
     (src / "day1" / "b.log").write_text("e1,111,2024-01-01T10:00:00Z\ne1,222,2024-01-01T11:00:00Z\n")
     (src / "day1" / "digest.txt").write_text("not a log\n")
     return src
 
 
 def _run(raw, lake, *extra):
-    return run_job("ingest_testlines", lambda ctx: run_ingest(ctx, LinesSource()),
-                   argv=["--source", str(raw), "--lake", str(lake), "--conf", "quality.enabled=false", *extra],
-                   session_factory=lambda cfg, name: _SPARK[0])
+    return run_job(
+        "ingest_testlines",
+        lambda ctx: run_ingest(ctx, LinesSource()),
+        argv=["--source", str(raw), "--lake", str(lake), "--conf", "quality.enabled=false", *extra],
+        session_factory=lambda cfg, name: _SPARK[0],
+    )
 
 
 _SPARK: list = []
@@ -97,15 +120,26 @@ def test_run_is_exactly_once_and_balances(spark, raw, tmp_path, capsys):
     assert _run(raw, lake) == 0
     rows = _table(spark, lake, "cloudtrail_insights").select("event_id", "recipient_account_id", "event_date")
     expected = spark.createDataFrame(
-        [("e1", "111", dt.date(2024, 1, 1)), ("e2", "111", dt.date(2024, 1, 2)), ("e1", "222", dt.date(2024, 1, 1))],
+        [
+            ("e1", "111", dt.date(2024, 1, 1)),
+            ("e2", "111", dt.date(2024, 1, 2)),
+            ("e1", "222", dt.date(2024, 1, 1)),
+        ],
         "event_id string, recipient_account_id string, event_date date",
     )
     assert_df_equality(rows, expected, ignore_row_order=True, ignore_nullable=True)
     q = _table(spark, lake, "quarantine").collect()
-    assert [(r.raw_text, r.raw_length, r.reason, r.source) for r in q] == [("broken lin", 16, "bad line", "testlines")]
+    assert [(r.raw_text, r.raw_length, r.reason, r.source) for r in q] == [
+        ("broken lin", 16, "bad line", "testlines")
+    ]
     run = _table(spark, lake, "job_runs").collect()[0]
     assert (run.objects_listed, run.objects_skipped, run.objects_processed) == (3, 1, 2)
-    assert (run.records_read, run.records_loaded, run.records_quarantined, run.records_duplicate) == (5, 3, 1, 1)
+    assert (run.records_read, run.records_loaded, run.records_quarantined, run.records_duplicate) == (
+        5,
+        3,
+        1,
+        1,
+    )
     assert sorted(run.touched_dates) == [dt.date(2024, 1, 1), dt.date(2024, 1, 2)]
     assert run.status == "succeeded"
     assert "records: read=5 loaded=3 quarantined=1 duplicates=1" in capsys.readouterr().out
@@ -119,7 +153,12 @@ def test_run_is_exactly_once_and_balances(spark, raw, tmp_path, capsys):
     # Reprocess re-reads every object: all duplicates, still 3 rows and 1 quarantine row.
     assert _run(raw, lake, "--reprocess") == 0
     third = _table(spark, lake, "job_runs").orderBy("started_at").collect()[-1]
-    assert (third.records_read, third.records_loaded, third.records_quarantined, third.records_duplicate) == (5, 0, 1, 4)
+    assert (third.records_read, third.records_loaded, third.records_quarantined, third.records_duplicate) == (
+        5,
+        0,
+        1,
+        4,
+    )
     assert _table(spark, lake, "quarantine").count() == 1
 
 
@@ -152,10 +191,14 @@ def test_bad_invocations_are_one_line(tmp_path, capsys):
     assert err == ["auditlake: ingest_x: error: ingest_x: the following arguments are required: --source"]
     assert run_job("ingest_x", never, argv=["--source", "x", "--lake", "y", "--env", "mars"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "auditlake: ingest_x: error: unknown --env 'mars': expected one of local, emr, glue")
+        "auditlake: ingest_x: error: unknown --env 'mars': expected one of local, emr, glue"
+    )
 
 
 def test_unreadable_source_is_one_line(spark, tmp_path, capsys):
     _SPARK[:] = [spark]
     assert _run(tmp_path / "nope", tmp_path / "lake") == 4
-    assert capsys.readouterr().err.strip().splitlines()[-1] == f"auditlake: ingest_testlines: error: source not found: {tmp_path}/nope"
+    assert (
+        capsys.readouterr().err.strip().splitlines()[-1]
+        == f"auditlake: ingest_testlines: error: source not found: {tmp_path}/nope"
+    )

@@ -15,13 +15,15 @@ from auditlake.tables import load_contract
 
 CFG = {"quality": {"enabled": True, "sample_size": 3}}
 NOW = dt.datetime(2024, 3, 2, 12, 0, tzinfo=dt.UTC)
-RESULT_SCHEMA = T.StructType([
-    T.StructField("expectation", T.StringType()),
-    T.StructField("column_name", T.StringType()),
-    T.StructField("severity", T.StringType()),
-    T.StructField("success", T.BooleanType()),
-    T.StructField("unexpected_count", T.LongType()),
-])
+RESULT_SCHEMA = T.StructType(
+    [
+        T.StructField("expectation", T.StringType()),
+        T.StructField("column_name", T.StringType()),
+        T.StructField("severity", T.StringType()),
+        T.StructField("success", T.BooleanType()),
+        T.StructField("unexpected_count", T.LongType()),
+    ]
+)
 
 
 def ct_row(event_id: str, event_time: dt.datetime | None, **overrides) -> dict:
@@ -173,8 +175,16 @@ def test_unknown_user_type_is_a_recorded_warning(spark):
     actual = (
         quality.results_frame(spark, [outcome], "run-1")
         .where("success = false")
-        .select("run_id", "table_name", "column_name", "severity", "element_count", "unexpected_count",
-                "unexpected_percent", "sample_unexpected")
+        .select(
+            "run_id",
+            "table_name",
+            "column_name",
+            "severity",
+            "element_count",
+            "unexpected_count",
+            "unexpected_percent",
+            "sample_unexpected",
+        )
     )
     expected = spark.createDataFrame(
         [("run-1", "cloudtrail_events", "user_type", "warning", 5, 2, 40.0, ["Alien", "Alien"])],
@@ -241,8 +251,10 @@ def test_suite_override_and_missing_column_is_a_critical_failure(spark):
 
 def test_bad_severity_is_a_config_error(spark):
     df = spark.createDataFrame([("a",)], "k string")
-    suite = {"table": "scratch", "expectations": [
-        {"type": "expect_column_values_to_not_be_null", "column": "k", "severity": "fatal"}]}
+    suite = {
+        "table": "scratch",
+        "expectations": [{"type": "expect_column_values_to_not_be_null", "column": "k", "severity": "fatal"}],
+    }
 
     with pytest.raises(ConfigError, match="severity must be one of"):
         quality.validate_batch(spark, "scratch", df, run_id="r", cfg=CFG, suite=suite)
@@ -251,20 +263,39 @@ def test_bad_severity_is_a_config_error(spark):
 def test_tokens_resolve_against_now_and_the_run_count():
     specs = quality.resolve_specs(
         "t",
-        {"expectations": [
-            {"type": "expect_column_values_to_be_between", "column": "ts", "severity": "critical",
-             "min_value": "2005-01-01T00:00:00Z", "max_value": "{now+1d}"},
-            {"type": "expect_column_values_to_be_between", "column": "d", "severity": "critical",
-             "min_value": "2005-01-01", "max_value": "{today+1d}"},
-            {"type": "expect_table_row_count_to_equal", "value": "{expected_row_count}", "severity": "critical"},
-        ]},
+        {
+            "expectations": [
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "column": "ts",
+                    "severity": "critical",
+                    "min_value": "2005-01-01T00:00:00Z",
+                    "max_value": "{now+1d}",
+                },
+                {
+                    "type": "expect_column_values_to_be_between",
+                    "column": "d",
+                    "severity": "critical",
+                    "min_value": "2005-01-01",
+                    "max_value": "{today+1d}",
+                },
+                {
+                    "type": "expect_table_row_count_to_equal",
+                    "value": "{expected_row_count}",
+                    "severity": "critical",
+                },
+            ]
+        },
         now=NOW,
         expected_row_count=7,
     )
 
     assert [s.kwargs for s in specs] == [
-        {"column": "ts", "min_value": dt.datetime(2005, 1, 1, tzinfo=dt.UTC),
-         "max_value": dt.datetime(2024, 3, 3, 12, 0, tzinfo=dt.UTC)},
+        {
+            "column": "ts",
+            "min_value": dt.datetime(2005, 1, 1, tzinfo=dt.UTC),
+            "max_value": dt.datetime(2024, 3, 3, 12, 0, tzinfo=dt.UTC),
+        },
         {"column": "d", "min_value": dt.date(2005, 1, 1), "max_value": dt.date(2024, 3, 3)},
         {"value": 7},
     ]
@@ -294,8 +325,12 @@ def test_every_suite_runs_on_its_table_contract(spark, table):
 
 def test_data_docs_are_written_per_run_when_asked(spark, tmp_path):
     df = spark.createDataFrame([("a",), (None,)], "k string")
-    suite = {"table": "scratch", "expectations": [
-        {"type": "expect_column_values_to_not_be_null", "column": "k", "severity": "warning"}]}
+    suite = {
+        "table": "scratch",
+        "expectations": [
+            {"type": "expect_column_values_to_not_be_null", "column": "k", "severity": "warning"}
+        ],
+    }
     cfg = {"quality": {"enabled": True, "data_docs": True, "data_docs_dir": str(tmp_path / "docs")}}
 
     quality.validate_batch(spark, "scratch", df, run_id="run-7", cfg=cfg, suite=suite)

@@ -29,8 +29,11 @@ def synth(tmp_path_factory) -> tuple[Path, dict]:
 
 def _tree(root: Path) -> dict[str, tuple[bytes, int]]:
     """Name -> (bytes, last-modified) of every file; the manifest's write time is not data."""
-    return {str(p.relative_to(root)): (p.read_bytes(), 0 if p.name == "manifest.json" else int(p.stat().st_mtime))
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.read_bytes(), 0 if p.name == "manifest.json" else int(p.stat().st_mtime))
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_writes_the_same_bytes_and_another_seed_does_not(synth, tmp_path):
@@ -59,7 +62,13 @@ def test_cloudtrail_manifest_matches_the_files(synth):
             continue
         rel = str(path.relative_to(root))
         parts = rel.split("/")
-        kind = "CloudTrail-Insight" if "CloudTrail-Insight" in parts else "CloudTrail" if "CloudTrail" in parts else None
+        kind = (
+            "CloudTrail-Insight"
+            if "CloudTrail-Insight" in parts
+            else "CloudTrail"
+            if "CloudTrail" in parts
+            else None
+        )
         if kind is None:
             skipped += 1
             continue
@@ -82,9 +91,13 @@ def test_cloudtrail_manifest_matches_the_files(synth):
                 events += 1
     expected = manifest["sources"]["cloudtrail"]["expected"]
     assert (read, quarantined, duplicates, events, insights, skipped) == (
-        expected["records_read"], expected["records_quarantined"], expected["records_duplicate"],
-        expected["loaded_by_table"]["cloudtrail_events"], expected["loaded_by_table"]["cloudtrail_insights"],
-        expected["objects_skipped"])
+        expected["records_read"],
+        expected["records_quarantined"],
+        expected["records_duplicate"],
+        expected["loaded_by_table"]["cloudtrail_events"],
+        expected["loaded_by_table"]["cloudtrail_insights"],
+        expected["objects_skipped"],
+    )
     assert quarantined > 1 and duplicates > 0 and insights > 0 and skipped > 0
 
 
@@ -95,7 +108,9 @@ def test_cloudtrail_late_files_hold_events_days_before_their_folder(synth):
     for item in late:
         records = json.loads(gzip.decompress((out / "cloudtrail" / item["object"]).read_bytes()))["Records"]
         folder = dt.date.fromisoformat(item["folder_date"])
-        assert all(dt.date.fromisoformat(r["eventTime"][:10]) <= folder - dt.timedelta(days=2) for r in records)
+        assert all(
+            dt.date.fromisoformat(r["eventTime"][:10]) <= folder - dt.timedelta(days=2) for r in records
+        )
 
 
 _S3_START = re.compile(r"^[0-9a-f]{64} \S+ \[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\] ")
@@ -138,27 +153,34 @@ def test_s3_access_manifest_matches_the_files(synth):
     section = manifest["sources"]["s3access"]
     expected = section["expected"]
     assert (read, bad, duplicates, len(seen)) == (
-        expected["records_read"], expected["records_quarantined"], expected["records_duplicate"],
-        expected["records_loaded"])
+        expected["records_read"],
+        expected["records_quarantined"],
+        expected["records_duplicate"],
+        expected["records_loaded"],
+    )
     assert bad_at == {(m["object"], m["line"]) for m in section["planted"]["malformed_lines"]}
     assert layouts["simple"] > 0 and layouts["partitioned"] > 0
     assert section["objects"]["mean_lines_per_object"] < 150
 
 
 _OWNER = "36c1f05b76016b78528454e6e0c60e2b7ff7aa20c0a5e4c748276e5b0a2debd2"
-_TAIL = ("HOSTID= SigV4 ECDHE-RSA-AES128-GCM-SHA256 AuthHeader b1.s3.us-east-1.amazonaws.com TLSv1.2 - -")
+_TAIL = "HOSTID= SigV4 ECDHE-RSA-AES128-GCM-SHA256 AuthHeader b1.s3.us-east-1.amazonaws.com TLSv1.2 - -"
 
 
 def test_s3_access_truncated_line_keeps_a_quote_open():
     # A BATCH.DELETE / S3.EXPIRE row has no request URI: its first quoted field is the referer
     # '"-"'. Cutting 8 characters past that quote left '... "-" - - ', a whole legacy line that
     # ends after the version id, which a parser rightly loads (3 of the 114 planted at scale 1).
-    head = (f"{_OWNER} b1 [04/Mar/2024:17:16:29 +0000] 10.49.250.123 "
-            "arn:aws:sts::111122223333:assumed-role/DataEngineer/alice 9D888A4B48CE9DC4 BATCH.DELETE.OBJECT "
-            "curated/4598.parquet - 204 - - 30268030 - - ")
+    head = (
+        f"{_OWNER} b1 [04/Mar/2024:17:16:29 +0000] 10.49.250.123 "
+        "arn:aws:sts::111122223333:assumed-role/DataEngineer/alice 9D888A4B48CE9DC4 BATCH.DELETE.OBJECT "
+        "curated/4598.parquet - 204 - - 30268030 - - "
+    )
     rng = seeded(7, "test")
     assert _malformed(rng, head + f'"-" - - {_TAIL}', "truncated") == head + '"-'
-    get = head.replace("BATCH.DELETE.OBJECT curated/4598.parquet - 204", 'REST.GET.OBJECT k "GET /b1/k HTTP/1.1" 200')
+    get = head.replace(
+        "BATCH.DELETE.OBJECT curated/4598.parquet - 204", 'REST.GET.OBJECT k "GET /b1/k HTTP/1.1" 200'
+    )
     cut = get.index('"GET') + 8
     assert _malformed(rng, get + f'"-" "aws-cli/2.15.30" - {_TAIL}', "truncated") == get[:cut]
     assert get[:cut].endswith('"GET /b1')
@@ -243,10 +265,20 @@ def test_crawler_manifest_matches_the_files(synth):
                 control += 1
                 continue
             for e in env["logEvents"]:
-                ts = dt.datetime.fromtimestamp(e["timestamp"] / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] + "Z"
+                ts = (
+                    dt.datetime.fromtimestamp(e["timestamp"] / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[
+                        :23
+                    ]
+                    + "Z"
+                )
                 count(env["logStream"], ts, e["message"])
     expected = manifest["sources"]["crawler"]["expected"]
     assert (read, quarantined, duplicates, loaded, skipped, control) == (
-        expected["records_read"], expected["records_quarantined"], expected["records_duplicate"],
-        expected["records_loaded"], expected["objects_skipped"], expected["control_messages"])
+        expected["records_read"],
+        expected["records_quarantined"],
+        expected["records_duplicate"],
+        expected["records_loaded"],
+        expected["objects_skipped"],
+        expected["control_messages"],
+    )
     assert multiline == manifest["sources"]["crawler"]["mix"]["multiline_events"] > 0

@@ -56,16 +56,32 @@ DETECT_JOB = "detect"
 
 # Parameter values per query, chosen so that the scenario gives each query rows to return.
 PARAMS: dict[str, dict[str, Any] | list[dict[str, Any]]] = {
-    "who_deleted_table": {"database": "sales", "table": "orders", "start_date": "2024-03-01", "end_date": "2024-03-31"},
+    "who_deleted_table": {
+        "database": "sales",
+        "table": "orders",
+        "start_date": "2024-03-01",
+        "end_date": "2024-03-31",
+    },
     "permission_changes": {"start_date": "2024-03-01", "end_date": "2024-03-31"},
     "data_access_by_principal": {"start_date": "2024-03-01", "end_date": "2024-03-31"},
-    "queries_from_untrusted_networks": {"start_date": "2024-03-01", "end_date": "2024-03-31",
-                                        "trusted_cidrs": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]},
+    "queries_from_untrusted_networks": {
+        "start_date": "2024-03-01",
+        "end_date": "2024-03-31",
+        "trusted_cidrs": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+    },
     "top_remote_ips": {"bucket": scenario.BUCKET, "day": scenario.DAY1},
     "requests_by_status": {"bucket": scenario.BUCKET, "start_date": "2024-03-01", "end_date": "2024-03-31"},
-    "object_requests": {"bucket": scenario.BUCKET, "key": "exports/orders.csv",
-                        "start_date": "2024-03-01", "end_date": "2024-03-31"},
-    "requests_by_operation": {"bucket": scenario.BUCKET, "start_date": "2024-03-01", "end_date": "2024-03-31"},
+    "object_requests": {
+        "bucket": scenario.BUCKET,
+        "key": "exports/orders.csv",
+        "start_date": "2024-03-01",
+        "end_date": "2024-03-31",
+    },
+    "requests_by_operation": {
+        "bucket": scenario.BUCKET,
+        "start_date": "2024-03-01",
+        "end_date": "2024-03-31",
+    },
     "distinct_requesters": {"bucket": scenario.BUCKET, "start_date": "2024-03-01", "end_date": "2024-03-31"},
     "failed_crawlers": {"day": scenario.DAY1},
     "crawler_error_count_daily": {"start_date": "2024-03-01", "end_date": "2024-03-31"},
@@ -75,8 +91,11 @@ PARAMS: dict[str, dict[str, Any] | list[dict[str, Any]]] = {
         {"entity": scenario.ERIN_ROLE, "start_date": "2024-03-01", "end_date": "2024-03-31"},
         {"entity": scenario.TIMELINE_IP, "start_date": "2024-03-01", "end_date": "2024-03-31"},
         # A role ARN with a path still finds the sessions (their ARNs name the role without it).
-        {"entity": scenario.ERIN_ROLE.replace(":role/", ":role/analytics/"), "start_date": "2024-03-01",
-         "end_date": "2024-03-31"},
+        {
+            "entity": scenario.ERIN_ROLE.replace(":role/", ":role/analytics/"),
+            "start_date": "2024-03-01",
+            "end_date": "2024-03-31",
+        },
     ],
 }
 # Queries whose ORDER BY is part of the answer: rows are compared in order, not as a set.
@@ -97,6 +116,7 @@ class CheckFailed(Exception):
 
 # --- 1-2: sources and lake ---------------------------------------------------------------------
 
+
 def build_lake(work: Path, fixtures: Path) -> Path:
     sources = scenario.write_sources(work / "source", fixtures)
     lake = work / "root" / "lake"
@@ -106,7 +126,9 @@ def build_lake(work: Path, fixtures: Path) -> Path:
         script = REPO / "jobs" / f"{job}.py"
         if not script.exists():
             raise CheckFailed(f"job {job}: jobs/{job}.py does not exist yet")
-        cmd = [sys.executable, str(script), "--lake", str(lake)] + (["--source", str(source)] if source else [])
+        cmd = [sys.executable, str(script), "--lake", str(lake)] + (
+            ["--source", str(source)] if source else []
+        )
         started = time.monotonic()
         proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
         log.info("job %s: exit %d in %.0fs", job, proc.returncode, time.monotonic() - started)
@@ -117,6 +139,7 @@ def build_lake(work: Path, fixtures: Path) -> Path:
 
 
 # --- value normalisation for comparing Spark and Trino rows ----------------------------------
+
 
 def norm(value: Any) -> Any:
     if isinstance(value, dt.datetime):
@@ -145,20 +168,29 @@ def norm_rows(rows: list, ordered: bool = False) -> list[tuple]:
 
 # --- 4: Spark side ---------------------------------------------------------------------------
 
+
 def spark_expectations(lake: Path, contracts: list[TableContract]) -> dict[str, Any]:
     from auditlake.config import load_config
     from auditlake.lake import read_table
     from auditlake.session import build_session
 
     # Small-data settings (as in tests/conftest.py): the lake is a few hundred rows.
-    cfg = load_config("local", {"spark": {"master": "local[2]", "conf": {
-        "spark.sql.shuffle.partitions": 2,
-        "spark.default.parallelism": 2,
-        "spark.databricks.delta.snapshotPartitions": 2,
-        "spark.sql.adaptive.coalescePartitions.initialPartitionNum": 2,
-        "spark.ui.enabled": False,
-        "spark.ui.showConsoleProgress": False,
-    }}})
+    cfg = load_config(
+        "local",
+        {
+            "spark": {
+                "master": "local[2]",
+                "conf": {
+                    "spark.sql.shuffle.partitions": 2,
+                    "spark.default.parallelism": 2,
+                    "spark.databricks.delta.snapshotPartitions": 2,
+                    "spark.sql.adaptive.coalescePartitions.initialPartitionNum": 2,
+                    "spark.ui.enabled": False,
+                    "spark.ui.showConsoleProgress": False,
+                },
+            }
+        },
+    )
     spark = build_session(cfg, "auditlake-athena-check")
     out: dict[str, Any] = {"tables": {}, "queries": {}}
     try:
@@ -184,13 +216,17 @@ def spark_expectations(lake: Path, contracts: list[TableContract]) -> dict[str, 
                 raise CheckFailed(f"query {name}: no Spark computation in dev/athena_check/expected.py")
             for label, params in query_cases(name):
                 df = fn(spark, read, params)
-                out["queries"][label] = {"columns": df.columns, "rows": norm_rows(df.collect(), name in ORDERED)}
+                out["queries"][label] = {
+                    "columns": df.columns,
+                    "rows": norm_rows(df.collect(), name in ORDERED),
+                }
     finally:
         spark.stop()
     return out
 
 
 # --- 5: Trino side ---------------------------------------------------------------------------
+
 
 def expected_trino_type(type_text: str, connector: str) -> str:
     """The type Trino must report for a contract column, per connector.
@@ -226,8 +262,13 @@ def _fetch(cur, sql: str, wait_for_nodes: float = 60.0) -> list:
             time.sleep(1)
 
 
-def check_in_trino(server, statements: list[tuple[str, str]], contracts: list[TableContract],
-                   expected: dict[str, Any], failures: list[str]) -> dict[str, float]:
+def check_in_trino(
+    server,
+    statements: list[tuple[str, str]],
+    contracts: list[TableContract],
+    expected: dict[str, Any],
+    failures: list[str],
+) -> dict[str, float]:
     timings: dict[str, float] = {}
     conn = server.connect(catalog="hive", schema=DATABASE)
     cur = conn.cursor()
@@ -239,8 +280,11 @@ def check_in_trino(server, statements: list[tuple[str, str]], contracts: list[Ta
     for c in contracts:
         connector = "delta" if c.format == "delta" else "hive"
         try:
-            cols = _fetch(cur, "SELECT column_name, data_type FROM information_schema.columns "
-                               f"WHERE table_schema = '{DATABASE}' AND table_name = '{c.name}' ORDER BY ordinal_position")
+            cols = _fetch(
+                cur,
+                "SELECT column_name, data_type FROM information_schema.columns "
+                f"WHERE table_schema = '{DATABASE}' AND table_name = '{c.name}' ORDER BY ordinal_position",
+            )
         except Exception as exc:  # noqa: BLE001
             failures.append(f"table {c.name}: cannot describe: {_msg(exc)}")
             continue
@@ -253,8 +297,10 @@ def check_in_trino(server, statements: list[tuple[str, str]], contracts: list[Ta
             if col.name not in got:
                 failures.append(f"table {c.name} column {col.name}: missing in Trino")
             elif got[col.name] != want:
-                failures.append(f"table {c.name} column {col.name}: Trino reads {got[col.name]}, schema promises "
-                                f"{col.type} (expected {want})")
+                failures.append(
+                    f"table {c.name} column {col.name}: Trino reads {got[col.name]}, schema promises "
+                    f"{col.type} (expected {want})"
+                )
         extra = set(got) - set(c.column_names)
         if extra:
             failures.append(f"table {c.name}: columns not in the schema file: {sorted(extra)}")
@@ -269,10 +315,16 @@ def check_in_trino(server, statements: list[tuple[str, str]], contracts: list[Ta
                     failures.append(f"table {c.name}: {c.partition_by[0]} is not a partition column in Trino")
             if info["partition"]:
                 part, value, count = info["partition"]
-                lit = f"DATE '{value.isoformat()}'" if isinstance(value, dt.date) else "'" + str(value).replace("'", "''") + "'"
+                lit = (
+                    f"DATE '{value.isoformat()}'"
+                    if isinstance(value, dt.date)
+                    else "'" + str(value).replace("'", "''") + "'"
+                )
                 n = _fetch(cur, f'SELECT count(*) FROM "{c.name}" WHERE "{part}" = {lit}')[0][0]
                 if n != count:
-                    failures.append(f"table {c.name}: WHERE {part} = {lit} gives {n} rows in Trino, {count} in Spark")
+                    failures.append(
+                        f"table {c.name}: WHERE {part} = {lit} gives {n} rows in Trino, {count} in Spark"
+                    )
             _fetch(cur, f'SELECT * FROM "{c.name}" LIMIT 5')  # every column decodes
         except Exception as exc:  # noqa: BLE001
             failures.append(f"table {c.name}: query failed in Trino: {_msg(exc)}")
@@ -293,8 +345,10 @@ def check_in_trino(server, statements: list[tuple[str, str]], contracts: list[Ta
             failures.append(f"query {name}: columns {columns}, Spark computed {want['columns']}")
         got = norm_rows(rows, qname in ORDERED)
         if got != want["rows"]:
-            failures.append(f"query {name}: {len(got)} rows differ from Spark's {len(want['rows'])}:\n"
-                            f"  trino: {got[:5]}\n  spark: {want['rows'][:5]}")
+            failures.append(
+                f"query {name}: {len(got)} rows differ from Spark's {len(want['rows'])}:\n"
+                f"  trino: {got[:5]}\n  spark: {want['rows'][:5]}"
+            )
         elif not got:
             failures.append(f"query {name}: no rows in the check lake, so the check proves nothing")
         else:
@@ -314,8 +368,11 @@ def _terminate(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default=str(REPO / "build" / "athena-check"))
-    parser.add_argument("--fixtures", default=str(REPO / "tests" / "fixtures"),
-                        help="the fixture tree the lake is built from, with the scenario")
+    parser.add_argument(
+        "--fixtures",
+        default=str(REPO / "tests" / "fixtures"),
+        help="the fixture tree the lake is built from, with the scenario",
+    )
     parser.add_argument("--lake", help="use this existing lake instead of building one with the jobs")
     args = parser.parse_args(argv)
     # SIGTERM (CI timeout, kill) unwinds like Ctrl-C, so the server's `finally` stops Trino.
@@ -340,7 +397,9 @@ def main(argv: list[str] | None = None) -> int:
             lake = build_lake(work, Path(args.fixtures))
         t_lake = time.monotonic()
         contracts = [load_contract(n) for n in list_contracts()]
-        missing = [c.name for c in contracts if c.format == "delta" and not (lake / c.name / "_delta_log").is_dir()]
+        missing = [
+            c.name for c in contracts if c.format == "delta" and not (lake / c.name / "_delta_log").is_dir()
+        ]
         if missing:
             raise CheckFailed(f"tables not in the lake after the jobs: {', '.join(missing)}")
         specs = ddl.all_table_specs(CHECK_LAKE, DATABASE)
@@ -358,8 +417,14 @@ def main(argv: list[str] | None = None) -> int:
             t_up = time.monotonic()
             check_in_trino(server, statements, contracts, expected, failures)
         t_end = time.monotonic()
-        log.info("timings: lake %.0fs, spark %.0fs, trino start %.0fs, trino checks %.0fs, total %.0fs",
-                 t_lake - t0, t_spark - t_lake, t_up - t_spark, t_end - t_up, t_end - t0)
+        log.info(
+            "timings: lake %.0fs, spark %.0fs, trino start %.0fs, trino checks %.0fs, total %.0fs",
+            t_lake - t0,
+            t_spark - t_lake,
+            t_up - t_spark,
+            t_end - t_up,
+            t_end - t0,
+        )
     except CheckFailed as exc:
         failures.append(str(exc))
     for f in failures:
@@ -367,8 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     if failures:
         print(f"athena-check: {len(failures)} failure(s)", file=sys.stderr)
         return 1
-    print(f"athena-check: OK: {len(list_contracts())} tables and {len(queries.list_queries())} queries "
-          f"agree between Trino and Spark")
+    print(
+        f"athena-check: OK: {len(list_contracts())} tables and {len(queries.list_queries())} queries "
+        f"agree between Trino and Spark"
+    )
     return 0
 
 

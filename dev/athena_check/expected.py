@@ -33,11 +33,25 @@ def who_deleted_table(spark, read: Reader, p: dict) -> DataFrame:
     return (
         read("cloudtrail_events")
         .where(_days("event_date", p))
-        .where((F.col("event_source") == "glue.amazonaws.com") & F.col("event_name").isin("DeleteTable", "BatchDeleteTable"))
+        .where(
+            (F.col("event_source") == "glue.amazonaws.com")
+            & F.col("event_name").isin("DeleteTable", "BatchDeleteTable")
+        )
         .where(_json("$.databaseName") == p["database"])
-        .where((_json("$.name") == p["table"]) | F.coalesce(F.array_contains(tables, p["table"]), F.lit(False)))
-        .select("event_time", "event_name", "user_arn", "user_name", "source_ip_address", "user_agent",
-                "aws_region", "recipient_account_id", "error_code")
+        .where(
+            (_json("$.name") == p["table"]) | F.coalesce(F.array_contains(tables, p["table"]), F.lit(False))
+        )
+        .select(
+            "event_time",
+            "event_name",
+            "user_arn",
+            "user_name",
+            "source_ip_address",
+            "user_agent",
+            "aws_region",
+            "recipient_account_id",
+            "error_code",
+        )
     )
 
 
@@ -47,8 +61,15 @@ def permission_changes(spark, read: Reader, p: dict) -> DataFrame:
         read("cloudtrail_events")
         .where(_days("event_date", p))
         .where((F.col("event_source") == "lakeformation.amazonaws.com") & F.col("event_name").isin(*names))
-        .select("event_time", "event_name", "user_arn", "source_ip_address",
-                _json("$.principal.dataLakePrincipalIdentifier").alias("grantee"), "error_code", "request_parameters")
+        .select(
+            "event_time",
+            "event_name",
+            "user_arn",
+            "source_ip_address",
+            _json("$.principal.dataLakePrincipalIdentifier").alias("grantee"),
+            "error_code",
+            "request_parameters",
+        )
     )
 
 
@@ -56,10 +77,16 @@ def data_access_by_principal(spark, read: Reader, p: dict) -> DataFrame:
     return (
         read("cloudtrail_events")
         .where(_days("event_date", p))
-        .where((F.col("event_source") == "lakeformation.amazonaws.com") & (F.col("event_name") == "GetDataAccess"))
+        .where(
+            (F.col("event_source") == "lakeformation.amazonaws.com")
+            & (F.col("event_name") == "GetDataAccess")
+        )
         .groupBy("user_arn", _json("$.tableArn").alias("table_arn"))
-        .agg(F.count(F.lit(1)).alias("calls"), F.min("event_time").alias("first_access"),
-             F.max("event_time").alias("last_access"))
+        .agg(
+            F.count(F.lit(1)).alias("calls"),
+            F.min("event_time").alias("first_access"),
+            F.max("event_time").alias("last_access"),
+        )
     )
 
 
@@ -67,9 +94,16 @@ def queries_from_untrusted_networks(spark, read: Reader, p: dict) -> DataFrame:
     rows = (
         read("cloudtrail_events")
         .where(_days("event_date", p))
-        .where((F.col("event_source") == "athena.amazonaws.com") & (F.col("event_name") == "StartQueryExecution"))
-        .select("event_time", "user_arn", "source_ip_address", _json("$.workGroup").alias("work_group"),
-                _json("$.queryString").alias("query_string"))
+        .where(
+            (F.col("event_source") == "athena.amazonaws.com") & (F.col("event_name") == "StartQueryExecution")
+        )
+        .select(
+            "event_time",
+            "user_arn",
+            "source_ip_address",
+            _json("$.workGroup").alias("work_group"),
+            _json("$.queryString").alias("query_string"),
+        )
         .collect()
     )
     nets = [ipaddress.ip_network(c) for c in p["trusted_cidrs"]]
@@ -82,9 +116,17 @@ def queries_from_untrusted_networks(spark, read: Reader, p: dict) -> DataFrame:
         return not any(addr.version == n.version and addr in n for n in nets)
 
     kept = [r for r in rows if untrusted(r["source_ip_address"])]
-    schema = read("cloudtrail_events").select(
-        "event_time", "user_arn", "source_ip_address", F.lit("").alias("work_group"), F.lit("").alias("query_string")
-    ).schema
+    schema = (
+        read("cloudtrail_events")
+        .select(
+            "event_time",
+            "user_arn",
+            "source_ip_address",
+            F.lit("").alias("work_group"),
+            F.lit("").alias("query_string"),
+        )
+        .schema
+    )
     return spark.createDataFrame(kept, schema)
 
 
@@ -105,35 +147,54 @@ def top_remote_ips(spark, read: Reader, p: dict) -> DataFrame:
 
 def requests_by_status(spark, read: Reader, p: dict) -> DataFrame:
     return (
-        read("s3_access_logs").where(_days("request_date", p) & _bucket(p))
-        .groupBy("request_date", "http_status").agg(F.count(F.lit(1)).alias("requests"))
+        read("s3_access_logs")
+        .where(_days("request_date", p) & _bucket(p))
+        .groupBy("request_date", "http_status")
+        .agg(F.count(F.lit(1)).alias("requests"))
     )
 
 
 def object_requests(spark, read: Reader, p: dict) -> DataFrame:
     return (
-        read("s3_access_logs").where(_days("request_date", p) & _bucket(p) & (F.col("key") == p["key"]))
-        .select("request_time", "operation", "requester", "remote_ip", "http_status", "error_code",
-                "bytes_sent", "version_id", "request_id")
+        read("s3_access_logs")
+        .where(_days("request_date", p) & _bucket(p) & (F.col("key") == p["key"]))
+        .select(
+            "request_time",
+            "operation",
+            "requester",
+            "remote_ip",
+            "http_status",
+            "error_code",
+            "bytes_sent",
+            "version_id",
+            "request_id",
+        )
     )
 
 
 def requests_by_operation(spark, read: Reader, p: dict) -> DataFrame:
     return (
-        read("s3_access_logs").where(_days("request_date", p) & _bucket(p))
+        read("s3_access_logs")
+        .where(_days("request_date", p) & _bucket(p))
         .groupBy("operation")
-        .agg(F.count(F.lit(1)).alias("requests"),
-             F.sum(F.when(F.col("http_status") >= 400, 1).otherwise(0)).alias("errors"),
-             F.sum("bytes_sent").alias("bytes_sent"))
+        .agg(
+            F.count(F.lit(1)).alias("requests"),
+            F.sum(F.when(F.col("http_status") >= 400, 1).otherwise(0)).alias("errors"),
+            F.sum("bytes_sent").alias("bytes_sent"),
+        )
     )
 
 
 def distinct_requesters(spark, read: Reader, p: dict) -> DataFrame:
     return (
-        read("s3_access_logs").where(_days("request_date", p) & _bucket(p))
+        read("s3_access_logs")
+        .where(_days("request_date", p) & _bucket(p))
         .groupBy("requester")
-        .agg(F.count(F.lit(1)).alias("requests"), F.min("request_time").alias("first_request"),
-             F.max("request_time").alias("last_request"))
+        .agg(
+            F.count(F.lit(1)).alias("requests"),
+            F.min("request_time").alias("first_request"),
+            F.max("request_time").alias("last_request"),
+        )
     )
 
 
@@ -148,7 +209,8 @@ def failed_crawlers(spark, read: Reader, p: dict) -> DataFrame:
 def crawler_error_count_daily(spark, read: Reader, p: dict) -> DataFrame:
     """From the normalized log events, so the query also checks the aggregate it reads."""
     return (
-        read("crawler_log_events").where(_days("event_date", p))
+        read("crawler_log_events")
+        .where(_days("event_date", p))
         .groupBy("event_date", "crawler_name")
         .agg(F.sum(F.when(F.col("error_filter_match"), 1).otherwise(0)).alias("crawler_error_count"))
     )
@@ -158,9 +220,14 @@ def access_denied_spikes(spark, read: Reader, p: dict) -> DataFrame:
     code = F.col("error_code")
     denied = code.contains("AccessDenied") | code.contains("UnauthorizedOperation") | (code == "Forbidden")
     return (
-        read("cloudtrail_events").where(_days("event_date", p) & denied)
-        .groupBy("event_date", F.coalesce("user_arn", "user_principal_id", F.lit("unknown")).alias("principal"))
-        .agg(F.count(F.lit(1)).alias("denied"), F.array_sort(F.collect_set("event_name")).alias("event_names"))
+        read("cloudtrail_events")
+        .where(_days("event_date", p) & denied)
+        .groupBy(
+            "event_date", F.coalesce("user_arn", "user_principal_id", F.lit("unknown")).alias("principal")
+        )
+        .agg(
+            F.count(F.lit(1)).alias("denied"), F.array_sort(F.collect_set("event_name")).alias("event_names")
+        )
         .where(F.col("denied") >= int(p["min_denied"]))
     )
 
@@ -179,8 +246,12 @@ def entity_timeline(spark, read: Reader, p: dict) -> DataFrame:
     e = p["entity"]
     ct = read("cloudtrail_events").where(_days("event_date", p))
     ct = ct.where(
-        (F.col("user_arn") == e) | (F.col("session_issuer_arn") == e) | (F.col("user_principal_id") == e)
-        | (F.col("invoked_by") == e) | (F.col("source_ip_address") == e) | _sessions_of(e, F.col("user_arn"))
+        (F.col("user_arn") == e)
+        | (F.col("session_issuer_arn") == e)
+        | (F.col("user_principal_id") == e)
+        | (F.col("invoked_by") == e)
+        | (F.col("source_ip_address") == e)
+        | _sessions_of(e, F.col("user_arn"))
     ).select(
         "event_time",
         F.lit("cloudtrail").alias("source"),
@@ -196,15 +267,20 @@ def entity_timeline(spark, read: Reader, p: dict) -> DataFrame:
     )
     s3 = read("s3_access_logs").where(_days("request_date", p))
     s3 = s3.where(
-        (F.col("requester") == e) | (F.col("requester") == "svc:" + e) | (F.col("remote_ip") == e)
+        (F.col("requester") == e)
+        | (F.col("requester") == "svc:" + e)
+        | (F.col("remote_ip") == e)
         | _sessions_of(e, F.col("requester"))
     ).select(
         F.col("request_time").alias("event_time"),
         F.lit("s3_access").alias("source"),
         F.col("operation").alias("action"),
-        F.when(F.col("key").isNull(), F.col("bucket")).otherwise(F.concat(F.col("bucket"), F.lit("/"), F.col("key"))).alias("resource"),
+        F.when(F.col("key").isNull(), F.col("bucket"))
+        .otherwise(F.concat(F.col("bucket"), F.lit("/"), F.col("key")))
+        .alias("resource"),
         F.when((F.col("http_status") >= 400) | F.col("error_code").isNotNull(), "failure")
-        .otherwise("success").alias("result"),
+        .otherwise("success")
+        .alias("result"),
         "error_code",
         F.col("requester").alias("principal"),
         F.col("remote_ip").alias("source_ip"),
@@ -215,8 +291,21 @@ def entity_timeline(spark, read: Reader, p: dict) -> DataFrame:
     return ct.unionByName(s3).orderBy("event_time", "source", "event_id")
 
 
-EXPECTED = {f.__name__: f for f in (
-    who_deleted_table, permission_changes, data_access_by_principal, queries_from_untrusted_networks,
-    top_remote_ips, requests_by_status, object_requests, requests_by_operation, distinct_requesters,
-    failed_crawlers, crawler_error_count_daily, access_denied_spikes, entity_timeline,
-)}
+EXPECTED = {
+    f.__name__: f
+    for f in (
+        who_deleted_table,
+        permission_changes,
+        data_access_by_principal,
+        queries_from_untrusted_networks,
+        top_remote_ips,
+        requests_by_status,
+        object_requests,
+        requests_by_operation,
+        distinct_requesters,
+        failed_crawlers,
+        crawler_error_count_daily,
+        access_denied_spikes,
+        entity_timeline,
+    )
+}

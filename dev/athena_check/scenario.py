@@ -35,8 +35,17 @@ ERIN = f"arn:aws:sts::{ACCOUNT}:assumed-role/DataScientist/erin"
 TIMELINE_IP = "198.18.0.10"
 
 
-def _event(n: int, time: str, source: str, name: str, arn: str, ip: str, params: dict | None,
-           error: str | None = None, extra: dict | None = None) -> dict:
+def _event(
+    n: int,
+    time: str,
+    source: str,
+    name: str,
+    arn: str,
+    ip: str,
+    params: dict | None,
+    error: str | None = None,
+    extra: dict | None = None,
+) -> dict:
     user_type = "AssumedRole" if ":assumed-role/" in arn else "IAMUser"
     rec = {
         "eventVersion": "1.08",
@@ -76,75 +85,274 @@ def cloudtrail_records() -> dict[str, list[dict]]:
     glue, lf, athena = "glue.amazonaws.com", "lakeformation.amazonaws.com", "athena.amazonaws.com"
     table_arn = f"arn:aws:glue:{REGION}:{ACCOUNT}:table/sales/orders"
     day1 = [
-        _event(1, f"{DAY1}T09:15:02Z", glue, "DeleteTable", ALICE, "203.0.113.7",
-               {"databaseName": "sales", "name": "orders"}),
-        _event(2, f"{DAY1}T09:20:00Z", glue, "DeleteTable", ALICE, "203.0.113.7",
-               {"databaseName": "sales", "name": "customers"}),
-        _event(3, f"{DAY1}T10:00:00Z", lf, "GrantPermissions", ALICE, "10.0.4.20",
-               {"principal": {"dataLakePrincipalIdentifier": f"arn:aws:iam::{ACCOUNT}:role/Analyst"},
+        _event(
+            1,
+            f"{DAY1}T09:15:02Z",
+            glue,
+            "DeleteTable",
+            ALICE,
+            "203.0.113.7",
+            {"databaseName": "sales", "name": "orders"},
+        ),
+        _event(
+            2,
+            f"{DAY1}T09:20:00Z",
+            glue,
+            "DeleteTable",
+            ALICE,
+            "203.0.113.7",
+            {"databaseName": "sales", "name": "customers"},
+        ),
+        _event(
+            3,
+            f"{DAY1}T10:00:00Z",
+            lf,
+            "GrantPermissions",
+            ALICE,
+            "10.0.4.20",
+            {
+                "principal": {"dataLakePrincipalIdentifier": f"arn:aws:iam::{ACCOUNT}:role/Analyst"},
                 "resource": {"table": {"databaseName": "sales", "name": "orders"}},
-                "permissions": ["SELECT"], "permissionsWithGrantOption": []}),
-        _event(4, f"{DAY1}T11:00:00Z", lf, "GetDataAccess", ANALYST, "athena.amazonaws.com",
-               {"tableArn": table_arn, "durationSeconds": 3600, "supportedPermissionTypes": ["TABLE_PERMISSION"]},
-               extra={"additionalEventData": {"requesterService": "ATHENA"}}),
-        _event(5, f"{DAY1}T11:05:00Z", lf, "GetDataAccess", ANALYST, "athena.amazonaws.com",
-               {"tableArn": table_arn, "durationSeconds": 3600, "supportedPermissionTypes": ["TABLE_PERMISSION"]}),
-        _event(6, f"{DAY1}T11:00:01Z", athena, "StartQueryExecution", ANALYST, "10.0.8.15",
-               {"queryString": "SELECT count(*) FROM orders", "workGroup": "primary"}),
-        _event(7, f"{DAY1}T12:30:00Z", athena, "StartQueryExecution", MALLORY, "198.51.100.23",
-               {"queryString": "SELECT * FROM customers", "workGroup": "primary"}),
-        _event(8, f"{DAY1}T12:31:00Z", athena, "StartQueryExecution", ANALYST, "athena.amazonaws.com",
-               {"queryString": "SELECT 1", "workGroup": "primary"}),
+                "permissions": ["SELECT"],
+                "permissionsWithGrantOption": [],
+            },
+        ),
+        _event(
+            4,
+            f"{DAY1}T11:00:00Z",
+            lf,
+            "GetDataAccess",
+            ANALYST,
+            "athena.amazonaws.com",
+            {
+                "tableArn": table_arn,
+                "durationSeconds": 3600,
+                "supportedPermissionTypes": ["TABLE_PERMISSION"],
+            },
+            extra={"additionalEventData": {"requesterService": "ATHENA"}},
+        ),
+        _event(
+            5,
+            f"{DAY1}T11:05:00Z",
+            lf,
+            "GetDataAccess",
+            ANALYST,
+            "athena.amazonaws.com",
+            {
+                "tableArn": table_arn,
+                "durationSeconds": 3600,
+                "supportedPermissionTypes": ["TABLE_PERMISSION"],
+            },
+        ),
+        _event(
+            6,
+            f"{DAY1}T11:00:01Z",
+            athena,
+            "StartQueryExecution",
+            ANALYST,
+            "10.0.8.15",
+            {"queryString": "SELECT count(*) FROM orders", "workGroup": "primary"},
+        ),
+        _event(
+            7,
+            f"{DAY1}T12:30:00Z",
+            athena,
+            "StartQueryExecution",
+            MALLORY,
+            "198.51.100.23",
+            {"queryString": "SELECT * FROM customers", "workGroup": "primary"},
+        ),
+        _event(
+            8,
+            f"{DAY1}T12:31:00Z",
+            athena,
+            "StartQueryExecution",
+            ANALYST,
+            "athena.amazonaws.com",
+            {"queryString": "SELECT 1", "workGroup": "primary"},
+        ),
     ]
     for k in range(4):
-        day1.append(_event(20 + k, f"{DAY1}T13:0{k}:00Z", glue, "GetTable", MALLORY, "198.51.100.23",
-                           {"databaseName": "sales", "name": f"t{k}"}, error="AccessDenied"))
+        day1.append(
+            _event(
+                20 + k,
+                f"{DAY1}T13:0{k}:00Z",
+                glue,
+                "GetTable",
+                MALLORY,
+                "198.51.100.23",
+                {"databaseName": "sales", "name": f"t{k}"},
+                error="AccessDenied",
+            )
+        )
     day2 = [
-        _event(30, f"{DAY2}T08:00:00Z", glue, "BatchDeleteTable", BOB, "192.0.2.44",
-               {"databaseName": "sales", "tablesToDelete": ["orders", "returns"]}),
-        _event(31, f"{DAY2}T08:30:00Z", lf, "RevokePermissions", BOB, "10.0.4.21",
-               {"principal": {"dataLakePrincipalIdentifier": f"arn:aws:iam::{ACCOUNT}:role/Analyst"},
-                "resource": {"table": {"databaseName": "sales", "name": "orders"}}, "permissions": ["SELECT"]}),
-        _event(32, f"{DAY2}T09:00:00Z", lf, "GetDataAccess", BOB, "glue.amazonaws.com",
-               {"tableArn": f"arn:aws:glue:{REGION}:{ACCOUNT}:table/sales/returns", "durationSeconds": 900}),
-        _event(33, f"{DAY2}T09:10:00Z", athena, "StartQueryExecution", BOB, "172.16.9.9",
-               {"queryString": "SELECT * FROM returns", "workGroup": "etl"}),
-        _event(34, f"{DAY2}T09:11:00Z", s3 := "s3.amazonaws.com", "GetObject", BOB, "192.0.2.44",
-               {"bucketName": BUCKET, "key": "exports/orders.csv"}, error="AccessDenied"),
+        _event(
+            30,
+            f"{DAY2}T08:00:00Z",
+            glue,
+            "BatchDeleteTable",
+            BOB,
+            "192.0.2.44",
+            {"databaseName": "sales", "tablesToDelete": ["orders", "returns"]},
+        ),
+        _event(
+            31,
+            f"{DAY2}T08:30:00Z",
+            lf,
+            "RevokePermissions",
+            BOB,
+            "10.0.4.21",
+            {
+                "principal": {"dataLakePrincipalIdentifier": f"arn:aws:iam::{ACCOUNT}:role/Analyst"},
+                "resource": {"table": {"databaseName": "sales", "name": "orders"}},
+                "permissions": ["SELECT"],
+            },
+        ),
+        _event(
+            32,
+            f"{DAY2}T09:00:00Z",
+            lf,
+            "GetDataAccess",
+            BOB,
+            "glue.amazonaws.com",
+            {"tableArn": f"arn:aws:glue:{REGION}:{ACCOUNT}:table/sales/returns", "durationSeconds": 900},
+        ),
+        _event(
+            33,
+            f"{DAY2}T09:10:00Z",
+            athena,
+            "StartQueryExecution",
+            BOB,
+            "172.16.9.9",
+            {"queryString": "SELECT * FROM returns", "workGroup": "etl"},
+        ),
+        _event(
+            34,
+            f"{DAY2}T09:11:00Z",
+            s3 := "s3.amazonaws.com",
+            "GetObject",
+            BOB,
+            "192.0.2.44",
+            {"bucketName": BUCKET, "key": "exports/orders.csv"},
+            error="AccessDenied",
+        ),
     ]
     del s3
     for k in range(3):
-        day2.append(_event(40 + k, f"{DAY2}T14:0{k}:00Z", "iam.amazonaws.com", "ListRoles", MALLORY, "198.51.100.23",
-                           None, error="AccessDenied"))
-    erin = {"type": "AssumedRole", "principalId": "AROAEXAMPLEERIN:erin", "arn": ERIN, "accountId": ACCOUNT,
-            "accessKeyId": "ASIAEXAMPLEERIN", "sessionContext": {
-                "sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLEERIN", "arn": ERIN_ROLE,
-                                  "accountId": ACCOUNT, "userName": "DataScientist"},
-                "attributes": {"creationDate": f"{DAY2}T09:55:00Z", "mfaAuthenticated": "false"}}}
+        day2.append(
+            _event(
+                40 + k,
+                f"{DAY2}T14:0{k}:00Z",
+                "iam.amazonaws.com",
+                "ListRoles",
+                MALLORY,
+                "198.51.100.23",
+                None,
+                error="AccessDenied",
+            )
+        )
+    erin = {
+        "type": "AssumedRole",
+        "principalId": "AROAEXAMPLEERIN:erin",
+        "arn": ERIN,
+        "accountId": ACCOUNT,
+        "accessKeyId": "ASIAEXAMPLEERIN",
+        "sessionContext": {
+            "sessionIssuer": {
+                "type": "Role",
+                "principalId": "AROAEXAMPLEERIN",
+                "arn": ERIN_ROLE,
+                "accountId": ACCOUNT,
+                "userName": "DataScientist",
+            },
+            "attributes": {"creationDate": f"{DAY2}T09:55:00Z", "mfaAuthenticated": "false"},
+        },
+    }
     obj_arn = f"arn:aws:s3:::{BUCKET}/exports/orders.csv"
     day2 += [
-        _event(50, f"{DAY2}T10:00:00Z", "s3.amazonaws.com", "GetObject", ERIN, TIMELINE_IP,
-               {"bucketName": BUCKET, "key": "exports/orders.csv"},
-               extra={"userIdentity": erin, "eventCategory": "Data", "managementEvent": False, "readOnly": True,
-                      "resources": [{"type": "AWS::S3::Object", "ARN": obj_arn},
-                                    {"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{BUCKET}"}]}),
-        _event(51, f"{DAY2}T10:00:30Z", "glue.amazonaws.com", "GetTable", ERIN, TIMELINE_IP,
-               {"databaseName": "sales", "name": "orders"}, extra={"userIdentity": erin}),
-        _event(52, f"{DAY2}T10:02:00Z", "glue.amazonaws.com", "DeleteTable", ERIN, "198.18.0.11",
-               {"databaseName": "sales", "name": "orders"}, error="AccessDeniedException", extra={"userIdentity": erin}),
+        _event(
+            50,
+            f"{DAY2}T10:00:00Z",
+            "s3.amazonaws.com",
+            "GetObject",
+            ERIN,
+            TIMELINE_IP,
+            {"bucketName": BUCKET, "key": "exports/orders.csv"},
+            extra={
+                "userIdentity": erin,
+                "eventCategory": "Data",
+                "managementEvent": False,
+                "readOnly": True,
+                "resources": [
+                    {"type": "AWS::S3::Object", "ARN": obj_arn},
+                    {"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{BUCKET}"},
+                ],
+            },
+        ),
+        _event(
+            51,
+            f"{DAY2}T10:00:30Z",
+            "glue.amazonaws.com",
+            "GetTable",
+            ERIN,
+            TIMELINE_IP,
+            {"databaseName": "sales", "name": "orders"},
+            extra={"userIdentity": erin},
+        ),
+        _event(
+            52,
+            f"{DAY2}T10:02:00Z",
+            "glue.amazonaws.com",
+            "DeleteTable",
+            ERIN,
+            "198.18.0.11",
+            {"databaseName": "sales", "name": "orders"},
+            error="AccessDeniedException",
+            extra={"userIdentity": erin},
+        ),
     ]
     return {DAY1: day1, DAY2: day2}
 
 
-def _s3_line(time: str, ip: str, requester: str, op: str, key: str | None, status: int, error: str | None,
-             sent: int | None, n: int) -> str:
-    uri = f"\"GET /{BUCKET}/{key} HTTP/1.1\"" if key else f"\"GET /{BUCKET}?list-type=2 HTTP/1.1\""
+def _s3_line(
+    time: str,
+    ip: str,
+    requester: str,
+    op: str,
+    key: str | None,
+    status: int,
+    error: str | None,
+    sent: int | None,
+    n: int,
+) -> str:
+    uri = f'"GET /{BUCKET}/{key} HTTP/1.1"' if key else f'"GET /{BUCKET}?list-type=2 HTTP/1.1"'
     fields = [
-        "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be", BUCKET, f"[{time} +0000]", ip,
-        requester, f"3E57427F3EXAMPL{n:01d}", op, key or "-", uri, str(status), error or "-",
-        str(sent) if sent is not None else "-", "3462992", "70", "10", "\"-\"", "\"aws-cli/2.15.0\"", "-",
-        f"hostid{n}EXAMPLE=", "SigV4", "ECDHE-RSA-AES128-GCM-SHA256", "AuthHeader",
-        f"{BUCKET}.s3.us-east-1.amazonaws.com", "TLSv1.2", "-", "-",
+        "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be",
+        BUCKET,
+        f"[{time} +0000]",
+        ip,
+        requester,
+        f"3E57427F3EXAMPL{n:01d}",
+        op,
+        key or "-",
+        uri,
+        str(status),
+        error or "-",
+        str(sent) if sent is not None else "-",
+        "3462992",
+        "70",
+        "10",
+        '"-"',
+        '"aws-cli/2.15.0"',
+        "-",
+        f"hostid{n}EXAMPLE=",
+        "SigV4",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "AuthHeader",
+        f"{BUCKET}.s3.us-east-1.amazonaws.com",
+        "TLSv1.2",
+        "-",
+        "-",
     ]
     return " ".join(fields)
 
@@ -155,21 +363,89 @@ def s3_access_lines() -> dict[str, list[str]]:
         _s3_line("04/Mar/2024:10:00:01", "203.0.113.7", ALICE, "REST.GET.OBJECT", obj, 200, None, 3462992, 1),
         _s3_line("04/Mar/2024:10:00:05", "203.0.113.7", ALICE, "REST.GET.OBJECT", obj, 200, None, 3462992, 2),
         _s3_line("04/Mar/2024:10:01:00", "203.0.113.7", ALICE, "REST.HEAD.OBJECT", obj, 200, None, None, 3),
-        _s3_line("04/Mar/2024:11:00:00", "198.51.100.23", MALLORY, "REST.GET.OBJECT", obj, 403, "AccessDenied", 243, 4),
-        _s3_line("04/Mar/2024:11:00:02", "198.51.100.23", MALLORY, "REST.GET.BUCKET", None, 403, "AccessDenied", 243, 5),
-        _s3_line("04/Mar/2024:12:00:00", "10.0.8.15", ANALYST, "REST.PUT.OBJECT", "exports/returns.csv", 200, None, None, 6),
-        _s3_line("04/Mar/2024:12:00:09", "10.0.8.15", ANALYST, "REST.GET.OBJECT", "exports/missing.csv", 404, "NoSuchKey", 310, 7),
+        _s3_line(
+            "04/Mar/2024:11:00:00",
+            "198.51.100.23",
+            MALLORY,
+            "REST.GET.OBJECT",
+            obj,
+            403,
+            "AccessDenied",
+            243,
+            4,
+        ),
+        _s3_line(
+            "04/Mar/2024:11:00:02",
+            "198.51.100.23",
+            MALLORY,
+            "REST.GET.BUCKET",
+            None,
+            403,
+            "AccessDenied",
+            243,
+            5,
+        ),
+        _s3_line(
+            "04/Mar/2024:12:00:00",
+            "10.0.8.15",
+            ANALYST,
+            "REST.PUT.OBJECT",
+            "exports/returns.csv",
+            200,
+            None,
+            None,
+            6,
+        ),
+        _s3_line(
+            "04/Mar/2024:12:00:09",
+            "10.0.8.15",
+            ANALYST,
+            "REST.GET.OBJECT",
+            "exports/missing.csv",
+            404,
+            "NoSuchKey",
+            310,
+            7,
+        ),
     ]
     day2 = [
         _s3_line("05/Mar/2024:08:00:00", "192.0.2.44", BOB, "REST.GET.OBJECT", obj, 200, None, 3462992, 8),
         _s3_line("05/Mar/2024:08:00:30", "192.0.2.44", BOB, "REST.DELETE.OBJECT", obj, 204, None, None, 9),
         # the timeline scenario (ERIN, TIMELINE_IP)
         _s3_line("05/Mar/2024:10:00:10", TIMELINE_IP, ERIN, "REST.GET.OBJECT", obj, 200, None, 3462992, 10),
-        _s3_line("05/Mar/2024:10:01:00", TIMELINE_IP, ERIN, "REST.PUT.OBJECT", "exports/scored.csv", 200, None, None, 11),
-        _s3_line("05/Mar/2024:10:01:30", TIMELINE_IP, "-", "REST.GET.OBJECT", "exports/scored.csv", 403, "AccessDenied",
-                 243, 12),
-        _s3_line("05/Mar/2024:10:03:00", "198.18.0.11", ERIN, "REST.GET.OBJECT", "exports/missing.csv", 404, "NoSuchKey",
-                 310, 13),
+        _s3_line(
+            "05/Mar/2024:10:01:00",
+            TIMELINE_IP,
+            ERIN,
+            "REST.PUT.OBJECT",
+            "exports/scored.csv",
+            200,
+            None,
+            None,
+            11,
+        ),
+        _s3_line(
+            "05/Mar/2024:10:01:30",
+            TIMELINE_IP,
+            "-",
+            "REST.GET.OBJECT",
+            "exports/scored.csv",
+            403,
+            "AccessDenied",
+            243,
+            12,
+        ),
+        _s3_line(
+            "05/Mar/2024:10:03:00",
+            "198.18.0.11",
+            ERIN,
+            "REST.GET.OBJECT",
+            "exports/missing.csv",
+            404,
+            "NoSuchKey",
+            310,
+            13,
+        ),
     ]
     return {DAY1: day1, DAY2: day2}
 
@@ -211,7 +487,17 @@ def write_sources(root: Path, fixtures: Path) -> dict[str, Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         with gzip.open(path, "wt", encoding="utf-8") as fh:
             json.dump({"Records": records}, fh)
-    fixture_ct = fixtures / "cloudtrail" / "AWSLogs" / "111111111111" / "CloudTrail" / "us-east-1" / "2020" / "09" / "14"
+    fixture_ct = (
+        fixtures
+        / "cloudtrail"
+        / "AWSLogs"
+        / "111111111111"
+        / "CloudTrail"
+        / "us-east-1"
+        / "2020"
+        / "09"
+        / "14"
+    )
     for src in sorted(fixture_ct.glob("*.json.gz")):
         target = out["cloudtrail"] / src.relative_to(fixtures / "cloudtrail")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -220,9 +506,14 @@ def write_sources(root: Path, fixtures: Path) -> dict[str, Path]:
     s3 = out["s3access"] / "logs"
     s3.mkdir(parents=True, exist_ok=True)
     # Object names carry the delivery time, as AWS names them: shortly after the last line.
-    for fixture, delivered in (("current_format.log", "2024-03-15-00-10-00"), ("docs_format_example.log", "2019-02-06-00-10-00")):
-        shutil.copyfile(fixtures / "s3access" / fixture,
-                        s3 / f"{delivered}-{fixture.split('.')[0].upper().replace('_', '')}")
+    for fixture, delivered in (
+        ("current_format.log", "2024-03-15-00-10-00"),
+        ("docs_format_example.log", "2019-02-06-00-10-00"),
+    ):
+        shutil.copyfile(
+            fixtures / "s3access" / fixture,
+            s3 / f"{delivered}-{fixture.split('.')[0].upper().replace('_', '')}",
+        )
     for day, lines in s3_access_lines().items():
         (s3 / f"{day}-23-59-59-SCENARIO{day.replace('-', '')}").write_text("\n".join(lines) + "\n")
     # Crawler logs: one CloudWatch Logs export task, one log stream (folder) per crawler.

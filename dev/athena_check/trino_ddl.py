@@ -83,7 +83,7 @@ def _tokens(text: str) -> list[str]:
             break
         m = _TOKEN.match(text, pos)
         if not m:
-            raise ValueError(f"cannot read Athena DDL near {text[pos:pos + 40]!r}")
+            raise ValueError(f"cannot read Athena DDL near {text[pos : pos + 40]!r}")
         out.append(next(g for g in m.groups() if g is not None))
         pos = m.end()
     return out
@@ -213,13 +213,21 @@ def parse_statement(toks: list[str]) -> AthenaTable | str:
 
 # --- Trino spelling --------------------------------------------------------------------------
 
+
 def trino_type(dtype: T.DataType) -> str:
     """Trino's DDL spelling of a type given in Hive/Athena DDL (parsed to a Spark type)."""
     simple = {
-        T.StringType: "varchar", T.LongType: "bigint", T.IntegerType: "integer",
-        T.ShortType: "smallint", T.ByteType: "tinyint", T.BooleanType: "boolean",
-        T.DoubleType: "double", T.FloatType: "real", T.DateType: "date",
-        T.BinaryType: "varbinary", T.TimestampType: "timestamp(3)",
+        T.StringType: "varchar",
+        T.LongType: "bigint",
+        T.IntegerType: "integer",
+        T.ShortType: "smallint",
+        T.ByteType: "tinyint",
+        T.BooleanType: "boolean",
+        T.DoubleType: "double",
+        T.FloatType: "real",
+        T.DateType: "date",
+        T.BinaryType: "varbinary",
+        T.TimestampType: "timestamp(3)",
     }
     for cls, name in simple.items():
         if isinstance(dtype, cls):
@@ -248,7 +256,7 @@ def translate_location(uri: str, lake: str, local_root: str) -> str:
     lake = lake.rstrip("/")
     if not uri.startswith(lake):
         raise ValueError(f"location {uri!r} is outside the lake {lake!r}")
-    return local_root.rstrip("/") + uri[len(lake):]
+    return local_root.rstrip("/") + uri[len(lake) :]
 
 
 def _projection_value(key: str, value: str) -> str:
@@ -263,16 +271,21 @@ def _projection_value(key: str, value: str) -> str:
     return _lit(value)
 
 
-def to_trino(table: AthenaTable, lake: str, local_root: str,
-             hive_catalog: str = "hive", delta_catalog: str = "delta") -> str:
+def to_trino(
+    table: AthenaTable, lake: str, local_root: str, hive_catalog: str = "hive", delta_catalog: str = "delta"
+) -> str:
     """One Trino statement for one generated Athena table (see the module docstring)."""
     location = translate_location(table.location, lake, local_root).rstrip("/")
     if table.is_delta:
         unknown = set(table.properties) - {"table_type"}
         if unknown or table.columns or table.partitions:
-            raise ValueError(f"{table.name}: a native Delta table carries only table_type, got {sorted(unknown)}")
-        return (f"CALL {delta_catalog}.system.register_table(schema_name => {_lit(table.database)}, "
-                f"table_name => {_lit(table.name)}, table_location => {_lit(location)})")
+            raise ValueError(
+                f"{table.name}: a native Delta table carries only table_type, got {sorted(unknown)}"
+            )
+        return (
+            f"CALL {delta_catalog}.system.register_table(schema_name => {_lit(table.database)}, "
+            f"table_name => {_lit(table.name)}, table_location => {_lit(location)})"
+        )
     if table.stored_as != "PARQUET":
         raise ValueError(f"{table.name}: only Parquet external tables are generated, got {table.stored_as}")
     table_props = {"format": "'PARQUET'", "external_location": _lit(location)}
@@ -303,8 +316,11 @@ def to_trino(table: AthenaTable, lake: str, local_root: str,
         lines.append(line)
     comment = f"\nCOMMENT {_lit(table.comment)}" if table.comment else ""
     props = ",\n  ".join(f"{k} = {v}" for k, v in table_props.items())
-    return (f"CREATE TABLE {hive_catalog}.{_ident(table.database)}.{_ident(table.name)} (\n"
-            + ",\n".join(lines) + f"\n){comment}\nWITH (\n  {props}\n)")
+    return (
+        f"CREATE TABLE {hive_catalog}.{_ident(table.database)}.{_ident(table.name)} (\n"
+        + ",\n".join(lines)
+        + f"\n){comment}\nWITH (\n  {props}\n)"
+    )
 
 
 def translate_script(script: str, lake: str, local_root: str) -> list[tuple[str, str]]:

@@ -114,25 +114,31 @@ def catalog_properties(root: Path) -> dict[str, dict[str, object]]:
 def write_config(etc: Path, data: Path, root: Path, port: int) -> None:
     if etc.exists():
         shutil.rmtree(etc)
-    _props(etc / "node.properties", {
-        "node.environment": "athenacheck",
-        "node.id": str(uuid.uuid4()),
-        "node.data-dir": data,
-        "node.bind-ip": "127.0.0.1",
-        "node.internal-address": "127.0.0.1",
-    })
-    _props(etc / "config.properties", {
-        "coordinator": "true",
-        "node-scheduler.include-coordinator": "true",
-        "http-server.http.port": port,
-        "discovery.uri": f"http://127.0.0.1:{port}",
-        "query.max-memory": "1GB",
-        "query.max-memory-per-node": "768MB",
-        "task.concurrency": 2,
-        "plugin.dir": etc.parent / "plugin",
-        "catalog.management": "static",
-        "http-server.log.enabled": "false",
-    })
+    _props(
+        etc / "node.properties",
+        {
+            "node.environment": "athenacheck",
+            "node.id": str(uuid.uuid4()),
+            "node.data-dir": data,
+            "node.bind-ip": "127.0.0.1",
+            "node.internal-address": "127.0.0.1",
+        },
+    )
+    _props(
+        etc / "config.properties",
+        {
+            "coordinator": "true",
+            "node-scheduler.include-coordinator": "true",
+            "http-server.http.port": port,
+            "discovery.uri": f"http://127.0.0.1:{port}",
+            "query.max-memory": "1GB",
+            "query.max-memory-per-node": "768MB",
+            "task.concurrency": 2,
+            "plugin.dir": etc.parent / "plugin",
+            "catalog.management": "static",
+            "http-server.log.enabled": "false",
+        },
+    )
     (etc / "jvm.config").write_text("\n".join(JVM_OPTIONS) + "\n", encoding="utf-8")
     _props(etc / "log.properties", {"io.trino": "INFO", "io.airlift": "WARN"})
     for name, props in catalog_properties(root).items():
@@ -179,8 +185,14 @@ class TrinoServer:
     def connect(self, catalog: str = "hive", schema: str | None = None):
         import trino  # dev dependency, pinned in pyproject.toml
 
-        return trino.dbapi.connect(host="127.0.0.1", port=self.port, user="auditlake",
-                                   catalog=catalog, schema=schema, http_scheme="http")
+        return trino.dbapi.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user="auditlake",
+            catalog=catalog,
+            schema=schema,
+            http_scheme="http",
+        )
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -207,13 +219,16 @@ def trino_server(root: Path, workdir: Path, start_timeout: float = 240.0) -> Ite
     cmd = [str(TRINO_HOME / "bin" / "launcher"), "run", f"--etc-dir={etc}", f"--data-dir={data}"]
     started = time.monotonic()
     with open(log_path, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                cwd=TRINO_HOME, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=TRINO_HOME, start_new_session=True
+        )
     server = TrinoServer(port, log_path)
     try:
         while not _ready(port):
             if proc.poll() is not None:
-                raise RuntimeError(f"Trino exited with {proc.returncode} while starting:\n{server.log_tail()}")
+                raise RuntimeError(
+                    f"Trino exited with {proc.returncode} while starting:\n{server.log_tail()}"
+                )
             if time.monotonic() - started > start_timeout:
                 raise RuntimeError(f"Trino not ready after {start_timeout:.0f}s:\n{server.log_tail()}")
             time.sleep(1)

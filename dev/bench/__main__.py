@@ -49,11 +49,21 @@ SOURCES = {
 }
 AGGREGATE_JOB = "jobs/build_daily_aggregates.py"
 PIPELINE_JOB = "jobs/run_pipeline.py"
-PIPELINE_OPTIONS = {"cloudtrail": "--cloudtrail-source", "s3access": "--s3-access-source", "crawler": "--crawler-source"}
+PIPELINE_OPTIONS = {
+    "cloudtrail": "--cloudtrail-source",
+    "s3access": "--s3-access-source",
+    "crawler": "--crawler-source",
+}
 # One hour of the generator's three-day window.
 HOUR_FRACTION = 1 / 72
-COUNT_FIELDS = ["objects_skipped", "objects_processed", "records_read", "records_loaded", "records_quarantined",
-                "records_duplicate"]
+COUNT_FIELDS = [
+    "objects_skipped",
+    "objects_processed",
+    "records_read",
+    "records_loaded",
+    "records_quarantined",
+    "records_duplicate",
+]
 TARGETS = {
     "cloudtrail_ingest_over_duckdb": 1.0,
     "s3access_ingest_over_duckdb": 1.0,
@@ -68,7 +78,9 @@ TARGETS = {
 # measuring a subprocess tree
 
 
-def measure(cmd: list[str], *, log_path: Path, env: dict[str, str] | None = None, timeout: float = 3600) -> dict[str, Any]:
+def measure(
+    cmd: list[str], *, log_path: Path, env: dict[str, str] | None = None, timeout: float = 3600
+) -> dict[str, Any]:
     """Run ``cmd``; wall time, exit code and peak RSS of its process tree (sampled every 0.1 s)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = job_env(**(env or {}))
@@ -103,10 +115,15 @@ def measure(cmd: list[str], *, log_path: Path, env: dict[str, str] | None = None
             time.sleep(0.1)
         wall = time.monotonic() - t0
     mb = 1024 * 1024
-    return {"wall_seconds": round(wall, 2), "exit_code": proc.returncode, "cpu_seconds": round(sum(cpu.values()), 1),
-            "peak_rss_mb": round(peak["total"] / mb), "peak_rss_mb_jvm": round(peak["jvm"] / mb),
-            "peak_rss_mb_python": round(peak["python"] / mb), "log": str(log_path.relative_to(ROOT))
-            if log_path.is_relative_to(ROOT) else str(log_path)}
+    return {
+        "wall_seconds": round(wall, 2),
+        "exit_code": proc.returncode,
+        "cpu_seconds": round(sum(cpu.values()), 1),
+        "peak_rss_mb": round(peak["total"] / mb),
+        "peak_rss_mb_jvm": round(peak["jvm"] / mb),
+        "peak_rss_mb_python": round(peak["python"] / mb),
+        "log": str(log_path.relative_to(ROOT)) if log_path.is_relative_to(ROOT) else str(log_path),
+    }
 
 
 def tail(path: Path, n: int = 6) -> str:
@@ -184,14 +201,21 @@ def check_counts(expected: dict[str, Any], got: dict[str, Any] | None) -> dict[s
     counters = got.get("counters") or {}
     if "crawler_runs" in expected and "crawler_runs_upserted" in counters:
         if counters["crawler_runs_upserted"] != expected["crawler_runs"]:
-            mismatches["crawler_runs"] = {"expected": expected["crawler_runs"], "got": counters["crawler_runs_upserted"]}
+            mismatches["crawler_runs"] = {
+                "expected": expected["crawler_runs"],
+                "got": counters["crawler_runs_upserted"],
+            }
     return {"ok": not mismatches, "mismatches": mismatches}
 
 
 def check_incremental(expected: dict[str, Any], got: dict[str, Any] | None) -> dict[str, Any]:
     if not got or "_read_error" in got:
         return {"ok": False, "mismatches": {"job_run": "no job_runs row"}}
-    want = {"records_read": 0, "objects_processed": 0, "objects_already_processed": expected["objects_processed"]}
+    want = {
+        "records_read": 0,
+        "objects_processed": 0,
+        "objects_already_processed": expected["objects_processed"],
+    }
     mismatches = {k: {"expected": v, "got": got.get(k)} for k, v in want.items() if got.get(k) != v}
     return {"ok": not mismatches, "mismatches": mismatches}
 
@@ -204,29 +228,42 @@ def source_files(data: Path, source: str, manifest: dict[str, Any]) -> dict[str,
     """The log objects of a source that the baselines read (what the ingest parses, minus corrupt objects)."""
     root = data / source
     planted = manifest["sources"][source]["planted"]
-    corrupt = {str(root / (c["object"] if isinstance(c, dict) else c)) for c in planted.get("corrupt_objects", [])}
+    corrupt = {
+        str(root / (c["object"] if isinstance(c, dict) else c)) for c in planted.get("corrupt_objects", [])
+    }
     files = sorted(str(p) for p in root.rglob("*") if p.is_file())
     files = [f for f in files if f not in corrupt]
     if source == "cloudtrail":
         return {"json": [f for f in files if "/CloudTrail/" in f and f.endswith(".json.gz")]}
     if source == "s3access":
         return {"text": files}
-    return {"text_gz": [f for f in files if "/export/" in f and f.endswith(".gz")],
-            "binary_gz": [f for f in files if "/firehose/" in f]}
+    return {
+        "text_gz": [f for f in files if "/export/" in f and f.endswith(".gz")],
+        "binary_gz": [f for f in files if "/firehose/" in f],
+    }
 
 
 def git_commit() -> tuple[str, bool]:
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                                    capture_output=True, text=True).stdout.strip())
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        )
         return sha, dirty
     except (OSError, subprocess.CalledProcessError):
         return "unknown", False
 
 
-def ensure_data(work: Path, scale: float, seed: int, sources: list[str] | None = None) -> tuple[Path, dict[str, Any]]:
+def ensure_data(
+    work: Path, scale: float, seed: int, sources: list[str] | None = None
+) -> tuple[Path, dict[str, Any]]:
     tag = "" if sources is None else "-" + "-".join(sources)
     data = work / f"data-s{scale:g}-seed{seed}{tag}"
     try:
@@ -238,7 +275,9 @@ def ensure_data(work: Path, scale: float, seed: int, sources: list[str] | None =
         pass
     print(f"data: generating scale={scale:g} seed={seed} into {data} ...", flush=True)
     t = time.monotonic()
-    manifest = generate(data, scale=scale, seed=seed, **({} if sources is None else {"sources": tuple(sources)}))
+    manifest = generate(
+        data, scale=scale, seed=seed, **({} if sources is None else {"sources": tuple(sources)})
+    )
     print(f"data: generated in {time.monotonic() - t:.0f}s")
     return data, manifest
 
@@ -247,8 +286,14 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
 
 
-def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set[str],
-              source_scales: dict[str, float] | None = None) -> dict[str, Any]:
+def run_bench(
+    scale: float,
+    seed: int,
+    work: Path,
+    sources: list[str],
+    skip: set[str],
+    source_scales: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """One benchmark run; ``source_scales`` gives a source its own scale (its data set is generated apart)."""
     work = work.resolve()
     source_scales = {s: v for s, v in (source_scales or {}).items() if s in sources and v != scale}
@@ -265,14 +310,25 @@ def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set
     sha, dirty = git_commit()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     result: dict[str, Any] = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"), "started_at": stamp, "commit": sha,
-        "dirty": dirty, "scale": scale, "seed": seed, "source_scales": source_scales,
-        "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-                    "python": platform.python_version(), "platform": platform.platform(),
-                    "load_avg_at_start": [round(x, 1) for x in os.getloadavg()]},
-        "notes": ["Spark runs local[*]: executors live in the driver JVM; peak_rss_mb_jvm is driver+executors",
-                  "floor and DuckDB read the log objects the ingest parses, minus planted corrupt objects",
-                  "every step is a fresh process: Spark steps include JVM start-up, DuckDB has none"],
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"),
+        "started_at": stamp,
+        "commit": sha,
+        "dirty": dirty,
+        "scale": scale,
+        "seed": seed,
+        "source_scales": source_scales,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_avg_at_start": [round(x, 1) for x in os.getloadavg()],
+        },
+        "notes": [
+            "Spark runs local[*]: executors live in the driver JVM; peak_rss_mb_jvm is driver+executors",
+            "floor and DuckDB read the log objects the ingest parses, minus planted corrupt objects",
+            "every step is a fresh process: Spark steps include JVM start-up, DuckDB has none",
+        ],
         "sources": {},
     }
     t_all = time.monotonic()
@@ -281,7 +337,11 @@ def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set
         section = manifest["sources"][source]
         expected = section["expected"]
         records = expected["records_read"]
-        res: dict[str, Any] = {"records": records, "bytes": section["bytes"], "objects": expected["objects_listed"]}
+        res: dict[str, Any] = {
+            "records": records,
+            "bytes": section["bytes"],
+            "objects": expected["objects_listed"],
+        }
         files = source_files(data, source, manifest)
         files_json = out / f"{source}-files.json"
         files_json.parent.mkdir(parents=True, exist_ok=True)
@@ -290,8 +350,21 @@ def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set
             if engine in skip:
                 continue
             print(f"[{source}] {engine} ...", flush=True)
-            m = measure([PY, "-m", "bench.baselines", engine, "--source", source, "--files", str(files_json),
-                         "--out", str(out / engine / source)], log_path=logs / f"{source}-{engine}.log")
+            m = measure(
+                [
+                    PY,
+                    "-m",
+                    "bench.baselines",
+                    engine,
+                    "--source",
+                    source,
+                    "--files",
+                    str(files_json),
+                    "--out",
+                    str(out / engine / source),
+                ],
+                log_path=logs / f"{source}-{engine}.log",
+            )
             if m["exit_code"] != 0:
                 m["error"] = tail(logs / f"{source}-{engine}.log")
             res[engine] = m
@@ -301,16 +374,23 @@ def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set
             for phase in ("ingest", "incremental"):
                 run_id = f"bench-{source}-{phase}-{stamp}"
                 print(f"[{source}] {phase} ...", flush=True)
-                m = measure([PY, job, "--source", str(data / source), "--lake", str(lake), "--run-id", run_id],
-                            log_path=logs / f"{source}-{phase}.log")
+                m = measure(
+                    [PY, job, "--source", str(data / source), "--lake", str(lake), "--run-id", run_id],
+                    log_path=logs / f"{source}-{phase}.log",
+                )
                 m["job_run"] = job_run(lake, run_id)
                 if m["exit_code"] != 0:
                     m["error"] = tail(logs / f"{source}-{phase}.log")
                 m["records_per_second"] = round(records / m["wall_seconds"]) if phase == "ingest" else None
-                m["counts"] = (check_counts if phase == "ingest" else check_incremental)(expected, m["job_run"])
+                m["counts"] = (check_counts if phase == "ingest" else check_incremental)(
+                    expected, m["job_run"]
+                )
                 res[phase] = m
-                print(f"[{source}] {phase}: {m['wall_seconds']}s exit={m['exit_code']} peak {m['peak_rss_mb']} MB "
-                      f"counts {'ok' if m['counts']['ok'] else m['counts']['mismatches']}", flush=True)
+                print(
+                    f"[{source}] {phase}: {m['wall_seconds']}s exit={m['exit_code']} peak {m['peak_rss_mb']} MB "
+                    f"counts {'ok' if m['counts']['ok'] else m['counts']['mismatches']}",
+                    flush=True,
+                )
                 if m["exit_code"] != 0:
                     print(m.get("error", ""))
                     break
@@ -318,11 +398,14 @@ def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set
             res["ingest"] = {"missing": job}
             print(f"[{source}] ingest: {job} not in this checkout yet")
         ing = res.get("ingest", {})
-        res["ratios"] = {"ingest_over_duckdb": _ratio(ing.get("wall_seconds"), res.get("duckdb", {}).get("wall_seconds")),
-                         "ingest_over_floor": _ratio(ing.get("wall_seconds"), res.get("floor", {}).get("wall_seconds")),
-                         "ingest_over_spark": _ratio(ing.get("wall_seconds"), res.get("spark", {}).get("wall_seconds")),
-                         "spark_over_duckdb": _ratio(res.get("spark", {}).get("wall_seconds"),
-                                                     res.get("duckdb", {}).get("wall_seconds"))}
+        res["ratios"] = {
+            "ingest_over_duckdb": _ratio(ing.get("wall_seconds"), res.get("duckdb", {}).get("wall_seconds")),
+            "ingest_over_floor": _ratio(ing.get("wall_seconds"), res.get("floor", {}).get("wall_seconds")),
+            "ingest_over_spark": _ratio(ing.get("wall_seconds"), res.get("spark", {}).get("wall_seconds")),
+            "spark_over_duckdb": _ratio(
+                res.get("spark", {}).get("wall_seconds"), res.get("duckdb", {}).get("wall_seconds")
+            ),
+        }
         for engine in ("floor", "duckdb", "spark"):
             if engine in res and res[engine].get("wall_seconds"):
                 res[engine]["records_per_second"] = round(records / res[engine]["wall_seconds"])
@@ -331,12 +414,17 @@ def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set
         if (ROOT / AGGREGATE_JOB).exists():
             run_id = f"bench-aggregates-{stamp}"
             print("[aggregates] ...", flush=True)
-            m = measure([PY, AGGREGATE_JOB, "--lake", str(lake), "--run-id", run_id], log_path=logs / "aggregates.log")
+            m = measure(
+                [PY, AGGREGATE_JOB, "--lake", str(lake), "--run-id", run_id], log_path=logs / "aggregates.log"
+            )
             m["job_run"] = job_run(lake, run_id)
             if m["exit_code"] != 0:
                 m["error"] = tail(logs / "aggregates.log")
             result["aggregates"] = m
-            print(f"[aggregates]: {m['wall_seconds']}s exit={m['exit_code']} peak {m['peak_rss_mb']} MB", flush=True)
+            print(
+                f"[aggregates]: {m['wall_seconds']}s exit={m['exit_code']} peak {m['peak_rss_mb']} MB",
+                flush=True,
+            )
         else:
             result["aggregates"] = {"missing": AGGREGATE_JOB}
     if "history" not in skip and "cloudtrail" in sources:
@@ -352,8 +440,9 @@ def run_bench(scale: float, seed: int, work: Path, sources: list[str], skip: set
     return result
 
 
-def pipeline_hour(work: Path, lake: Path, logs: Path, scale: float, seed: int, sources: list[str],
-                  stamp: str) -> dict[str, Any]:
+def pipeline_hour(
+    work: Path, lake: Path, logs: Path, scale: float, seed: int, sources: list[str], stamp: str
+) -> dict[str, Any]:
     """Time one incremental pipeline run: a new hour of every source, ingested and aggregated in one session.
 
     The increment is an hour's volume of the set (1/72 of it) from another seed, so its records are
@@ -374,10 +463,15 @@ def pipeline_hour(work: Path, lake: Path, logs: Path, scale: float, seed: int, s
     for source in sources:
         job = Path(SOURCES[source]).stem
         got = job_run(lake, f"{run_id}-{job}")
-        m["jobs"][job] = {"duration_seconds": (got or {}).get("duration_seconds"),
-                          "counts": check_counts(manifest["sources"][source]["expected"], got)}
+        m["jobs"][job] = {
+            "duration_seconds": (got or {}).get("duration_seconds"),
+            "counts": check_counts(manifest["sources"][source]["expected"], got),
+        }
     agg = job_run(lake, f"{run_id}-build_daily_aggregates") or {}
-    m["jobs"]["build_daily_aggregates"] = {"duration_seconds": agg.get("duration_seconds"), "status": agg.get("status")}
+    m["jobs"]["build_daily_aggregates"] = {
+        "duration_seconds": agg.get("duration_seconds"),
+        "status": agg.get("status"),
+    }
     print(f"[pipeline]: {m['wall_seconds']}s exit={m['exit_code']} peak {m['peak_rss_mb']} MB", flush=True)
     return m
 
@@ -386,20 +480,32 @@ def evaluate_targets(result: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for source in ("cloudtrail", "s3access"):
         r = result["sources"].get(source, {}).get("ratios", {}).get("ingest_over_spark")
-        out[f"{source}_ingest_over_spark"] = {"target": f"<= {TARGETS['ingest_over_spark']}", "value": r,
-                                              "met": None if r is None else r <= TARGETS["ingest_over_spark"]}
+        out[f"{source}_ingest_over_spark"] = {
+            "target": f"<= {TARGETS['ingest_over_spark']}",
+            "value": r,
+            "met": None if r is None else r <= TARGETS["ingest_over_spark"],
+        }
     hour = (result.get("pipeline_hour") or {}).get("wall_seconds")
-    out["pipeline_hour_wall_seconds"] = {"target": f"< {TARGETS['pipeline_hour_wall_seconds']:g}", "value": hour,
-                                         "met": None if hour is None else hour < TARGETS["pipeline_hour_wall_seconds"]}
+    out["pipeline_hour_wall_seconds"] = {
+        "target": f"< {TARGETS['pipeline_hour_wall_seconds']:g}",
+        "value": hour,
+        "met": None if hour is None else hour < TARGETS["pipeline_hour_wall_seconds"],
+    }
     for source in ("cloudtrail", "s3access"):
         r = result["sources"].get(source, {}).get("ratios", {}).get("ingest_over_duckdb")
-        out[f"{source}_ingest_over_duckdb"] = {"target": f"<= {TARGETS[f'{source}_ingest_over_duckdb']}", "value": r,
-                                               "met": None if r is None else r <= TARGETS[f"{source}_ingest_over_duckdb"]}
+        out[f"{source}_ingest_over_duckdb"] = {
+            "target": f"<= {TARGETS[f'{source}_ingest_over_duckdb']}",
+            "value": r,
+            "met": None if r is None else r <= TARGETS[f"{source}_ingest_over_duckdb"],
+        }
     incr = [s.get("incremental", {}).get("wall_seconds") for s in result["sources"].values()]
     incr = [x for x in incr if x is not None]
     worst = max(incr) if incr else None
-    out["incremental_wall_seconds"] = {"target": "< 20", "value": worst,
-                                       "met": None if worst is None else worst < TARGETS["incremental_wall_seconds"]}
+    out["incremental_wall_seconds"] = {
+        "target": "< 20",
+        "value": worst,
+        "met": None if worst is None else worst < TARGETS["incremental_wall_seconds"],
+    }
     return out
 
 
@@ -431,47 +537,81 @@ def markdown(result: dict[str, Any]) -> str:
         if "missing" in ing:
             counts = "job missing"
         elif ing:
-            counts = "ok" if ing.get("counts", {}).get("ok") else "MISMATCH " + ", ".join(ing.get("counts", {}).get("mismatches", {}))
+            counts = (
+                "ok"
+                if ing.get("counts", {}).get("ok")
+                else "MISMATCH " + ", ".join(ing.get("counts", {}).get("mismatches", {}))
+            )
             if inc and not inc.get("counts", {}).get("ok"):
                 counts += "; rerun " + ", ".join(inc.get("counts", {}).get("mismatches", {}))
         else:
             counts = "-"
-        mem = f"{ing['peak_rss_mb']} ({ing['peak_rss_mb_jvm']} / {ing['peak_rss_mb_python']})" if "peak_rss_mb" in ing else "-"
+        mem = (
+            f"{ing['peak_rss_mb']} ({ing['peak_rss_mb_jvm']} / {ing['peak_rss_mb_python']})"
+            if "peak_rss_mb" in ing
+            else "-"
+        )
         lines.append(
             f"| {source} | {r['records']} | {r['bytes'] / 1e6:.1f} | {_fmt(r.get('floor', {}).get('wall_seconds'))} "
             f"| {_fmt(r.get('duckdb', {}).get('wall_seconds'))} | {_fmt(r.get('spark', {}).get('wall_seconds'))} "
             f"| {_fmt(ing.get('wall_seconds'))} "
             f"| {_fmt(ing.get('records_per_second'))} | {_fmt(inc.get('wall_seconds'))} | {mem} "
             f"| {_fmt(r['ratios']['ingest_over_duckdb'])} | {_fmt(r['ratios'].get('ingest_over_spark'))} "
-            f"| {_fmt(r['ratios']['ingest_over_floor'])} | {counts} |")
+            f"| {_fmt(r['ratios']['ingest_over_floor'])} | {counts} |"
+        )
     agg = result.get("aggregates")
     if agg:
         if "missing" in agg:
             lines += ["", f"Aggregates: {agg['missing']} not in this checkout yet."]
         else:
-            lines += ["", f"Aggregates: {agg['wall_seconds']} s, exit {agg['exit_code']}, peak {agg['peak_rss_mb']} MB "
-                          f"(JVM {agg['peak_rss_mb_jvm']})."]
+            lines += [
+                "",
+                f"Aggregates: {agg['wall_seconds']} s, exit {agg['exit_code']}, peak {agg['peak_rss_mb']} MB "
+                f"(JVM {agg['peak_rss_mb_jvm']}).",
+            ]
     hist = result.get("incremental_history")
     if hist:
         from bench.incremental import markdown as history_markdown
 
-        lines += ["", "Incremental hour on a long history (CloudTrail, no --since):", "", history_markdown(hist)]
+        lines += [
+            "",
+            "Incremental hour on a long history (CloudTrail, no --since):",
+            "",
+            history_markdown(hist),
+        ]
     hour = result.get("pipeline_hour")
     if hour:
-        per_job = ", ".join(f"{j} {_fmt(v.get('duration_seconds'))} s" for j, v in hour.get("jobs", {}).items())
-        lines += ["", f"Pipeline, one new hour ({hour.get('records')} records) in one session: {hour['wall_seconds']} s "
-                      f"end to end, exit {hour['exit_code']}, peak {hour['peak_rss_mb']} MB ({per_job})."]
-    lines += ["", "Peak memory of the baselines (MB): " + ", ".join(
-        f"{s} floor {r.get('floor', {}).get('peak_rss_mb', '-')} / DuckDB {r.get('duckdb', {}).get('peak_rss_mb', '-')}"
-        for s, r in result["sources"].items())]
-    lines += ["", "Targets: " + "; ".join(
-        f"{k} {v['target']}: {_fmt(v['value'])} ({'met' if v['met'] else 'not met' if v['met'] is False else 'n/a'})"
-        for k, v in result["targets"].items())]
+        per_job = ", ".join(
+            f"{j} {_fmt(v.get('duration_seconds'))} s" for j, v in hour.get("jobs", {}).items()
+        )
+        lines += [
+            "",
+            f"Pipeline, one new hour ({hour.get('records')} records) in one session: {hour['wall_seconds']} s "
+            f"end to end, exit {hour['exit_code']}, peak {hour['peak_rss_mb']} MB ({per_job}).",
+        ]
+    lines += [
+        "",
+        "Peak memory of the baselines (MB): "
+        + ", ".join(
+            f"{s} floor {r.get('floor', {}).get('peak_rss_mb', '-')} / DuckDB {r.get('duckdb', {}).get('peak_rss_mb', '-')}"
+            for s, r in result["sources"].items()
+        ),
+    ]
+    lines += [
+        "",
+        "Targets: "
+        + "; ".join(
+            f"{k} {v['target']}: {_fmt(v['value'])} ({'met' if v['met'] else 'not met' if v['met'] is False else 'n/a'})"
+            for k, v in result["targets"].items()
+        ),
+    ]
     return "\n".join(lines)
 
 
-HISTORY_HEADER = ("| date | commit | scale | CloudTrail ingest s | CT ingest/DuckDB | S3 ingest s | S3 ingest/DuckDB "
-                  "| crawler ingest s | max rerun s | aggregates s | max ingest peak MB | counts |")
+HISTORY_HEADER = (
+    "| date | commit | scale | CloudTrail ingest s | CT ingest/DuckDB | S3 ingest s | S3 ingest/DuckDB "
+    "| crawler ingest s | max rerun s | aggregates s | max ingest peak MB | counts |"
+)
 
 
 def history_row(result: dict[str, Any]) -> tuple[str, list[float | None]]:
@@ -488,12 +628,21 @@ def history_row(result: dict[str, Any]) -> tuple[str, list[float | None]]:
     peaks = [g(x, "ingest", "peak_rss_mb") for x in s]
     peaks = [x for x in peaks if x is not None]
     ok = all(g(x, "ingest", "counts", "ok") for x in s if g(x, "ingest", "wall_seconds") is not None)
-    nums = [g("cloudtrail", "ingest", "wall_seconds"), g("cloudtrail", "ratios", "ingest_over_duckdb"),
-            g("s3access", "ingest", "wall_seconds"), g("s3access", "ratios", "ingest_over_duckdb"),
-            g("crawler", "ingest", "wall_seconds"), max(reruns) if reruns else None,
-            (result.get("aggregates") or {}).get("wall_seconds"), max(peaks) if peaks else None]
-    row = (f"| {result['date']} | {result['commit']}{'+' if result['dirty'] else ''} | {result['scale']:g} | "
-           + " | ".join(_fmt(n) for n in nums) + f" | {'ok' if ok else 'mismatch'} |")
+    nums = [
+        g("cloudtrail", "ingest", "wall_seconds"),
+        g("cloudtrail", "ratios", "ingest_over_duckdb"),
+        g("s3access", "ingest", "wall_seconds"),
+        g("s3access", "ratios", "ingest_over_duckdb"),
+        g("crawler", "ingest", "wall_seconds"),
+        max(reruns) if reruns else None,
+        (result.get("aggregates") or {}).get("wall_seconds"),
+        max(peaks) if peaks else None,
+    ]
+    row = (
+        f"| {result['date']} | {result['commit']}{'+' if result['dirty'] else ''} | {result['scale']:g} | "
+        + " | ".join(_fmt(n) for n in nums)
+        + f" | {'ok' if ok else 'mismatch'} |"
+    )
     return row, nums
 
 
@@ -528,9 +677,18 @@ def update_readme(result: dict[str, Any], table: str, readme: Path) -> None:
     if not head.strip():
         head = README_INTRO
     readme.write_text(
-        head.rstrip() + "\n\n<!-- latest -->\n## Latest run\n\n" + table + "\n<!-- /latest -->\n\n"
+        head.rstrip()
+        + "\n\n<!-- latest -->\n## Latest run\n\n"
+        + table
+        + "\n<!-- /latest -->\n\n"
         + "<!-- history -->\n## History (one row per commit that changed the numbers by more than 10 %)\n\n"
-        + HISTORY_HEADER + "\n" + "|---" * 12 + "|\n" + "\n".join(rows) + "\n<!-- /history -->\n")
+        + HISTORY_HEADER
+        + "\n"
+        + "|---" * 12
+        + "|\n"
+        + "\n".join(rows)
+        + "\n<!-- /history -->\n"
+    )
 
 
 README_INTRO = """# Benchmark
@@ -580,43 +738,62 @@ def scale_report(small: dict[str, Any], big: dict[str, Any], factor: float) -> d
         for step in ("floor", "duckdb", "ingest", "incremental"):
             sa, sb = a.get(step, {}), b.get(step, {})
             if "wall_seconds" in sa and "wall_seconds" in sb:
-                row[step] = {"wall_seconds": [sa["wall_seconds"], sb["wall_seconds"]],
-                             "time_growth": _ratio(sb["wall_seconds"], sa["wall_seconds"]),
-                             "peak_rss_mb_jvm": [sa["peak_rss_mb_jvm"], sb["peak_rss_mb_jvm"]],
-                             "peak_rss_mb_python": [sa["peak_rss_mb_python"], sb["peak_rss_mb_python"]],
-                             "memory_growth": _ratio(sb["peak_rss_mb"], sa["peak_rss_mb"])}
+                row[step] = {
+                    "wall_seconds": [sa["wall_seconds"], sb["wall_seconds"]],
+                    "time_growth": _ratio(sb["wall_seconds"], sa["wall_seconds"]),
+                    "peak_rss_mb_jvm": [sa["peak_rss_mb_jvm"], sb["peak_rss_mb_jvm"]],
+                    "peak_rss_mb_python": [sa["peak_rss_mb_python"], sb["peak_rss_mb_python"]],
+                    "memory_growth": _ratio(sb["peak_rss_mb"], sa["peak_rss_mb"]),
+                }
         out["sources"][source] = row
     return out
 
 
 def scale_markdown(rep: dict[str, Any]) -> str:
     f = rep["factor"]
-    lines = [f"Scaling 1x -> {f:g}x (target: time growth <= {TARGETS['scale_time_growth_4x'] * f / 4:.2f}, memory flat)", "",
-             f"| source | step | 1x s | {f:g}x s | time growth | peak MB JVM 1x / {f:g}x | peak MB py 1x / {f:g}x | memory growth |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Scaling 1x -> {f:g}x (target: time growth <= {TARGETS['scale_time_growth_4x'] * f / 4:.2f}, memory flat)",
+        "",
+        f"| source | step | 1x s | {f:g}x s | time growth | peak MB JVM 1x / {f:g}x | peak MB py 1x / {f:g}x | memory growth |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for source, row in rep["sources"].items():
         for step in ("floor", "duckdb", "ingest", "incremental"):
             if step in row:
                 s = row[step]
-                lines.append(f"| {source} | {step} | {s['wall_seconds'][0]} | {s['wall_seconds'][1]} | {_fmt(s['time_growth'])} "
-                             f"| {s['peak_rss_mb_jvm'][0]} / {s['peak_rss_mb_jvm'][1]} "
-                             f"| {s['peak_rss_mb_python'][0]} / {s['peak_rss_mb_python'][1]} | {_fmt(s['memory_growth'])} |")
+                lines.append(
+                    f"| {source} | {step} | {s['wall_seconds'][0]} | {s['wall_seconds'][1]} | {_fmt(s['time_growth'])} "
+                    f"| {s['peak_rss_mb_jvm'][0]} / {s['peak_rss_mb_jvm'][1]} "
+                    f"| {s['peak_rss_mb_python'][0]} / {s['peak_rss_mb_python'][1]} | {_fmt(s['memory_growth'])} |"
+                )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("mode", choices=["run", "scale"])
     parser.add_argument("--scale", type=float, default=float(os.environ.get("SCALE", "1") or 1))
     parser.add_argument("--factor", type=float, default=4.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--work", default=str(ROOT / "build" / "bench"))
     parser.add_argument("--sources", default=",".join(SOURCES))
-    parser.add_argument("--skip", default="",
-                        help="comma list of steps to skip: floor,duckdb,spark,ingest,aggregates,pipeline,history")
-    parser.add_argument("--source-scale", action="append", default=[], metavar="SOURCE=SCALE",
-                        help="a source's own scale, e.g. s3access=33 (2M lines) beside cloudtrail at --scale 7")
-    parser.add_argument("--no-record", action="store_true", help="do not write bench/results or bench/README.md")
+    parser.add_argument(
+        "--skip",
+        default="",
+        help="comma list of steps to skip: floor,duckdb,spark,ingest,aggregates,pipeline,history",
+    )
+    parser.add_argument(
+        "--source-scale",
+        action="append",
+        default=[],
+        metavar="SOURCE=SCALE",
+        help="a source's own scale, e.g. s3access=33 (2M lines) beside cloudtrail at --scale 7",
+    )
+    parser.add_argument(
+        "--no-record", action="store_true", help="do not write bench/results or bench/README.md"
+    )
     args = parser.parse_args(argv)
     sources = [s for s in args.sources.split(",") if s]
     skip = {s for s in args.skip.split(",") if s}
@@ -630,8 +807,12 @@ def main(argv: list[str] | None = None) -> int:
             path = save(result)
             update_readme(result, table, ROOT / "bench" / "README.md")
             print(f"\nresults: {path.relative_to(ROOT)}; table kept in bench/README.md")
-        failed = [s for s, r in result["sources"].items()
-                  for step in ("ingest", "incremental") if r.get(step, {}).get("exit_code") not in (None, 0)]
+        failed = [
+            s
+            for s, r in result["sources"].items()
+            for step in ("ingest", "incremental")
+            if r.get(step, {}).get("exit_code") not in (None, 0)
+        ]
         return 1 if failed else 0
     small = run_bench(args.scale, args.seed, work, sources, skip)
     big = run_bench(args.scale * args.factor, args.seed, work, sources, skip)
@@ -639,8 +820,10 @@ def main(argv: list[str] | None = None) -> int:
     text = scale_markdown(rep)
     print("\n" + markdown(small) + "\n\n" + markdown(big) + "\n\n" + text)
     if not args.no_record:
-        path = save({"date": small["date"], "commit": small["commit"], "small": small, "big": big, "scaling": rep},
-                    suffix=f"-scale{args.factor:g}x")
+        path = save(
+            {"date": small["date"], "commit": small["commit"], "small": small, "big": big, "scaling": rep},
+            suffix=f"-scale{args.factor:g}x",
+        )
         print(f"\nresults: {path.relative_to(ROOT)}")
     return 0
 

@@ -67,14 +67,39 @@ FROM (SELECT unnest(Records) AS r, filename
 # One regular expression over the whole line (RE2): the requester may hold spaces, so it is lazy and
 # anchored by the request id and operation that follow; fields after the TLS version are optional.
 S3_REGEX = (
-    r'^(\S+) (\S+) \[([^\]]+)\] (\S+) (.+?) ([0-9A-Z]{8,}|-) ([A-Z0-9_]+\.[A-Z0-9_.]+) (\S+) '
+    r"^(\S+) (\S+) \[([^\]]+)\] (\S+) (.+?) ([0-9A-Z]{8,}|-) ([A-Z0-9_]+\.[A-Z0-9_.]+) (\S+) "
     r'("[A-Z]+ .*? HTTP/\d\.\d"|"[^"]*"|-) (\S+) (\S+) (\S+) (\S+) (\S+) (\S+) ("(?:[^"]|"[^ ])*"|-) ("(?:[^"]|"[^ ])*"*|-) (\S+)'
-    r'(?: (\S+) (\S+) (\S+) (\S+) (\S+) (\S+))?(?: (\S+) (\S+))?(.*)$'
+    r"(?: (\S+) (\S+) (\S+) (\S+) (\S+) (\S+))?(?: (\S+) (\S+))?(.*)$"
 )
-S3_GROUPS = ["bucket_owner", "bucket", "time", "remote_ip", "requester", "request_id", "operation", "key",
-             "request_uri", "http_status", "error_code", "bytes_sent", "object_size", "total_time",
-             "turn_around_time", "referer", "user_agent", "version_id", "host_id", "signature_version",
-             "cipher_suite", "auth_type", "host_header", "tls_version", "access_point_arn", "acl_required", "rest"]
+S3_GROUPS = [
+    "bucket_owner",
+    "bucket",
+    "time",
+    "remote_ip",
+    "requester",
+    "request_id",
+    "operation",
+    "key",
+    "request_uri",
+    "http_status",
+    "error_code",
+    "bytes_sent",
+    "object_size",
+    "total_time",
+    "turn_around_time",
+    "referer",
+    "user_agent",
+    "version_id",
+    "host_id",
+    "signature_version",
+    "cipher_suite",
+    "auth_type",
+    "host_header",
+    "tls_version",
+    "access_point_arn",
+    "acl_required",
+    "rest",
+]
 
 S3_SELECT = """
 WITH lines AS (
@@ -137,21 +162,35 @@ def duckdb_convert(source: str, files: dict[str, list[str]], out: Path) -> int:
     rows = 0
 
     def copy(select: str, params: dict, target: Path, partition: str) -> int:
-        con.execute(f"COPY ({select}) TO '{target}' (FORMAT parquet, PARTITION_BY ({partition}), OVERWRITE_OR_IGNORE)",
-                    params)
+        con.execute(
+            f"COPY ({select}) TO '{target}' (FORMAT parquet, PARTITION_BY ({partition}), OVERWRITE_OR_IGNORE)",
+            params,
+        )
         return con.execute(f"SELECT count(*) FROM read_parquet('{target}/**/*.parquet')").fetchone()[0]
 
     if source == "cloudtrail":
-        rows += copy(CT_SELECT.replace("__RECORD__", CT_RECORD), {"files": files["json"]}, out / "cloudtrail_events",
-                     "event_date")
+        rows += copy(
+            CT_SELECT.replace("__RECORD__", CT_RECORD),
+            {"files": files["json"]},
+            out / "cloudtrail_events",
+            "event_date",
+        )
     elif source == "s3access":
-        rows += copy(S3_SELECT, {"files": files["text"], "regex": S3_REGEX, "groups": S3_GROUPS},
-                     out / "s3_access_logs", "request_date")
+        rows += copy(
+            S3_SELECT,
+            {"files": files["text"], "regex": S3_REGEX, "groups": S3_GROUPS},
+            out / "s3_access_logs",
+            "request_date",
+        )
     elif source == "crawler":
         if files.get("text_gz"):
-            rows += copy(CRAWLER_EXPORT_SELECT, {"files": files["text_gz"]}, out / "crawler_export", "event_date")
+            rows += copy(
+                CRAWLER_EXPORT_SELECT, {"files": files["text_gz"]}, out / "crawler_export", "event_date"
+            )
         if files.get("binary_gz"):
-            rows += copy(CRAWLER_FIREHOSE_SELECT, {"files": files["binary_gz"]}, out / "crawler_firehose", "event_date")
+            rows += copy(
+                CRAWLER_FIREHOSE_SELECT, {"files": files["binary_gz"]}, out / "crawler_firehose", "event_date"
+            )
     return rows
 
 
@@ -168,11 +207,11 @@ def _floor(source: str, files: dict[str, list[str]], out: Path) -> int:
                 continue
             uris = [spark_path("file:" + p) for p in paths]
             if kind == "json":
-                df = spark.read.text(uris, wholetext=True)      # one document per file
+                df = spark.read.text(uris, wholetext=True)  # one document per file
             elif kind == "binary_gz":
                 df = spark.read.format("binaryFile").load(uris).select("path", "content")
             else:
-                df = spark.read.text(uris)                      # one row per line (.gz decompressed by the codec)
+                df = spark.read.text(uris)  # one row per line (.gz decompressed by the codec)
             target = out / kind
             df.write.mode("overwrite").parquet("file:" + str(target))
             rows += spark.read.parquet("file:" + str(target)).count()
@@ -216,42 +255,78 @@ def _spark_convert(source: str, files: dict[str, list[str]], out: Path) -> int:
     try:
         if source == "cloudtrail" and files.get("json"):
             # Nested objects (requestParameters, ...) as their JSON text, as the table keeps them.
-            raw = (spark.read.schema(f"Records ARRAY<STRUCT<{CT_SPARK_RECORD}>>")
-                   .option("multiLine", True).json(uris("json"))
-                   .select(F.explode("Records").alias("r"), F.input_file_name().alias("source_object")))
+            raw = (
+                spark.read.schema(f"Records ARRAY<STRUCT<{CT_SPARK_RECORD}>>")
+                .option("multiLine", True)
+                .json(uris("json"))
+                .select(F.explode("Records").alias("r"), F.input_file_name().alias("source_object"))
+            )
             t = F.to_timestamp("r.eventTime", "yyyy-MM-dd'T'HH:mm:ss'Z'")
             df = raw.select(
-                F.col("r.eventID").alias("event_id"), t.alias("event_time"), F.to_date(t).alias("event_date"),
-                *[F.col(f"r.{c}").alias(c) for c in ("eventVersion", "eventSource", "eventName", "eventType",
-                                                      "eventCategory", "awsRegion", "recipientAccountId",
-                                                      "sourceIPAddress", "userAgent", "errorCode", "errorMessage",
-                                                      "requestID", "sharedEventID", "vpcEndpointId",
-                                                      "requestParameters", "responseElements",
-                                                      "additionalEventData", "resources")],
-                F.col("r.readOnly").cast("boolean").alias("read_only"), F.col("r.managementEvent"),
-                F.col("r.userIdentity.type").alias("user_type"), F.col("r.userIdentity.arn").alias("user_arn"),
+                F.col("r.eventID").alias("event_id"),
+                t.alias("event_time"),
+                F.to_date(t).alias("event_date"),
+                *[
+                    F.col(f"r.{c}").alias(c)
+                    for c in (
+                        "eventVersion",
+                        "eventSource",
+                        "eventName",
+                        "eventType",
+                        "eventCategory",
+                        "awsRegion",
+                        "recipientAccountId",
+                        "sourceIPAddress",
+                        "userAgent",
+                        "errorCode",
+                        "errorMessage",
+                        "requestID",
+                        "sharedEventID",
+                        "vpcEndpointId",
+                        "requestParameters",
+                        "responseElements",
+                        "additionalEventData",
+                        "resources",
+                    )
+                ],
+                F.col("r.readOnly").cast("boolean").alias("read_only"),
+                F.col("r.managementEvent"),
+                F.col("r.userIdentity.type").alias("user_type"),
+                F.col("r.userIdentity.arn").alias("user_arn"),
                 F.col("r.userIdentity.accountId").alias("user_account_id"),
-                F.coalesce("r.userIdentity.userName", "r.userIdentity.sessionContext.sessionIssuer.userName")
-                .alias("user_name"),
-                F.col("r.tlsDetails.tlsVersion").alias("tls_version"), "source_object",
+                F.coalesce(
+                    "r.userIdentity.userName", "r.userIdentity.sessionContext.sessionIssuer.userName"
+                ).alias("user_name"),
+                F.col("r.tlsDetails.tlsVersion").alias("tls_version"),
+                "source_object",
             )
             rows += write(df, out / "cloudtrail_events", "event_date")
         elif source == "s3access" and files.get("text"):
             lines = spark.read.text(uris("text")).select("value", F.input_file_name().alias("source_object"))
             fields = {g: F.regexp_extract("value", S3_REGEX, i + 1) for i, g in enumerate(S3_GROUPS)}
             t = F.to_timestamp(fields["time"], "dd/MMM/yyyy:HH:mm:ss Z")
-            df = lines.select(*[fields[g].alias(g) for g in S3_GROUPS if g not in ("time", "rest")],
-                              t.alias("request_time"), F.to_date(t).alias("request_date"),
-                              F.sha2("value", 256).alias("line_hash"), "source_object")
+            df = lines.select(
+                *[fields[g].alias(g) for g in S3_GROUPS if g not in ("time", "rest")],
+                t.alias("request_time"),
+                F.to_date(t).alias("request_date"),
+                F.sha2("value", 256).alias("line_hash"),
+                "source_object",
+            )
             rows += write(df, out / "s3_access_logs", "request_date")
         elif source == "crawler" and files.get("text_gz"):
-            lines = spark.read.text(uris("text_gz")).select("value", F.input_file_name().alias("source_object"))
+            lines = spark.read.text(uris("text_gz")).select(
+                "value", F.input_file_name().alias("source_object")
+            )
             pattern = r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (?:\[([^\]]+)\] (\w+) : )?(.*)$"
             t = F.to_timestamp(F.regexp_extract("value", pattern, 1), "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'")
-            df = lines.select(t.alias("event_time"), F.to_date(t).alias("event_date"),
-                              F.regexp_extract("value", pattern, 2).alias("run_id"),
-                              F.regexp_extract("value", pattern, 3).alias("level"),
-                              F.regexp_extract("value", pattern, 4).alias("message"), "source_object")
+            df = lines.select(
+                t.alias("event_time"),
+                F.to_date(t).alias("event_date"),
+                F.regexp_extract("value", pattern, 2).alias("run_id"),
+                F.regexp_extract("value", pattern, 3).alias("level"),
+                F.regexp_extract("value", pattern, 4).alias("message"),
+                "source_object",
+            )
             rows += write(df, out / "crawler_export", "event_date")
     finally:
         spark.stop()
@@ -259,7 +334,9 @@ def _spark_convert(source: str, files: dict[str, list[str]], out: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("engine", choices=["floor", "duckdb", "spark"])
     parser.add_argument("--source", required=True, choices=["cloudtrail", "s3access", "crawler"])
     parser.add_argument("--files", required=True, help='JSON {"json"|"text"|"text_gz"|"binary_gz": [paths]}')

@@ -45,7 +45,11 @@ def synthetic_batch(spark, rows: int):
         elif col.name in _FIXED:
             cols.append(F.lit(_FIXED[col.name]).alias(col.name))
         elif col.name == "user_type":
-            cols.append(F.element_at(F.array(*map(F.lit, _USER_TYPES)), (F.col("id") % 4 + 1).cast("int")).alias(col.name))
+            cols.append(
+                F.element_at(F.array(*map(F.lit, _USER_TYPES)), (F.col("id") % 4 + 1).cast("int")).alias(
+                    col.name
+                )
+            )
         elif col.type == "string":
             cols.append(F.concat(F.lit(col.name + "-"), F.col("event_id").substr(1, 12)).alias(col.name))
         else:
@@ -59,7 +63,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    cfg = load_config("local", {"spark": {"master": "local[2]", "conf": {"spark.ui.showConsoleProgress": False}}})
+    cfg = load_config(
+        "local", {"spark": {"master": "local[2]", "conf": {"spark.ui.showConsoleProgress": False}}}
+    )
     spark = build_session(cfg, "quality-overhead")
     spark.sparkContext.setLogLevel("ERROR")
 
@@ -68,9 +74,15 @@ def main() -> int:
     n = clean.count()
     print(f"rows={n} materialize+cache {time.perf_counter() - t:.2f}s")
     planted = (
-        clean.withColumn("user_type", F.when(F.col("event_id").startswith("ff"), "Alien").otherwise(F.col("user_type")))
-        .withColumn("event_date", F.when(F.col("event_id").startswith("fe"), F.date_add("event_date", 1))
-                    .otherwise(F.col("event_date")))
+        clean.withColumn(
+            "user_type", F.when(F.col("event_id").startswith("ff"), "Alien").otherwise(F.col("user_type"))
+        )
+        .withColumn(
+            "event_date",
+            F.when(F.col("event_id").startswith("fe"), F.date_add("event_date", 1)).otherwise(
+                F.col("event_date")
+            ),
+        )
         .cache()
     )
     planted.count()
@@ -79,14 +91,20 @@ def main() -> int:
         clean.count()
         count_s = time.perf_counter() - t
         t = time.perf_counter()
-        ok = quality.validate_batch(spark, "cloudtrail_events", clean, run_id="bench", cfg=cfg, expected_row_count=n)
+        ok = quality.validate_batch(
+            spark, "cloudtrail_events", clean, run_id="bench", cfg=cfg, expected_row_count=n
+        )
         clean_s = time.perf_counter() - t
         t = time.perf_counter()
-        bad = quality.validate_batch(spark, "cloudtrail_events", planted, run_id="bench", cfg=cfg, expected_row_count=n)
+        bad = quality.validate_batch(
+            spark, "cloudtrail_events", planted, run_id="bench", cfg=cfg, expected_row_count=n
+        )
         bad_s = time.perf_counter() - t
-        print(f"round {i}: plain count {count_s:.2f}s | validate clean {clean_s:.2f}s ({ok.status}, "
-              f"{len(ok.results)} expectations) | validate planted {bad_s:.2f}s ({bad.status}: "
-              f"{len(bad.failures)} critical, {len(bad.warnings)} warning)")
+        print(
+            f"round {i}: plain count {count_s:.2f}s | validate clean {clean_s:.2f}s ({ok.status}, "
+            f"{len(ok.results)} expectations) | validate planted {bad_s:.2f}s ({bad.status}: "
+            f"{len(bad.failures)} critical, {len(bad.warnings)} warning)"
+        )
     print(bad.message()[:400])
     spark.stop()
     return 0

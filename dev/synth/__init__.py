@@ -30,14 +30,24 @@ def window(n_days: int = N_DAYS) -> list[dt.date]:
     return [FIRST_DAY + dt.timedelta(days=i) for i in range(n_days)]
 
 
-def generate(out: str | Path, *, scale: float = 1.0, seed: int = 7, sources: tuple[str, ...] = tuple(SOURCES),
-             n_days: int = N_DAYS) -> dict[str, Any]:
+def generate(
+    out: str | Path,
+    *,
+    scale: float = 1.0,
+    seed: int = 7,
+    sources: tuple[str, ...] = tuple(SOURCES),
+    n_days: int = N_DAYS,
+) -> dict[str, Any]:
     """Write the raw logs and the manifest under ``out`` (replacing what was there); return the manifest."""
     out = Path(out)
     days = window(n_days)
     manifest: dict[str, Any] = {
-        "generator": "synth", "generator_version": GENERATOR_VERSION, "seed": seed, "scale": scale,
-        "window": {"first_day": days[0].isoformat(), "last_day": days[-1].isoformat()}, "sources": {},
+        "generator": "synth",
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "scale": scale,
+        "window": {"first_day": days[0].isoformat(), "last_day": days[-1].isoformat()},
+        "sources": {},
     }
     out.mkdir(parents=True, exist_ok=True)
     for name in sources:

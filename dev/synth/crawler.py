@@ -26,20 +26,38 @@ from typing import Any
 from synth.common import Rng, day_counts_add, gzip_bytes, iso_ms_z, scaled, seeded, write_object
 
 ACCOUNT = "111122223333"
-CRAWLERS = [("raw-orders-crawler", "sales_raw"), ("curated-sales-crawler", "sales_curated"),
-            ("clickstream-crawler", "clickstream"), ("finance-gold-crawler", "finance_gold"),
-            ("hr-restricted-crawler", "hr_restricted"), ("marketing-campaigns", "marketing"),
-            ("partner-feed-crawler", "sales_raw"), ("athena-results-crawler", "clickstream")]
-TABLES = ["orders", "customers", "invoices", "events", "sessions", "payroll", "campaigns", "ledger", "page_views"]
+CRAWLERS = [
+    ("raw-orders-crawler", "sales_raw"),
+    ("curated-sales-crawler", "sales_curated"),
+    ("clickstream-crawler", "clickstream"),
+    ("finance-gold-crawler", "finance_gold"),
+    ("hr-restricted-crawler", "hr_restricted"),
+    ("marketing-campaigns", "marketing"),
+    ("partner-feed-crawler", "sales_raw"),
+    ("athena-results-crawler", "clickstream"),
+]
+TABLES = [
+    "orders",
+    "customers",
+    "invoices",
+    "events",
+    "sessions",
+    "payroll",
+    "campaigns",
+    "ledger",
+    "page_views",
+]
 FIREHOSE_STREAM = "crawler-logs-to-s3"
 CONFIG_MULTILINE = (
-    "Crawler configured with Configuration \n{\n    \"Version\": 1,\n    \"CreatePartitionIndex\": true\n}\n"
-    " and SchemaChangePolicy \n{\n    \"UpdateBehavior\": \"UPDATE_IN_DATABASE\",\n"
-    "    \"DeleteBehavior\": \"DEPRECATE_IN_DATABASE\"\n}\n"
+    'Crawler configured with Configuration \n{\n    "Version": 1,\n    "CreatePartitionIndex": true\n}\n'
+    ' and SchemaChangePolicy \n{\n    "UpdateBehavior": "UPDATE_IN_DATABASE",\n'
+    '    "DeleteBehavior": "DEPRECATE_IN_DATABASE"\n}\n'
     ". Note that values in the Configuration override values in the SchemaChangePolicy for S3 Targets."
 )
-CONFIG_ONELINE = ('Crawler configured with SchemaChangePolicy {"UpdateBehavior":"UPDATE_IN_DATABASE",'
-                  '"DeleteBehavior":"DEPRECATE_IN_DATABASE"}.')
+CONFIG_ONELINE = (
+    'Crawler configured with SchemaChangePolicy {"UpdateBehavior":"UPDATE_IN_DATABASE",'
+    '"DeleteBehavior":"DEPRECATE_IN_DATABASE"}.'
+)
 
 
 def _run(rng: Rng, crawler: str, db: str, start: dt.datetime) -> tuple[list[tuple[dt.datetime, str]], str]:
@@ -58,8 +76,11 @@ def _run(rng: Rng, crawler: str, db: str, start: dt.datetime) -> tuple[list[tupl
     add("INFO", CONFIG_MULTILINE if rng.random() < 0.4 else CONFIG_ONELINE)
     r = rng.random()
     if r < 0.06:
-        add("ERROR", f"Insufficient Lake Formation permission(s) on {db} (Database name: {db}) (Service: AWSGlue; "
-                     f"Status Code: 400; Error Code: AccessDeniedException; Request ID: {rng.uuid4()}; Proxy: null)")
+        add(
+            "ERROR",
+            f"Insufficient Lake Formation permission(s) on {db} (Database name: {db}) (Service: AWSGlue; "
+            f"Status Code: 400; Error Code: AccessDeniedException; Request ID: {rng.uuid4()}; Proxy: null)",
+        )
         add("BENCHMARK", "Crawler has finished running and is in state READY", (500, 5000))
         return out, "failed"
     if r < 0.09:
@@ -75,16 +96,27 @@ def _run(rng: Rng, crawler: str, db: str, start: dt.datetime) -> tuple[list[tupl
             add("INFO", f"Created table {table} in database {db}", (500, 20_000))
             created += 1
         elif kind < 0.85:
-            add("INFO", f"Updating table {table} in database {db}" if rng.random() < 0.5 else
-                f"Found partition of table {table} with partition values [2024, 03, 0{rng.randrange(1, 7)}] "
-                f"with no matching schema at the partition's S3 location", (500, 20_000))
+            add(
+                "INFO",
+                f"Updating table {table} in database {db}"
+                if rng.random() < 0.5
+                else f"Found partition of table {table} with partition values [2024, 03, 0{rng.randrange(1, 7)}] "
+                f"with no matching schema at the partition's S3 location",
+                (500, 20_000),
+            )
             updated += 1
         else:
-            add("INFO", f"Table {table} is marked deprecated because a matching schema was not found at the table's location.",
-                (500, 20_000))
+            add(
+                "INFO",
+                f"Table {table} is marked deprecated because a matching schema was not found at the table's location.",
+                (500, 20_000),
+            )
             deprecated += 1
     if r < 0.12:
-        add("WARN", f"The table {tables[0]} has a schema mismatch between partitions; partitions were not added.")
+        add(
+            "WARN",
+            f"The table {tables[0]} has a schema mismatch between partitions; partitions were not added.",
+        )
     add("BENCHMARK", "Finished writing to Catalog", (500, 10_000))
     if created:
         add("INFO", "Run Summary For TABLE:")
@@ -97,22 +129,40 @@ def _run(rng: Rng, crawler: str, db: str, start: dt.datetime) -> tuple[list[tupl
         add("INFO", "Run Summary For PARTITION:")
         add("INFO", f"ADD: {parts}")
     if r > 0.98:
-        return out, "incomplete"   # the last lines of a run not delivered yet
+        return out, "incomplete"  # the last lines of a run not delivered yet
     add("BENCHMARK", "Crawler has finished running and is in state READY", (30_000, 80_000))
     return out, "succeeded"
 
 
 def _envelope(rng: Rng, stream: str, events: list[tuple[dt.datetime, str, str]]) -> dict[str, Any]:
-    return {"messageType": "DATA_MESSAGE", "owner": ACCOUNT, "logGroup": "/aws-glue/crawlers", "logStream": stream,
-            "subscriptionFilters": ["crawlers-to-firehose"],
-            "logEvents": [{"id": eid, "timestamp": int(t.replace(tzinfo=dt.UTC).timestamp() * 1000), "message": m}
-                          for t, m, eid in events]}
+    return {
+        "messageType": "DATA_MESSAGE",
+        "owner": ACCOUNT,
+        "logGroup": "/aws-glue/crawlers",
+        "logStream": stream,
+        "subscriptionFilters": ["crawlers-to-firehose"],
+        "logEvents": [
+            {"id": eid, "timestamp": int(t.replace(tzinfo=dt.UTC).timestamp() * 1000), "message": m}
+            for t, m, eid in events
+        ],
+    }
 
 
 def _control(ts: dt.datetime) -> dict[str, Any]:
-    return {"messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs", "logGroup": "", "logStream": "",
-            "subscriptionFilters": [], "logEvents": [{"id": "", "timestamp": int(ts.replace(tzinfo=dt.UTC).timestamp() * 1000),
-                                                      "message": "CWL CONTROL MESSAGE: Checking health of destination Firehose."}]}
+    return {
+        "messageType": "CONTROL_MESSAGE",
+        "owner": "CloudwatchLogs",
+        "logGroup": "",
+        "logStream": "",
+        "subscriptionFilters": [],
+        "logEvents": [
+            {
+                "id": "",
+                "timestamp": int(ts.replace(tzinfo=dt.UTC).timestamp() * 1000),
+                "message": "CWL CONTROL MESSAGE: Checking health of destination Firehose.",
+            }
+        ],
+    }
 
 
 def _members(envelopes: list[dict[str, Any]]) -> bytes:
@@ -133,7 +183,9 @@ def generate(root: Path, *, seed: int, scale: float, days: list[dt.date]) -> dic
         for crawler, db in CRAWLERS:
             every = 86400 / runs_per_crawler_day
             for k in range(runs_per_crawler_day):
-                start = dt.datetime.combine(day, dt.time()) + dt.timedelta(seconds=int(k * every + rng.random() * every * 0.5))
+                start = dt.datetime.combine(day, dt.time()) + dt.timedelta(
+                    seconds=int(k * every + rng.random() * every * 0.5)
+                )
                 events, outcome = _run(rng, crawler, db, start)
                 outcomes[outcome] += 1
                 n_runs += 1
@@ -165,8 +217,12 @@ def generate(root: Path, *, seed: int, scale: float, days: list[dt.date]) -> dic
             counts["events"] += len(events)
             if first_export is None:
                 first_export = (crawler, data, done, len(events))
-    write_object(root, "export/aws-logs-write-test", b"Permission Check Successful",
-                 dt.datetime.combine(export_days[0], dt.time(1, 29)))
+    write_object(
+        root,
+        "export/aws-logs-write-test",
+        b"Permission Check Successful",
+        dt.datetime.combine(export_days[0], dt.time(1, 29)),
+    )
     counts["marker_objects"] += 1
     if first_export:
         # The same export task run again for one stream: every line delivered a second time.
@@ -179,7 +235,9 @@ def generate(root: Path, *, seed: int, scale: float, days: list[dt.date]) -> dic
 
     # Firehose: the last day, buffered into 15-minute objects of concatenated gzip envelopes.
     fh_day = days[-1]
-    flat = sorted((t, m, crawler) for (day, crawler), evs in stream_events.items() if day == fh_day for t, m in evs)
+    flat = sorted(
+        (t, m, crawler) for (day, crawler), evs in stream_events.items() if day == fh_day for t, m in evs
+    )
     buckets: dict[dt.datetime, list[tuple[dt.datetime, str, str]]] = {}
     for t, m, crawler in flat:
         slot = t.replace(minute=(t.minute // 15) * 15, second=0, microsecond=0)
@@ -202,7 +260,7 @@ def generate(root: Path, *, seed: int, scale: float, days: list[dt.date]) -> dic
                 i += 1
             envelopes.append(_envelope(rng, stream, group))
         multiline += sum(1 for _, m, _ in evs if "\n" in m)
-        key = (f"firehose/{flushed:%Y/%m/%d/%H}/{FIREHOSE_STREAM}-1-{flushed:%Y-%m-%d-%H-%M-%S}-{rng.uuid4()}")
+        key = f"firehose/{flushed:%Y/%m/%d/%H}/{FIREHOSE_STREAM}-1-{flushed:%Y-%m-%d-%H-%M-%S}-{rng.uuid4()}"
         data = _members(envelopes)
         write_object(root, key, data, flushed)
         fh_objects.append((key, data, flushed, len(evs)))
@@ -215,15 +273,25 @@ def generate(root: Path, *, seed: int, scale: float, days: list[dt.date]) -> dic
         again = flushed + dt.timedelta(minutes=5)
         dup_key = f"firehose/{again:%Y/%m/%d/%H}/{FIREHOSE_STREAM}-1-{again:%Y-%m-%d-%H-%M-%S}-{rng.uuid4()}"
         write_object(root, dup_key, data, again)
-        planted["duplicate_objects"].append({"object": dup_key, "copy_of": key, "records": n, "kind": "firehose retry"})
+        planted["duplicate_objects"].append(
+            {"object": dup_key, "copy_of": key, "records": n, "kind": "firehose retry"}
+        )
         counts["firehose_objects"] += 1
         counts["duplicates"] += n
     bad_at = dt.datetime.combine(fh_day, dt.time(23, 59))
     k1 = f"firehose/{bad_at:%Y/%m/%d/%H}/{FIREHOSE_STREAM}-1-{bad_at:%Y-%m-%d-%H-%M-%S}-{rng.uuid4()}"
     write_object(root, k1, b"this object is not gzip\n", bad_at)
     k2 = f"firehose/{bad_at:%Y/%m/%d/%H}/{FIREHOSE_STREAM}-1-{bad_at:%Y-%m-%d-%H-%M-59}-{rng.uuid4()}"
-    write_object(root, k2, gzip_bytes(b'{"messageType":"DATA_MESSAGE","owner":"111122223333","logGroup":"/aws-glue/crawl'), bad_at)
-    planted["corrupt_objects"] += [{"object": k1, "reason": "not gzip"}, {"object": k2, "reason": "truncated JSON envelope"}]
+    write_object(
+        root,
+        k2,
+        gzip_bytes(b'{"messageType":"DATA_MESSAGE","owner":"111122223333","logGroup":"/aws-glue/crawl'),
+        bad_at,
+    )
+    planted["corrupt_objects"] += [
+        {"object": k1, "reason": "not gzip"},
+        {"object": k2, "reason": "truncated JSON envelope"},
+    ]
     counts["firehose_objects"] += 2
 
     quarantined = len(planted["corrupt_objects"])
@@ -243,13 +311,16 @@ def generate(root: Path, *, seed: int, scale: float, days: list[dt.date]) -> dic
             "crawler_runs": n_runs,
             "control_messages": control,
         },
-        "objects": {"export": counts["export_objects"], "firehose": counts["firehose_objects"],
-                    "marker": counts["marker_objects"]},
+        "objects": {
+            "export": counts["export_objects"],
+            "firehose": counts["firehose_objects"],
+            "marker": counts["marker_objects"],
+        },
         "loaded_by_date": {"crawler_log_events": dict(sorted(by_date.items()))},
         "planted": planted,
         "mix": {"run_outcomes": dict(sorted(outcomes.items())), "multiline_events": multiline},
         "notes": "one log event (even a multi-line one) is one record; CONTROL_MESSAGEs are not records; "
-                 "each corrupt object counts as one quarantined record",
+        "each corrupt object counts as one quarantined record",
     }
 
 

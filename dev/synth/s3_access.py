@@ -19,8 +19,10 @@ from typing import Any
 
 from synth.common import Rng, day_counts_add, scaled, seeded, write_object
 
-OWNER_IDS = ["79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be",
-             "36c1f05b76016b78528454e6e0c60e2b7ff7aa20c0a5e4c748276e5b0a2debd2"]
+OWNER_IDS = [
+    "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be",
+    "36c1f05b76016b78528454e6e0c60e2b7ff7aa20c0a5e4c748276e5b0a2debd2",
+]
 # (account, region, bucket, layout)
 SOURCE_BUCKETS = [
     ("111122223333", "us-east-1", "datalake-raw-111122223333", "partitioned"),
@@ -40,10 +42,21 @@ REQUESTERS = [
     # CloudFront Origin Access Identity: a requester with spaces (elastic/integrations #20417).
     ("arn:aws:iam::cloudfront:user/CloudFront Origin Access Identity E2EXAMPLEID", 2),
 ]
-OPERATIONS = [("REST.GET.OBJECT", 40), ("REST.HEAD.OBJECT", 12), ("REST.PUT.OBJECT", 12), ("REST.GET.BUCKET", 8),
-              ("REST.GET.LOCATION", 3), ("REST.GET.ACL", 1), ("REST.DELETE.OBJECT", 2), ("REST.COPY.OBJECT_GET", 1),
-              ("REST.POST.UPLOAD", 1), ("REST.GET.BUCKETVERSIONS", 1), ("REST.GET.VERSIONING", 1),
-              ("S3.EXPIRE.OBJECT", 1), ("BATCH.DELETE.OBJECT", 2)]
+OPERATIONS = [
+    ("REST.GET.OBJECT", 40),
+    ("REST.HEAD.OBJECT", 12),
+    ("REST.PUT.OBJECT", 12),
+    ("REST.GET.BUCKET", 8),
+    ("REST.GET.LOCATION", 3),
+    ("REST.GET.ACL", 1),
+    ("REST.DELETE.OBJECT", 2),
+    ("REST.COPY.OBJECT_GET", 1),
+    ("REST.POST.UPLOAD", 1),
+    ("REST.GET.BUCKETVERSIONS", 1),
+    ("REST.GET.VERSIONING", 1),
+    ("S3.EXPIRE.OBJECT", 1),
+    ("BATCH.DELETE.OBJECT", 2),
+]
 AGENTS = [
     "aws-sdk-java/1.12.661 Linux/5.10.213 OpenJDK_64-Bit_Server_VM/17.0.10+7-LTS java/17.0.10 vendor/Amazon.com_Inc. cfg/retry-mode/standard",
     "Hadoop 3.3.6, aws-sdk-java/1.12.661 Linux/5.10.213 OpenJDK_64-Bit_Server_VM/17.0.10 java/17.0.10 vendor/Amazon.com_Inc.",
@@ -53,9 +66,15 @@ AGENTS = [
     "S3Console/0.4",
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0.0.0 Safari/537.36",
 ]
-KEYS = ["raw/orders/dt={d}/part-{n:05d}.snappy.parquet", "curated/sales/year=2024/month=03/{n:04d}.parquet",
-        "exports/finance/Q1 summary {n}.csv", "landing/partner+feed/{d}/batch_{n}.json.gz",
-        "athena/results/{u}.csv", "athena/results/{u}.csv.metadata", "tmp/ünïcode/{n}.txt"]
+KEYS = [
+    "raw/orders/dt={d}/part-{n:05d}.snappy.parquet",
+    "curated/sales/year=2024/month=03/{n:04d}.parquet",
+    "exports/finance/Q1 summary {n}.csv",
+    "landing/partner+feed/{d}/batch_{n}.json.gz",
+    "athena/results/{u}.csv",
+    "athena/results/{u}.csv.metadata",
+    "tmp/ünïcode/{n}.txt",
+]
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
@@ -89,8 +108,16 @@ class _Line:
     def __init__(self, rng: Rng):
         self.rng = rng
 
-    def fields(self, t: dt.datetime, bucket: str, region: str, *, op: str | None = None, request_id: str | None = None,
-               key: str | None = None) -> tuple[list[str], set[str]]:
+    def fields(
+        self,
+        t: dt.datetime,
+        bucket: str,
+        region: str,
+        *,
+        op: str | None = None,
+        request_id: str | None = None,
+        key: str | None = None,
+    ) -> tuple[list[str], set[str]]:
         rng = self.rng
         kinds: set[str] = set()
         op = op or rng.weighted(OPERATIONS)
@@ -102,15 +129,31 @@ class _Line:
             offset = 120
             kinds.add("tz_offset")
         request_id = request_id or rng.hex_upper(16)
-        bucket_level = op in ("REST.GET.BUCKET", "REST.GET.LOCATION", "REST.GET.ACL", "REST.GET.BUCKETVERSIONS",
-                              "REST.GET.VERSIONING")
+        bucket_level = op in (
+            "REST.GET.BUCKET",
+            "REST.GET.LOCATION",
+            "REST.GET.ACL",
+            "REST.GET.BUCKETVERSIONS",
+            "REST.GET.VERSIONING",
+        )
         if key is None:
             key = "-" if bucket_level else _key(rng, t.date())
         if "%" in key:
             kinds.add("url_encoded_key")
-        method = {"GET": "GET", "HEAD": "HEAD", "PUT": "PUT", "DELETE": "DELETE", "POST": "POST", "COPY": "PUT"}.get(
-            op.split(".")[1], "GET")
-        status, error, sent, size = "200", "-", str(rng.randrange(200, 9_000_000)), str(rng.randrange(200, 90_000_000))
+        method = {
+            "GET": "GET",
+            "HEAD": "HEAD",
+            "PUT": "PUT",
+            "DELETE": "DELETE",
+            "POST": "POST",
+            "COPY": "PUT",
+        }.get(op.split(".")[1], "GET")
+        status, error, sent, size = (
+            "200",
+            "-",
+            str(rng.randrange(200, 9_000_000)),
+            str(rng.randrange(200, 90_000_000)),
+        )
         total, turn = str(rng.randrange(1, 900)), str(rng.randrange(1, 200))
         referer, agent = '"-"', f'"{rng.choice(AGENTS)}"'
         if op.startswith("BATCH.") or op.startswith("S3."):
@@ -124,9 +167,13 @@ class _Line:
                 requester = "arn:aws:sts::111122223333:assumed-role/DataEngineer/alice"
                 kinds.discard("requester_with_spaces")
         else:
-            sub = {"REST.GET.LOCATION": "location", "REST.GET.ACL": "acl", "REST.GET.VERSIONING": "versioning",
-                   "REST.GET.BUCKETVERSIONS": "versions&prefix=raw%2F",
-                   "REST.GET.BUCKET": "list-type=2&prefix=raw%2F&max-keys=1000"}.get(op, "")
+            sub = {
+                "REST.GET.LOCATION": "location",
+                "REST.GET.ACL": "acl",
+                "REST.GET.VERSIONING": "versioning",
+                "REST.GET.BUCKETVERSIONS": "versions&prefix=raw%2F",
+                "REST.GET.BUCKET": "list-type=2&prefix=raw%2F&max-keys=1000",
+            }.get(op, "")
             path = f"/{bucket}/{key}" if key != "-" else f"/{bucket}?{sub}"
             if bucket_level:
                 size = "-"
@@ -139,8 +186,15 @@ class _Line:
             if method == "PUT":
                 sent = "-"
             if rng.random() < 0.05:
-                error_status = rng.choice([("403", "AccessDenied"), ("404", "NoSuchKey"), ("503", "SlowDown"),
-                                           ("400", "InvalidArgument"), ("304", "-")])
+                error_status = rng.choice(
+                    [
+                        ("403", "AccessDenied"),
+                        ("404", "NoSuchKey"),
+                        ("503", "SlowDown"),
+                        ("400", "InvalidArgument"),
+                        ("304", "-"),
+                    ]
+                )
                 status, error = error_status
                 sent = str(rng.randrange(200, 400)) if status not in ("304",) else "-"
             if rng.random() < 0.05:
@@ -157,23 +211,45 @@ class _Line:
         anonymous = requester == "-"
         version_id = rng.chars(32) if rng.random() < 0.03 else "-"
         fields = [
-            rng.choice(OWNER_IDS), bucket, _time_field(t, offset), _ip(rng), requester, request_id, op, key, uri,
-            status, error, sent, size, total, turn, referer, agent, version_id,
+            rng.choice(OWNER_IDS),
+            bucket,
+            _time_field(t, offset),
+            _ip(rng),
+            requester,
+            request_id,
+            op,
+            key,
+            uri,
+            status,
+            error,
+            sent,
+            size,
+            total,
+            turn,
+            referer,
+            agent,
+            version_id,
             rng.b64(76) + "=",
             "-" if anonymous else rng.choice(["SigV4", "SigV4", "SigV4", "SigV2"]),
             rng.choice(["ECDHE-RSA-AES128-GCM-SHA256", "TLS_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-SHA"]),
             "-" if anonymous else rng.choice(["AuthHeader", "AuthHeader", "QueryString"]),
-            rng.choice([f"{bucket}.s3.{region}.amazonaws.com", f"s3.{region}.amazonaws.com", f"{bucket}.s3.amazonaws.com"]),
+            rng.choice(
+                [
+                    f"{bucket}.s3.{region}.amazonaws.com",
+                    f"s3.{region}.amazonaws.com",
+                    f"{bucket}.s3.amazonaws.com",
+                ]
+            ),
             rng.choice(["TLSv1.2", "TLSv1.3"]),
             f"arn:aws:s3:{region}:111122223333:accesspoint/analytics-ap" if rng.random() < 0.03 else "-",
             "Yes" if rng.random() < 0.02 else "-",
         ]
         r = rng.random()
         if r < 0.01:
-            fields = fields[:18]   # legacy line: ends after the version id (matomo #86)
+            fields = fields[:18]  # legacy line: ends after the version id (matomo #86)
             kinds.add("legacy_18_fields")
         elif r < 0.04:
-            fields = fields[:24]   # before access point ARN / ACL-required were added
+            fields = fields[:24]  # before access point ARN / ACL-required were added
             kinds.add("legacy_24_fields")
         elif r < 0.06:
             fields.append(region)  # a field AWS appended after acl-required
@@ -182,9 +258,9 @@ class _Line:
 
 
 MALFORMED = [
-    "truncated",            # object cut mid-line: unbalanced quote, too few fields
-    "bad_time",             # bracketed time that is not a time
-    "garbage",              # not an access log line at all
+    "truncated",  # object cut mid-line: unbalanced quote, too few fields
+    "bad_time",  # bracketed time that is not a time
+    "garbage",  # not an access log line at all
 ]
 
 
@@ -200,10 +276,14 @@ def _malformed(rng: Rng, good_line: str, kind: str) -> str:
         return good_line[: min(start + 8, good_line.index('"', start + 1))]
     if kind == "bad_time":
         start, end = good_line.index("["), good_line.index("]")
-        return good_line[:start] + "[31/Foo/2024:25:61:00 +0000]" + good_line[end + 1:]
-    return rng.choice(["<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code></Error>",
-                       "\x00\x00\x00\x1f\x8b binary junk",
-                       "# this line was written by a log shipper test"])
+        return good_line[:start] + "[31/Foo/2024:25:61:00 +0000]" + good_line[end + 1 :]
+    return rng.choice(
+        [
+            '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code></Error>',
+            "\x00\x00\x00\x1f\x8b binary junk",
+            "# this line was written by a log shipper test",
+        ]
+    )
 
 
 def generate(root: Path, *, seed: int, scale: float, days: list[dt.date]) -> dict[str, Any]:
@@ -247,7 +327,9 @@ def generate(root: Path, *, seed: int, scale: float, days: list[dt.date]) -> dic
             if fields[6] == "BATCH.DELETE.OBJECT":
                 # One multi-object delete logs one row per key, all with the same request id.
                 for _ in range(rng.randrange(1, 6)):
-                    batch.append(liner.fields(t, bucket, region, op="BATCH.DELETE.OBJECT", request_id=fields[5]))
+                    batch.append(
+                        liner.fields(t, bucket, region, op="BATCH.DELETE.OBJECT", request_id=fields[5])
+                    )
                 kinds_seen["batch_delete_shared_request_id"] += len(batch)
             for f, k in batch:
                 text = " ".join(f)
@@ -276,7 +358,7 @@ def generate(root: Path, *, seed: int, scale: float, days: list[dt.date]) -> dic
             clean_objects.append((key, lines, delivered, src))
 
     # Redelivery: some lines of an earlier object arrive again inside a later object.
-    for key, lines, delivered, src in clean_objects[min(3, len(clean_objects) - 1)::80]:
+    for key, lines, delivered, src in clean_objects[min(3, len(clean_objects) - 1) :: 80]:
         copied = lines[: max(1, len(lines) // 2)]
         again = delivered + dt.timedelta(minutes=rng.randrange(10, 50))
         t = again - dt.timedelta(minutes=5)
@@ -288,9 +370,12 @@ def generate(root: Path, *, seed: int, scale: float, days: list[dt.date]) -> dic
                 kinds_seen[kk] += 1
             day_counts_add(by_date, t.date())
         dup_key = key_for(src, again)
-        write_object(root, dup_key, ("\n".join(copied + fresh) + "\n").encode(), again + dt.timedelta(seconds=30))
-        planted["duplicate_objects"].append({"object": dup_key, "copy_of": key, "duplicate_lines": len(copied),
-                                             "new_lines": len(fresh)})
+        write_object(
+            root, dup_key, ("\n".join(copied + fresh) + "\n").encode(), again + dt.timedelta(seconds=30)
+        )
+        planted["duplicate_objects"].append(
+            {"object": dup_key, "copy_of": key, "duplicate_lines": len(copied), "new_lines": len(fresh)}
+        )
         layouts[src[3]] += 1
         counts["objects"] += 1
         counts["lines"] += len(copied) + len(fresh)
@@ -309,10 +394,13 @@ def generate(root: Path, *, seed: int, scale: float, days: list[dt.date]) -> dic
             "records_duplicate": counts["duplicates"],
             "loaded_by_table": {"s3_access_logs": loaded},
         },
-        "objects": {"by_layout": dict(layouts), "mean_lines_per_object": round(counts["lines"] / counts["objects"], 1)},
+        "objects": {
+            "by_layout": dict(layouts),
+            "mean_lines_per_object": round(counts["lines"] / counts["objects"], 1),
+        },
         "loaded_by_date": {"s3_access_logs": dict(sorted(by_date.items()))},
         "planted": planted,
         "mix": {"awkward_lines": dict(sorted(kinds_seen.items()))},
         "notes": "every line ends in a newline; awkward lines are valid and expected to load; "
-                 "+0200 lines carry local time of the same UTC instant",
+        "+0200 lines carry local time of the same UTC instant",
     }

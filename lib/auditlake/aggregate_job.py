@@ -53,7 +53,9 @@ class AggregateSpec:
     build: Callable[[dict[str, DataFrame], dict[str, Any]], DataFrame]
 
 
-def _cloudtrail(f: Callable[..., DataFrame], **options_from_cfg: str) -> Callable[[dict[str, DataFrame], dict[str, Any]], DataFrame]:
+def _cloudtrail(
+    f: Callable[..., DataFrame], **options_from_cfg: str
+) -> Callable[[dict[str, DataFrame], dict[str, Any]], DataFrame]:
     def build(frames: dict[str, DataFrame], opts: dict[str, Any]) -> DataFrame:
         return frames["cloudtrail_events"].transform(f, **{k: opts[v] for k, v in options_from_cfg.items()})
 
@@ -65,25 +67,40 @@ S3_ACCESS = (("s3_access_logs", "request_date"),)
 
 SPECS: tuple[AggregateSpec, ...] = (
     AggregateSpec("agg_cloudtrail_daily", CLOUDTRAIL, _cloudtrail(agg.aggregate_cloudtrail_daily)),
-    AggregateSpec("agg_governance_changes_daily", CLOUDTRAIL, _cloudtrail(agg.aggregate_governance_changes_daily)),
+    AggregateSpec(
+        "agg_governance_changes_daily", CLOUDTRAIL, _cloudtrail(agg.aggregate_governance_changes_daily)
+    ),
     AggregateSpec("agg_data_access_daily", CLOUDTRAIL, _cloudtrail(agg.aggregate_data_access_daily)),
-    AggregateSpec("agg_athena_queries_daily", CLOUDTRAIL,
-                  _cloudtrail(agg.aggregate_athena_queries_daily, trusted_cidrs="trusted_cidrs")),
+    AggregateSpec(
+        "agg_athena_queries_daily",
+        CLOUDTRAIL,
+        _cloudtrail(agg.aggregate_athena_queries_daily, trusted_cidrs="trusted_cidrs"),
+    ),
     AggregateSpec("agg_glue_jobs_daily", CLOUDTRAIL, _cloudtrail(agg.aggregate_glue_jobs_daily)),
     AggregateSpec("agg_access_denied_daily", CLOUDTRAIL, _cloudtrail(agg.aggregate_access_denied_daily)),
-    AggregateSpec("agg_s3_requests_daily", S3_ACCESS,
-                  lambda fr, _o: fr["s3_access_logs"].transform(agg.aggregate_s3_requests_daily)),
-    AggregateSpec("agg_s3_object_access_daily", S3_ACCESS,
-                  lambda fr, _o: fr["s3_access_logs"].transform(agg.aggregate_s3_object_access_daily)),
     AggregateSpec(
-        "entity_activity_daily", CLOUDTRAIL + S3_ACCESS,
-        lambda fr, _o: fr["cloudtrail_events"].transform(aggregate_entity_activity_daily,
-                                                         s3_access_logs=fr["s3_access_logs"]),
+        "agg_s3_requests_daily",
+        S3_ACCESS,
+        lambda fr, _o: fr["s3_access_logs"].transform(agg.aggregate_s3_requests_daily),
+    ),
+    AggregateSpec(
+        "agg_s3_object_access_daily",
+        S3_ACCESS,
+        lambda fr, _o: fr["s3_access_logs"].transform(agg.aggregate_s3_object_access_daily),
+    ),
+    AggregateSpec(
+        "entity_activity_daily",
+        CLOUDTRAIL + S3_ACCESS,
+        lambda fr, _o: fr["cloudtrail_events"].transform(
+            aggregate_entity_activity_daily, s3_access_logs=fr["s3_access_logs"]
+        ),
     ),
     AggregateSpec(
         "agg_crawler_daily",
         (("crawler_runs", "run_date"), ("crawler_log_events", "event_date")),
-        lambda fr, _o: fr["crawler_runs"].transform(agg.aggregate_crawler_daily, log_events=fr["crawler_log_events"]),
+        lambda fr, _o: fr["crawler_runs"].transform(
+            agg.aggregate_crawler_daily, log_events=fr["crawler_log_events"]
+        ),
     ),
 )
 
@@ -119,8 +136,14 @@ def _spec_days(spec: AggregateSpec, touched: dict[str, set[dt.date]]) -> list[dt
     return sorted(days)
 
 
-def build_aggregate(spark: SparkSession, lake: str, spec: AggregateSpec, days: list[dt.date], opts: dict[str, Any],
-                    inputs: dict[str, DataFrame] | None = None) -> DataFrame:
+def build_aggregate(
+    spark: SparkSession,
+    lake: str,
+    spec: AggregateSpec,
+    days: list[dt.date],
+    opts: dict[str, Any],
+    inputs: dict[str, DataFrame] | None = None,
+) -> DataFrame:
     """Read the spec's inputs for ``days`` and build its rows (conformed to the contract).
 
     ``inputs`` holds input tables already read in this run (one snapshot per table and run).
@@ -141,10 +164,14 @@ def day_fingerprints(df: DataFrame) -> dict[dt.date, tuple[int, Any]]:
     (up to a 64-bit hash collision); one aggregation per frame, no join or shuffle of rows.
     """
     cols = [c for c in df.columns if c != "dt"]
-    rows = df.groupBy("dt").agg(
-        F.count(F.lit(1)).alias("n"),
-        F.sum(F.xxhash64(*cols).cast("decimal(38,0)")).alias("h"),
-    ).collect()
+    rows = (
+        df.groupBy("dt")
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.sum(F.xxhash64(*cols).cast("decimal(38,0)")).alias("h"),
+        )
+        .collect()
+    )
     return {r["dt"]: (int(r["n"]), r["h"]) for r in rows}
 
 
@@ -173,8 +200,12 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
     """
     lake = normalize_uri(ctx.args.lake)
     rec = RunRecord(
-        run_id=ctx.run_id, job=ctx.job, source="aggregates", source_uri=lake,
-        env=ctx.cfg.get("env", "local"), started_at=ctx.started_at.replace(tzinfo=None),
+        run_id=ctx.run_id,
+        job=ctx.job,
+        source="aggregates",
+        source_uri=lake,
+        env=ctx.cfg.get("env", "local"),
+        started_at=ctx.started_at.replace(tzinfo=None),
     )
     built: dict[str, _Built] = {}
     inputs: dict[str, DataFrame] = {}
@@ -201,7 +232,9 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
             b.df.unpersist()
 
 
-def _plan(ctx: JobContext, lake: str, rec: RunRecord, inputs: dict[str, DataFrame]) -> dict[str, list[dt.date]]:
+def _plan(
+    ctx: JobContext, lake: str, rec: RunRecord, inputs: dict[str, DataFrame]
+) -> dict[str, list[dt.date]]:
     """Days to rebuild per aggregate: the window's, or those the input tables' commits since the last run touched.
 
     A scheduled run pins every input at the version it plans from (into ``inputs``) and records
@@ -214,7 +247,8 @@ def _plan(ctx: JobContext, lake: str, rec: RunRecord, inputs: dict[str, DataFram
     else:
         watermark = aggregate_plan.last_versions(lake_mod.read_table(spark, lake, "job_runs"), ctx.job)
         changes = aggregate_plan.plan_from_commits(
-            spark, lake, [table for spec in SPECS for table, _ in spec.inputs], watermark)
+            spark, lake, [table for spec in SPECS for table, _ in spec.inputs], watermark
+        )
         plan = {spec.table: _spec_days(spec, changes.days) for spec in SPECS}
         inputs.update(changes.inputs)
         rec.table_versions = changes.versions
@@ -224,8 +258,15 @@ def _plan(ctx: JobContext, lake: str, rec: RunRecord, inputs: dict[str, DataFram
     return plan
 
 
-def _build(ctx: JobContext, lake: str, plan: dict[str, list[dt.date]], opts: dict[str, Any], rec: RunRecord,
-           built: dict[str, _Built], inputs: dict[str, DataFrame]) -> list[quality.QualityOutcome]:
+def _build(
+    ctx: JobContext,
+    lake: str,
+    plan: dict[str, list[dt.date]],
+    opts: dict[str, Any],
+    rec: RunRecord,
+    built: dict[str, _Built],
+    inputs: dict[str, DataFrame],
+) -> list[quality.QualityOutcome]:
     """Build and cache each planned aggregate into ``built`` (from ``inputs`` where pinned); return its outcomes."""
     outcomes = []
     for spec in SPECS:
@@ -237,12 +278,17 @@ def _build(ctx: JobContext, lake: str, plan: dict[str, list[dt.date]], opts: dic
         prints = built[spec.table].prints = day_fingerprints(df)
         n = sum(count for count, _ in prints.values())
         rec.counters["rows_built"] = rec.counters.get("rows_built", 0) + n
-        outcomes.append(quality.validate_batch(ctx.spark, spec.table, df, run_id=ctx.run_id, cfg=ctx.cfg,
-                                               expected_row_count=n))
+        outcomes.append(
+            quality.validate_batch(
+                ctx.spark, spec.table, df, run_id=ctx.run_id, cfg=ctx.cfg, expected_row_count=n
+            )
+        )
     return outcomes
 
 
-def _write(spark: SparkSession, lake: str, built: dict[str, _Built], opts: dict[str, Any], rec: RunRecord) -> None:
+def _write(
+    spark: SparkSession, lake: str, built: dict[str, _Built], opts: dict[str, Any], rec: RunRecord
+) -> None:
     """Replace the days whose rows differ from what each table holds; leave the others untouched."""
     rewritten: set[dt.date] = set()
     for table, b in built.items():
@@ -256,8 +302,13 @@ def _write(spark: SparkSession, lake: str, built: dict[str, _Built], opts: dict[
             lake_mod.replace_partitions(spark, batch, lake, table, changed, fmt=opts["format"])
             rec.loaded_by_table[table] = sum(b.prints[d][0] for d in changed if d in b.prints)
             rewritten.update(changed)
-        log.info("%s: %d days checked, %d replaced %s", table, len(b.days), len(changed),
-                 [d.isoformat() for d in changed])
+        log.info(
+            "%s: %d days checked, %d replaced %s",
+            table,
+            len(b.days),
+            len(changed),
+            [d.isoformat() for d in changed],
+        )
     # Rows built = rows written (days that changed) + rows the table already held unchanged.
     rec.records_read = rec.counters.get("rows_built", 0)
     rec.records_loaded = sum(rec.loaded_by_table.values())
@@ -279,8 +330,10 @@ def _summary(rec: RunRecord, plan: dict[str, list[dt.date]]) -> str:
         lines.append("  nothing to rebuild: no input table committed a change since the last run")
     for table, days in plan.items():
         replaced = rec.counters.get(f"{table}_days_replaced", 0)
-        lines.append(f"  {table}: {len(days)} days recomputed, {replaced} replaced, "
-                     f"{rec.loaded_by_table.get(table, 0)} rows written")
+        lines.append(
+            f"  {table}: {len(days)} days recomputed, {replaced} replaced, "
+            f"{rec.loaded_by_table.get(table, 0)} rows written"
+        )
     lines.append(f"  data quality: {rec.dq_status}")
     lines.append("  seconds: " + ", ".join(f"{k}={v:.1f}" for k, v in rec.phase_seconds.items()))
     return "\n".join(lines)

@@ -28,12 +28,26 @@ LAKE_FORMATION = "lakeformation.amazonaws.com"
 ATHENA = "athena.amazonaws.com"
 
 GLUE_CATALOG_WRITES = (
-    "CreateTable", "UpdateTable", "DeleteTable", "BatchDeleteTable",
-    "CreatePartition", "BatchCreatePartition", "DeletePartition", "BatchDeletePartition",
-    "UpdatePartition", "BatchUpdatePartition",
-    "CreateDatabase", "UpdateDatabase", "DeleteDatabase",
+    "CreateTable",
+    "UpdateTable",
+    "DeleteTable",
+    "BatchDeleteTable",
+    "CreatePartition",
+    "BatchCreatePartition",
+    "DeletePartition",
+    "BatchDeletePartition",
+    "UpdatePartition",
+    "BatchUpdatePartition",
+    "CreateDatabase",
+    "UpdateDatabase",
+    "DeleteDatabase",
 )
-LAKE_FORMATION_WRITES = ("GrantPermissions", "BatchGrantPermissions", "RevokePermissions", "BatchRevokePermissions")
+LAKE_FORMATION_WRITES = (
+    "GrantPermissions",
+    "BatchGrantPermissions",
+    "RevokePermissions",
+    "BatchRevokePermissions",
+)
 GLUE_JOB_EVENTS = ("StartJobRun", "CreateJob", "UpdateJob", "DeleteJob")
 GLUE_CRAWLER_EVENTS = ("StartCrawler", "StopCrawler", "CreateCrawler", "UpdateCrawler", "DeleteCrawler")
 
@@ -50,53 +64,70 @@ PERCENTILE_ACCURACY = 10000
 # --- requestParameters shapes (CloudTrail spells the API's fields in lowerCamelCase) -----------
 
 _STRINGS = T.ArrayType(T.StringType())
-_TABLE_REF = T.StructType([T.StructField("databaseName", T.StringType()), T.StructField("name", T.StringType())])
-_LF_RESOURCE = T.StructType([
-    T.StructField("database", T.StructType([T.StructField("name", T.StringType())])),
-    T.StructField("table", _TABLE_REF),
-    T.StructField("tableWithColumns", _TABLE_REF),
-])
+_TABLE_REF = T.StructType(
+    [T.StructField("databaseName", T.StringType()), T.StructField("name", T.StringType())]
+)
+_LF_RESOURCE = T.StructType(
+    [
+        T.StructField("database", T.StructType([T.StructField("name", T.StringType())])),
+        T.StructField("table", _TABLE_REF),
+        T.StructField("tableWithColumns", _TABLE_REF),
+    ]
+)
 _LF_PRINCIPAL = T.StructType([T.StructField("dataLakePrincipalIdentifier", T.StringType())])
 _VALUES = T.StructType([T.StructField("values", _STRINGS)])
 
 # One schema for every catalog / Lake Formation write; the event name says which fields apply.
-GOVERNANCE_REQUEST_SCHEMA = T.StructType([
-    T.StructField("databaseName", T.StringType()),
-    T.StructField("name", T.StringType()),            # DeleteTable: table; *Database: database
-    T.StructField("tableName", T.StringType()),       # partition calls
-    T.StructField("tableInput", T.StructType([T.StructField("name", T.StringType())])),
-    T.StructField("databaseInput", T.StructType([T.StructField("name", T.StringType())])),
-    T.StructField("tablesToDelete", _STRINGS),        # BatchDeleteTable
-    T.StructField("partitionInput", _VALUES),         # CreatePartition
-    T.StructField("partitionInputList", T.ArrayType(_VALUES)),   # BatchCreatePartition
-    T.StructField("partitionValues", _STRINGS),       # DeletePartition
-    T.StructField("partitionsToDelete", T.ArrayType(_VALUES)),   # BatchDeletePartition
-    T.StructField("partitionValueList", _STRINGS),    # UpdatePartition
-    # BatchUpdatePartition entries carry partitionValueList; Batch*Permissions entries the rest.
-    T.StructField("entries", T.ArrayType(T.StructType([
-        T.StructField("partitionValueList", _STRINGS),
+GOVERNANCE_REQUEST_SCHEMA = T.StructType(
+    [
+        T.StructField("databaseName", T.StringType()),
+        T.StructField("name", T.StringType()),  # DeleteTable: table; *Database: database
+        T.StructField("tableName", T.StringType()),  # partition calls
+        T.StructField("tableInput", T.StructType([T.StructField("name", T.StringType())])),
+        T.StructField("databaseInput", T.StructType([T.StructField("name", T.StringType())])),
+        T.StructField("tablesToDelete", _STRINGS),  # BatchDeleteTable
+        T.StructField("partitionInput", _VALUES),  # CreatePartition
+        T.StructField("partitionInputList", T.ArrayType(_VALUES)),  # BatchCreatePartition
+        T.StructField("partitionValues", _STRINGS),  # DeletePartition
+        T.StructField("partitionsToDelete", T.ArrayType(_VALUES)),  # BatchDeletePartition
+        T.StructField("partitionValueList", _STRINGS),  # UpdatePartition
+        # BatchUpdatePartition entries carry partitionValueList; Batch*Permissions entries the rest.
+        T.StructField(
+            "entries",
+            T.ArrayType(
+                T.StructType(
+                    [
+                        T.StructField("partitionValueList", _STRINGS),
+                        T.StructField("principal", _LF_PRINCIPAL),
+                        T.StructField("resource", _LF_RESOURCE),
+                        T.StructField("permissions", _STRINGS),
+                        T.StructField("permissionsWithGrantOption", _STRINGS),
+                    ]
+                )
+            ),
+        ),
         T.StructField("principal", _LF_PRINCIPAL),
         T.StructField("resource", _LF_RESOURCE),
         T.StructField("permissions", _STRINGS),
         T.StructField("permissionsWithGrantOption", _STRINGS),
-    ]))),
-    T.StructField("principal", _LF_PRINCIPAL),
-    T.StructField("resource", _LF_RESOURCE),
-    T.StructField("permissions", _STRINGS),
-    T.StructField("permissionsWithGrantOption", _STRINGS),
-])
+    ]
+)
 
-DATA_ACCESS_REQUEST_SCHEMA = T.StructType([
-    T.StructField("tableArn", T.StringType()),
-    T.StructField("permissions", _STRINGS),
-])
+DATA_ACCESS_REQUEST_SCHEMA = T.StructType(
+    [
+        T.StructField("tableArn", T.StringType()),
+        T.StructField("permissions", _STRINGS),
+    ]
+)
 
 ATHENA_REQUEST_SCHEMA = T.StructType([T.StructField("workGroup", T.StringType())])
 
-GLUE_JOB_REQUEST_SCHEMA = T.StructType([
-    T.StructField("jobName", T.StringType()),
-    T.StructField("name", T.StringType()),
-])
+GLUE_JOB_REQUEST_SCHEMA = T.StructType(
+    [
+        T.StructField("jobName", T.StringType()),
+        T.StructField("name", T.StringType()),
+    ]
+)
 
 
 def parse_request(col: str | Column, schema: T.StructType) -> Column:
@@ -144,12 +175,15 @@ def ipv6_to_hex(ip: Column) -> Column:
     """
     halves = F.split(ip, "::", -1)
     left = F.when(F.element_at(halves, 1) == "", F.array().cast("array<string>")).otherwise(
-        F.split(F.element_at(halves, 1), ":", -1))
-    right = F.when((F.size(halves) < 2) | (F.element_at(halves, -1) == ""), F.array().cast("array<string>")).otherwise(
-        F.split(F.element_at(halves, -1), ":", -1))
+        F.split(F.element_at(halves, 1), ":", -1)
+    )
+    right = F.when(
+        (F.size(halves) < 2) | (F.element_at(halves, -1) == ""), F.array().cast("array<string>")
+    ).otherwise(F.split(F.element_at(halves, -1), ":", -1))
     missing = F.lit(8) - F.size(left) - F.size(right)
     groups = F.when(F.size(halves) == 1, left).otherwise(
-        F.concat(left, F.array_repeat(F.lit("0"), F.greatest(missing, F.lit(0))), right))
+        F.concat(left, F.array_repeat(F.lit("0"), F.greatest(missing, F.lit(0))), right)
+    )
     valid = (
         ip.contains(":")
         & ip.rlike(r"^[0-9A-Fa-f:]+$")
@@ -197,6 +231,7 @@ def outside_cidrs(ip: Column, cidrs: Iterable[str]) -> Column:
 
 # --- CloudTrail aggregates ------------------------------------------------------------------
 
+
 def _event_stats() -> list[Column]:
     """Event count, distinct source IPs, first and last event time of a group of CloudTrail events."""
     return [
@@ -210,8 +245,14 @@ def _event_stats() -> list[Column]:
 def aggregate_cloudtrail_daily(events: DataFrame) -> DataFrame:
     """cloudtrail_events -> agg_cloudtrail_daily."""
     grouped = events.groupBy(
-        F.col("recipient_account_id").alias("account_id"), "aws_region", "event_source", "event_name",
-        "user_arn", "error_code", "read_only", F.col("event_date").alias("dt"),
+        F.col("recipient_account_id").alias("account_id"),
+        "aws_region",
+        "event_source",
+        "event_name",
+        "user_arn",
+        "error_code",
+        "read_only",
+        F.col("event_date").alias("dt"),
     ).agg(*_event_stats())
     return grouped.transform(conform, "agg_cloudtrail_daily")
 
@@ -225,13 +266,28 @@ def _governance_fields(df: DataFrame) -> DataFrame:
     res = r["resource"]
     entries = r["entries"]
 
-    lf_db = F.coalesce(res["table"]["databaseName"], res["tableWithColumns"]["databaseName"], res["database"]["name"])
+    lf_db = F.coalesce(
+        res["table"]["databaseName"], res["tableWithColumns"]["databaseName"], res["database"]["name"]
+    )
     lf_table = F.coalesce(res["table"]["name"], res["tableWithColumns"]["name"])
-    batch_dbs = _sorted_distinct(_non_null(F.transform(entries, lambda e: F.coalesce(
-        e["resource"]["table"]["databaseName"], e["resource"]["tableWithColumns"]["databaseName"],
-        e["resource"]["database"]["name"]))))
-    batch_tables = _non_null(F.transform(entries, lambda e: F.coalesce(
-        e["resource"]["table"]["name"], e["resource"]["tableWithColumns"]["name"])))
+    batch_dbs = _sorted_distinct(
+        _non_null(
+            F.transform(
+                entries,
+                lambda e: F.coalesce(
+                    e["resource"]["table"]["databaseName"],
+                    e["resource"]["tableWithColumns"]["databaseName"],
+                    e["resource"]["database"]["name"],
+                ),
+            )
+        )
+    )
+    batch_tables = _non_null(
+        F.transform(
+            entries,
+            lambda e: F.coalesce(e["resource"]["table"]["name"], e["resource"]["tableWithColumns"]["name"]),
+        )
+    )
 
     database = (
         F.when(name == "CreateDatabase", r["databaseInput"]["name"])
@@ -252,27 +308,39 @@ def _governance_fields(df: DataFrame) -> DataFrame:
         .when(table.isNotNull(), F.array(table))
     )
     partitions = (
-        F.when(name == "CreatePartition", F.when(r["partitionInput"]["values"].isNotNull(),
-                                                 F.array(r["partitionInput"]["values"])))
+        F.when(
+            name == "CreatePartition",
+            F.when(r["partitionInput"]["values"].isNotNull(), F.array(r["partitionInput"]["values"])),
+        )
         .when(name == "BatchCreatePartition", F.transform(r["partitionInputList"], lambda p: p["values"]))
-        .when(name == "DeletePartition", F.when(r["partitionValues"].isNotNull(), F.array(r["partitionValues"])))
+        .when(
+            name == "DeletePartition", F.when(r["partitionValues"].isNotNull(), F.array(r["partitionValues"]))
+        )
         .when(name == "BatchDeletePartition", F.transform(r["partitionsToDelete"], lambda p: p["values"]))
-        .when(name == "UpdatePartition", F.when(r["partitionValueList"].isNotNull(),
-                                                F.array(r["partitionValueList"])))
+        .when(
+            name == "UpdatePartition",
+            F.when(r["partitionValueList"].isNotNull(), F.array(r["partitionValueList"])),
+        )
         .when(name == "BatchUpdatePartition", F.transform(entries, lambda e: e["partitionValueList"]))
     )
-    grantees = (
-        F.when(is_batch_lf, _empty_to_null(_sorted_distinct(_non_null(
-            F.transform(entries, lambda e: e["principal"]["dataLakePrincipalIdentifier"])))))
-        .when(is_lf & r["principal"]["dataLakePrincipalIdentifier"].isNotNull(),
-              F.array(r["principal"]["dataLakePrincipalIdentifier"]))
+    grantees = F.when(
+        is_batch_lf,
+        _empty_to_null(
+            _sorted_distinct(
+                _non_null(F.transform(entries, lambda e: e["principal"]["dataLakePrincipalIdentifier"]))
+            )
+        ),
+    ).when(
+        is_lf & r["principal"]["dataLakePrincipalIdentifier"].isNotNull(),
+        F.array(r["principal"]["dataLakePrincipalIdentifier"]),
     )
 
     def perms(field: str) -> Column:
-        batch = F.flatten(F.transform(entries, lambda e: F.coalesce(e[field], F.array().cast("array<string>"))))
-        return (
-            F.when(is_batch_lf, _empty_to_null(_sorted_distinct(_non_null(batch))))
-            .when(is_lf, _sorted_distinct(r[field]))
+        batch = F.flatten(
+            F.transform(entries, lambda e: F.coalesce(e[field], F.array().cast("array<string>")))
+        )
+        return F.when(is_batch_lf, _empty_to_null(_sorted_distinct(_non_null(batch)))).when(
+            is_lf, _sorted_distinct(r[field])
         )
 
     return df.select(
@@ -311,8 +379,10 @@ def aggregate_data_access_daily(events: DataFrame) -> DataFrame:
         F.array_sort(req["permissions"]).alias("_permissions"),
     )
     grouped = calls.groupBy(
-        F.col("recipient_account_id").alias("account_id"), "user_arn",
-        F.col("_table_arn").alias("table_arn"), F.col("_permissions").alias("permissions"),
+        F.col("recipient_account_id").alias("account_id"),
+        "user_arn",
+        F.col("_table_arn").alias("table_arn"),
+        F.col("_permissions").alias("permissions"),
         F.col("event_date").alias("dt"),
     ).agg(
         F.count(F.lit(1)).alias("access_count"),
@@ -330,8 +400,13 @@ def aggregate_athena_queries_daily(events: DataFrame, *, trusted_cidrs: Iterable
         (F.col("event_source") == ATHENA) & (F.col("event_name") == "StartQueryExecution")
     ).select("*", parse_request("request_parameters", ATHENA_REQUEST_SCHEMA)["workGroup"].alias("_workgroup"))
     grouped = calls.groupBy(
-        F.col("recipient_account_id").alias("account_id"), "aws_region", "user_arn", "source_ip_address",
-        "user_agent", F.col("_workgroup").alias("workgroup"), F.col("event_date").alias("dt"),
+        F.col("recipient_account_id").alias("account_id"),
+        "aws_region",
+        "user_arn",
+        "source_ip_address",
+        "user_agent",
+        F.col("_workgroup").alias("workgroup"),
+        F.col("event_date").alias("dt"),
     ).agg(
         F.count(F.lit(1)).alias("query_count"),
         _count_if(F.col("error_code").isNotNull()).alias("failed_count"),
@@ -339,7 +414,9 @@ def aggregate_athena_queries_daily(events: DataFrame, *, trusted_cidrs: Iterable
         F.max("event_time").alias("last_event_time"),
     )
     outside = outside_cidrs(F.col("source_ip_address"), cidrs)
-    return grouped.withColumn("outside_trusted_networks", outside).transform(conform, "agg_athena_queries_daily")
+    return grouped.withColumn("outside_trusted_networks", outside).transform(
+        conform, "agg_athena_queries_daily"
+    )
 
 
 def aggregate_glue_jobs_daily(events: DataFrame) -> DataFrame:
@@ -352,12 +429,18 @@ def aggregate_glue_jobs_daily(events: DataFrame) -> DataFrame:
         "*",
         F.when(is_job, F.lit("job")).otherwise(F.lit("crawler")).alias("_resource_type"),
         # StartJobRun/UpdateJob/DeleteJob name the job jobName, CreateJob and the crawler calls name.
-        F.when(is_job, F.coalesce(req["jobName"], req["name"])).otherwise(req["name"]).alias("_resource_name"),
+        F.when(is_job, F.coalesce(req["jobName"], req["name"]))
+        .otherwise(req["name"])
+        .alias("_resource_name"),
     )
     grouped = calls.groupBy(
-        F.col("recipient_account_id").alias("account_id"), "aws_region", "user_arn",
-        F.col("_resource_type").alias("resource_type"), F.col("_resource_name").alias("resource_name"),
-        "event_name", F.col("event_date").alias("dt"),
+        F.col("recipient_account_id").alias("account_id"),
+        "aws_region",
+        "user_arn",
+        F.col("_resource_type").alias("resource_type"),
+        F.col("_resource_name").alias("resource_name"),
+        "event_name",
+        F.col("event_date").alias("dt"),
     ).agg(
         F.count(F.lit(1)).alias("event_count"),
         _count_if(F.col("error_code").isNotNull()).alias("error_count"),
@@ -376,19 +459,29 @@ def aggregate_access_denied_daily(events: DataFrame) -> DataFrame:
     """cloudtrail_events -> agg_access_denied_daily."""
     denied = events.where(is_access_denied(F.col("error_code")))
     grouped = denied.groupBy(
-        F.col("recipient_account_id").alias("account_id"), "user_arn", "event_source", "event_name",
-        "error_code", F.col("event_date").alias("dt"),
+        F.col("recipient_account_id").alias("account_id"),
+        "user_arn",
+        "event_source",
+        "event_name",
+        "error_code",
+        F.col("event_date").alias("dt"),
     ).agg(*_event_stats())
     return grouped.transform(conform, "agg_access_denied_daily")
 
 
 # --- S3 server access log aggregates --------------------------------------------------------
 
+
 def aggregate_s3_requests_daily(logs: DataFrame) -> DataFrame:
     """s3_access_logs -> agg_s3_requests_daily, with p50/p95 of total_time_ms (percentile_approx)."""
     is_error = (F.col("http_status") >= 400) | F.col("error_code").isNotNull()
     grouped = logs.groupBy(
-        "bucket", "operation", "http_status", "requester", "remote_ip", F.col("request_date").alias("dt"),
+        "bucket",
+        "operation",
+        "http_status",
+        "requester",
+        "remote_ip",
+        F.col("request_date").alias("dt"),
     ).agg(
         F.count(F.lit(1)).alias("request_count"),
         F.sum(F.coalesce(F.col("bytes_sent"), F.lit(0))).alias("bytes_sent"),
@@ -401,22 +494,32 @@ def aggregate_s3_requests_daily(logs: DataFrame) -> DataFrame:
 
 def aggregate_s3_object_access_daily(logs: DataFrame) -> DataFrame:
     """s3_access_logs -> agg_s3_object_access_daily (object-level lines only)."""
-    grouped = logs.where(F.col("key").isNotNull()).groupBy(
-        "bucket", "key", "operation", F.col("request_date").alias("dt"),
-    ).agg(
-        F.count(F.lit(1)).alias("request_count"),
-        # count_distinct skips nulls; the anonymous requester (null) counts as one more.
-        (F.countDistinct("requester") + F.max(F.when(F.col("requester").isNull(), 1).otherwise(0)))
-        .alias("distinct_requesters"),
-        F.sum(F.coalesce(F.col("bytes_sent"), F.lit(0))).alias("bytes_sent"),
+    grouped = (
+        logs.where(F.col("key").isNotNull())
+        .groupBy(
+            "bucket",
+            "key",
+            "operation",
+            F.col("request_date").alias("dt"),
+        )
+        .agg(
+            F.count(F.lit(1)).alias("request_count"),
+            # count_distinct skips nulls; the anonymous requester (null) counts as one more.
+            (F.countDistinct("requester") + F.max(F.when(F.col("requester").isNull(), 1).otherwise(0))).alias(
+                "distinct_requesters"
+            ),
+            F.sum(F.coalesce(F.col("bytes_sent"), F.lit(0))).alias("bytes_sent"),
+        )
     )
     return grouped.transform(conform, "agg_s3_object_access_daily")
 
 
 # --- Glue crawler aggregate -----------------------------------------------------------------
 
+
 def aggregate_crawler_daily(runs: DataFrame, *, log_events: DataFrame) -> DataFrame:
     """crawler_runs (by run_date) + crawler_log_events (by event_date) -> agg_crawler_daily."""
+
     def total(c: str) -> Column:
         return F.sum(F.coalesce(F.col(c), F.lit(0))).cast("bigint")
 

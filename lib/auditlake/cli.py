@@ -41,15 +41,24 @@ def parse_date(text: str) -> dt.date:
 
 def base_parser(job: str, *, needs_source: bool = True) -> argparse.ArgumentParser:
     parser = _Parser(prog=job, add_help=True, allow_abbrev=False)
-    parser.add_argument("--source", required=needs_source, help="URI of the raw logs (s3://, s3a://, local path)")
+    parser.add_argument(
+        "--source", required=needs_source, help="URI of the raw logs (s3://, s3a://, local path)"
+    )
     parser.add_argument("--lake", required=True, help="root URI; each table is <lake>/<table_name>")
     parser.add_argument("--env", default="local", help="local | emr | glue (selects conf/<env>.yaml)")
     parser.add_argument("--since", type=parse_date, help="first day (UTC) of the window, YYYY-MM-DD")
     parser.add_argument("--until", type=parse_date, help="last day (UTC) of the window, inclusive")
-    parser.add_argument("--reprocess", action="store_true", help="re-read objects of the window already in the ledger")
+    parser.add_argument(
+        "--reprocess", action="store_true", help="re-read objects of the window already in the ledger"
+    )
     parser.add_argument("--run-id", help="run identifier (default: generated)")
-    parser.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --conf quality.enabled=false")
+    parser.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --conf quality.enabled=false",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging and full tracebacks")
     return parser
 
@@ -85,7 +94,9 @@ class _StdoutHandler(logging.StreamHandler):
 def configure_logging(verbose: bool = False) -> None:
     """Log lines to stderr; the end-of-run summary (logger ``auditlake.summary``) as plain text to stdout."""
     level = logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     summary = logging.getLogger("auditlake.summary")
     if not any(isinstance(h, _StdoutHandler) for h in summary.handlers):
         handler = _StdoutHandler()
@@ -169,12 +180,16 @@ def run_job(
         clean, changed = redact_args(vars(args))
         if changed:
             args = argparse.Namespace(**clean)
-            log.warning("removed user info from the URI in %s; configure credentials outside the URI",
-                        ", ".join(f"--{k.replace('_', '-')}" for k in changed))
+            log.warning(
+                "removed user info from the URI in %s; configure credentials outside the URI",
+                ", ".join(f"--{k.replace('_', '-')}" for k in changed),
+            )
         unknown = [redact(a) or "" for a in unknown]
         if unknown:
-            log.info("ignoring arguments this job does not know (Glue adds its own): %s",
-                     " ".join(a for a in unknown if a.startswith("--")))
+            log.info(
+                "ignoring arguments this job does not know (Glue adds its own): %s",
+                " ".join(a for a in unknown if a.startswith("--")),
+            )
         if args.since and args.until and args.since > args.until:
             raise UsageError(f"{job}: --since {args.since} is after --until {args.until}")
         cfg = config_mod.load_config(args.env, _conf_overrides(args.conf))

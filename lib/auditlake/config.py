@@ -49,7 +49,7 @@ def load_config(env: str = "local", overrides: dict[str, Any] | None = None) -> 
         raise ConfigError(f"cannot load configuration for env {env!r}: {exc}") from exc
     for name, raw in sorted(os.environ.items()):
         if name.startswith(_ENV_PREFIX):
-            dotted = [p.lower() for p in name[len(_ENV_PREFIX):].split("__") if p]
+            dotted = [p.lower() for p in name[len(_ENV_PREFIX) :].split("__") if p]
             if dotted:
                 _set_path(cfg, dotted, yaml.safe_load(raw))
     cfg = deep_merge(cfg, overrides or {})

@@ -63,19 +63,31 @@ def _answers(spark, lake: str) -> list[str]:
     """A few audit answers straight from the lake, the way the query pack asks them."""
     out: list[str] = []
     for title, table, sql in [
-        ("Findings of the detection pack", "findings",
-         "SELECT dt, severity, rule_id, entity_kind, entity, event_count FROM t "
-         "ORDER BY dt DESC, CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, "
-         "rule_id, entity LIMIT 10"),
-        ("Who deleted tables", "agg_governance_changes_daily",
-         "SELECT dt, event_name, user_arn, source_ip_address, database_name, table_name FROM t "
-         "WHERE event_name IN ('DeleteTable','BatchDeleteTable') ORDER BY event_time LIMIT 5"),
-        ("Crawlers that failed", "crawler_runs",
-         "SELECT run_date, crawler_name, error_count, substr(first_error_message, 1, 60) AS first_error "
-         "FROM t WHERE status = 'failed' ORDER BY run_date, crawler_name LIMIT 5"),
-        ("Athena queries from outside the trusted networks", "agg_athena_queries_daily",
-         "SELECT dt, user_arn, source_ip_address, workgroup, query_count FROM t "
-         "WHERE outside_trusted_networks ORDER BY query_count DESC, dt LIMIT 5"),
+        (
+            "Findings of the detection pack",
+            "findings",
+            "SELECT dt, severity, rule_id, entity_kind, entity, event_count FROM t "
+            "ORDER BY dt DESC, CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, "
+            "rule_id, entity LIMIT 10",
+        ),
+        (
+            "Who deleted tables",
+            "agg_governance_changes_daily",
+            "SELECT dt, event_name, user_arn, source_ip_address, database_name, table_name FROM t "
+            "WHERE event_name IN ('DeleteTable','BatchDeleteTable') ORDER BY event_time LIMIT 5",
+        ),
+        (
+            "Crawlers that failed",
+            "crawler_runs",
+            "SELECT run_date, crawler_name, error_count, substr(first_error_message, 1, 60) AS first_error "
+            "FROM t WHERE status = 'failed' ORDER BY run_date, crawler_name LIMIT 5",
+        ),
+        (
+            "Athena queries from outside the trusted networks",
+            "agg_athena_queries_daily",
+            "SELECT dt, user_arn, source_ip_address, workgroup, query_count FROM t "
+            "WHERE outside_trusted_networks ORDER BY query_count DESC, dt LIMIT 5",
+        ),
     ]:
         try:
             df = lake_mod.read_table(spark, lake, table)
@@ -106,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     for job, sub, fn in _jobs():
         argv_job = ["--lake", args.lake] + (["--source", str(Path(args.raw) / sub)] if sub else [])
         print(f"\n=== {job} ===", flush=True)
-        code = run_job(job, fn, argv=argv_job, needs_source=sub is not None,
-                       session_factory=lambda c, n: spark)
+        code = run_job(
+            job, fn, argv=argv_job, needs_source=sub is not None, session_factory=lambda c, n: spark
+        )
         if code != 0:
             print(f"demo: {job} failed with exit code {code}", file=sys.stderr)
             return code
@@ -134,8 +147,14 @@ def _report(spark, lake: str) -> int:
         return 1
     out = Path(lake) / f"audit-report-{day.isoformat()}.html"
     print(f"\n=== {JOB_NAME} ===", flush=True)
-    code = run_job(JOB_NAME, build_report, argv=["--lake", lake, "--date", day.isoformat(), "--out", str(out)],
-                   add_arguments=add_arguments, needs_source=False, session_factory=lambda c, n: spark)
+    code = run_job(
+        JOB_NAME,
+        build_report,
+        argv=["--lake", lake, "--date", day.isoformat(), "--out", str(out)],
+        add_arguments=add_arguments,
+        needs_source=False,
+        session_factory=lambda c, n: spark,
+    )
     if code == 0:
         print(f"Daily audit report for {day}: {out.resolve()}")
     return code

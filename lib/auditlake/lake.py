@@ -123,6 +123,7 @@ def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[A
             return 0
         cond.insert(0, f"t.`{part}` IN ({_partition_literals(values)})")
         cond.insert(1, f"t.`{part}` = s.`{part}`")
+
     # A MERGE also on a table's first load: two runs loading a new table at the same time would
     # both append (blind appends never conflict in Delta) and duplicate every key; two merges
     # conflict on the partitions they read, and the retried one inserts only what is missing.
@@ -143,7 +144,9 @@ def upsert_rows(spark, df: DataFrame, lake: str, table: str) -> int:
 
     def upsert() -> int:
         before = _version(target)
-        target.alias("t").merge(batch.alias("s"), cond).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+        target.alias("t").merge(
+            batch.alias("s"), cond
+        ).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
         return _metric_since(spark, target, before, ("numTargetRowsInserted", "numTargetRowsUpdated"))
 
     return commits.retry_on_conflict(upsert, what=f"upsert into {table}")
@@ -154,11 +157,15 @@ def append_rows(spark, df: DataFrame, lake: str, table: str) -> None:
     contract = load_contract(table)
     ensure_delta_table(spark, lake, contract)
     batch = conform(df, contract)
-    commits.retry_on_conflict(lambda: batch.write.format("delta").mode("append").save(table_uri(lake, table)),
-                              what=f"append to {table}")
+    commits.retry_on_conflict(
+        lambda: batch.write.format("delta").mode("append").save(table_uri(lake, table)),
+        what=f"append to {table}",
+    )
 
 
-def replace_partitions(spark, df: DataFrame, lake: str, table: str, values: list[Any], fmt: str | None = None) -> None:
+def replace_partitions(
+    spark, df: DataFrame, lake: str, table: str, values: list[Any], fmt: str | None = None
+) -> None:
     """Replace exactly the given partitions with the batch (aggregates); others are untouched.
 
     A value with no rows in the batch ends up empty; batch rows outside ``values`` are not
@@ -237,7 +244,9 @@ def _metric_since(spark, target, before: int, names: tuple[str, ...]) -> int:
     """
     tag = commits.current_tag(spark)
     rows = target.history(50).select("version", "operationMetrics", "userMetadata").collect()
-    mine = sorted((r for r in rows if int(r[0]) > before and (tag is None or r[2] == tag)), key=lambda r: int(r[0]))
+    mine = sorted(
+        (r for r in rows if int(r[0]) > before and (tag is None or r[2] == tag)), key=lambda r: int(r[0])
+    )
     if not mine:
         return 0
     metrics = mine[0][1] or {}

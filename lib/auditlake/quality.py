@@ -69,8 +69,18 @@ log = logging.getLogger(__name__)
 
 SEVERITIES = ("critical", "warning")
 RESULT_COLUMNS = (
-    "run_id", "table_name", "expectation", "column_name", "severity", "success", "element_count",
-    "unexpected_count", "unexpected_percent", "sample_unexpected", "details", "evaluated_at",
+    "run_id",
+    "table_name",
+    "expectation",
+    "column_name",
+    "severity",
+    "success",
+    "element_count",
+    "unexpected_count",
+    "unexpected_percent",
+    "sample_unexpected",
+    "details",
+    "evaluated_at",
     "evaluated_date",
 )
 _OWN_KEYS = ("name", "severity", "columns", "level", "unexpected_row_predicate", "sample_columns")
@@ -194,11 +204,15 @@ def resolve_specs(
         predicate = entry.get("unexpected_row_predicate")
         if level == "row":
             if entry["type"] not in ROW_LEVEL_TYPES:
-                raise ConfigError(f"{where}: {entry['type']} cannot be row-level (one of {', '.join(ROW_LEVEL_TYPES)})")
+                raise ConfigError(
+                    f"{where}: {entry['type']} cannot be row-level (one of {', '.join(ROW_LEVEL_TYPES)})"
+                )
             if "mostly" in entry:
                 raise ConfigError(f"{where}: a row-level entry quarantines every failing row; drop `mostly`")
             if entry["type"] == "unexpected_rows_expectation" and not predicate:
-                raise ConfigError(f"{where}: a row-level unexpected_rows_expectation needs `unexpected_row_predicate`")
+                raise ConfigError(
+                    f"{where}: a row-level unexpected_rows_expectation needs `unexpected_row_predicate`"
+                )
         if predicate and "unexpected_rows_query" not in entry:
             shown = ", ".join(entry.get("sample_columns") or ["*"])
             entry = {**entry, "unexpected_rows_query": f"SELECT {shown} FROM {{batch}} WHERE {predicate}"}
@@ -207,8 +221,10 @@ def resolve_specs(
         for variant in variants:
             kwargs = {k: v for k, v in variant.items() if k not in _OWN_KEYS and k != "type"}
             try:
-                kwargs = {k: _resolve(v, now=now, expected_row_count=expected_row_count, window=window)
-                          for k, v in kwargs.items()}
+                kwargs = {
+                    k: _resolve(v, now=now, expected_row_count=expected_row_count, window=window)
+                    for k, v in kwargs.items()
+                }
             except _Unknown:
                 log.info("%s: %s left out (no expected row count)", table, variant["type"])
                 continue
@@ -219,8 +235,17 @@ def resolve_specs(
             if (name, column) in seen:
                 raise ConfigError(f"{where}: duplicate {name} on {column}; give it a distinct `name`")
             seen.add((name, column))
-            specs.append(_Spec(name=name, type=variant["type"], severity=severity, column=column, kwargs=kwargs,
-                               level=level, predicate=predicate))
+            specs.append(
+                _Spec(
+                    name=name,
+                    type=variant["type"],
+                    severity=severity,
+                    column=column,
+                    kwargs=kwargs,
+                    level=level,
+                    predicate=predicate,
+                )
+            )
     return specs
 
 
@@ -228,8 +253,9 @@ class _Unknown(Exception):
     """A token with no value in this run (``{expected_row_count}`` without a run count)."""
 
 
-def _resolve(value: Any, *, now: dt.datetime, expected_row_count: int | None,
-             window: tuple[dt.datetime, dt.datetime]) -> Any:
+def _resolve(
+    value: Any, *, now: dt.datetime, expected_row_count: int | None, window: tuple[dt.datetime, dt.datetime]
+) -> Any:
     if isinstance(value, list):
         return [_resolve(v, now=now, expected_row_count=expected_row_count, window=window) for v in value]
     if isinstance(value, dt.datetime):
@@ -247,7 +273,13 @@ def _resolve(value: Any, *, now: dt.datetime, expected_row_count: int | None,
                 raise _Unknown
             return int(expected_row_count)
         delta = dt.timedelta(**{"days" if unit == "d" else "hours": int(amount or 0)})
-        base = window[0] if what.startswith("plausible_min") else window[1] if what.startswith("plausible_max") else now
+        base = (
+            window[0]
+            if what.startswith("plausible_min")
+            else window[1]
+            if what.startswith("plausible_max")
+            else now
+        )
         moved = base + delta if sign == "+" else base - delta
         return moved.date() if what == "today" or what.endswith("_date") else moved
     if _ISO_DATE.match(text):
@@ -494,8 +526,9 @@ def validate_batch(
     evaluated_at = dt.datetime.now(dt.UTC).replace(microsecond=0)
     now = now or evaluated_at
     sample_size = int(config_mod.get(cfg, "quality.sample_size", 5))
-    specs = resolve_specs(table, suite, now=now, expected_row_count=expected_row_count,
-                          window=plausible_window(cfg, now))
+    specs = resolve_specs(
+        table, suite, now=now, expected_row_count=expected_row_count, window=plausible_window(cfg, now)
+    )
     if not specs:
         return QualityOutcome(table=table, status="passed")
 
@@ -514,7 +547,12 @@ def validate_batch(
     outcome.seconds = time.perf_counter() - started
     log.info(
         "%s: data quality %s (%d expectations, %d critical failed, %d warnings) in %.2fs",
-        table, outcome.status, len(results), len(outcome.failures), len(outcome.warnings), outcome.seconds,
+        table,
+        outcome.status,
+        len(results),
+        len(outcome.failures),
+        len(outcome.warnings),
+        outcome.seconds,
     )
     if config_mod.get(cfg, "quality.data_docs", False):
         _write_data_docs(spark, cfg, table, run_id, list(by_index.values()))
@@ -549,14 +587,22 @@ def _run_suite(
             )
             by_index.update({_index(r): r for r in second.results})
     batch_rows = next(
-        (int(r.result["element_count"]) for r in by_index.values() if (r.result or {}).get("element_count") is not None),
+        (
+            int(r.result["element_count"])
+            for r in by_index.values()
+            if (r.result or {}).get("element_count") is not None
+        ),
         None,
     )
     if batch_rows is None:
         passed_count = [
-            i for i, s in enumerate(specs) if s.type == "expect_table_row_count_to_equal" and by_index[i].success
+            i
+            for i, s in enumerate(specs)
+            if s.type == "expect_table_row_count_to_equal" and by_index[i].success
         ]
-        batch_rows = int(expected_row_count) if passed_count and expected_row_count is not None else df.count()
+        batch_rows = (
+            int(expected_row_count) if passed_count and expected_row_count is not None else df.count()
+        )
     return by_index, batch_rows
 
 
@@ -623,7 +669,9 @@ def _results(
         if spec.type == "unexpected_rows_expectation" and not raised:
             unexpected = result.get("observed_value")
             if not success:
-                samples = _unexpected_rows_samples(spark, df, spec.kwargs["unexpected_rows_query"], sample_size)
+                samples = _unexpected_rows_samples(
+                    spark, df, spec.kwargs["unexpected_rows_query"], sample_size
+                )
         if unexpected is None and success and _counts_rows(spec.type):
             unexpected = 0  # passed in the flags-only pass: no row was unexpected
         percent = _float(result.get("unexpected_percent"))
@@ -631,26 +679,29 @@ def _results(
             percent = 100.0 * int(unexpected) / batch_rows
         elif percent is None and unexpected is not None:
             percent = 0.0
-        rows.append({
-            "run_id": run_id,
-            "table_name": table,
-            "expectation": spec.name,
-            "column_name": spec.column,
-            "severity": spec.severity,
-            "success": success,
-            "element_count": int(result.get("element_count") or batch_rows),
-            "unexpected_count": None if unexpected is None else int(unexpected),
-            "unexpected_percent": percent,
-            "sample_unexpected": samples,
-            "details": json.dumps(details, default=str, sort_keys=True),
-            "evaluated_at": evaluated_at,
-            "evaluated_date": evaluated_at.date(),
-        })
+        rows.append(
+            {
+                "run_id": run_id,
+                "table_name": table,
+                "expectation": spec.name,
+                "column_name": spec.column,
+                "severity": spec.severity,
+                "success": success,
+                "element_count": int(result.get("element_count") or batch_rows),
+                "unexpected_count": None if unexpected is None else int(unexpected),
+                "unexpected_percent": percent,
+                "sample_unexpected": samples,
+                "details": json.dumps(details, default=str, sort_keys=True),
+                "evaluated_at": evaluated_at,
+                "evaluated_date": evaluated_at.date(),
+            }
+        )
     return rows
 
 
-def _add_quarantined(results: list[dict[str, Any]], specs: list[_Spec], quarantined: dict[str, int],
-                     batch_rows: int) -> None:
+def _add_quarantined(
+    results: list[dict[str, Any]], specs: list[_Spec], quarantined: dict[str, int], batch_rows: int
+) -> None:
     """Row-level entries that passed on the committed rows report the rows they quarantined."""
     for row, spec in zip(results, specs, strict=True):
         if spec.level != "row" or spec.severity != "critical" or not row["success"]:
@@ -741,7 +792,9 @@ def results_frame(spark: SparkSession, outcomes: list[QualityOutcome], run_id: s
 # --- optional data docs ----------------------------------------------------------------------
 
 
-def _write_data_docs(spark: SparkSession, cfg: dict[str, Any], table: str, run_id: str, results: list[Any]) -> None:
+def _write_data_docs(
+    spark: SparkSession, cfg: dict[str, Any], table: str, run_id: str, results: list[Any]
+) -> None:
     """GX's HTML page for this validation under ``quality.data_docs_dir`` (any Hadoop URI)."""
     base = config_mod.get(cfg, "quality.data_docs_dir")
     if not base:

@@ -85,10 +85,19 @@ class RunRecord:
             yield
         finally:
             self.phase_seconds[name] = time.monotonic() - started
-            log.info("run %s %s: phase %s: end, %.1fs; objects listed=%d processed=%d; records read=%d "
-                     "loaded=%d quarantined=%d", self.run_id, self.source, name, self.phase_seconds[name],
-                     self.objects_listed, self.objects_processed, self.records_read, self.records_loaded,
-                     self.records_quarantined)
+            log.info(
+                "run %s %s: phase %s: end, %.1fs; objects listed=%d processed=%d; records read=%d "
+                "loaded=%d quarantined=%d",
+                self.run_id,
+                self.source,
+                name,
+                self.phase_seconds[name],
+                self.objects_listed,
+                self.objects_processed,
+                self.records_read,
+                self.records_loaded,
+                self.records_quarantined,
+            )
 
     def balanced(self) -> bool:
         return self.records_read == self.records_loaded + self.records_quarantined + self.records_duplicate
@@ -127,9 +136,18 @@ def write_run_record(spark: SparkSession, lake: str, record: RunRecord) -> None:
         return
     row = record.as_row()
     # The final line of every run: counts and duration only, never record content.
-    log.info("run %s %s %s: %s in %.1fs; records read=%d loaded=%d quarantined=%d duplicates=%d",
-             record.run_id, record.job, record.source, record.status, row["duration_seconds"],
-             record.records_read, record.records_loaded, record.records_quarantined, record.records_duplicate)
+    log.info(
+        "run %s %s %s: %s in %.1fs; records read=%d loaded=%d quarantined=%d duplicates=%d",
+        record.run_id,
+        record.job,
+        record.source,
+        record.status,
+        row["duration_seconds"],
+        record.records_read,
+        record.records_loaded,
+        record.records_quarantined,
+        record.records_duplicate,
+    )
 
 
 def record_failed_run(spark: SparkSession, lake: str, rec: RunRecord, exc: BaseException) -> None:

@@ -28,7 +28,9 @@ def local_jars(jars_dir: str | None = None) -> list[str]:
     folder = Path(jars_dir or os.environ.get("AUDITLAKE_JARS_DIR") or _REPO_ROOT / "jvm" / "jars")
     jars = sorted(str(p) for p in folder.glob("*.jar")) if folder.is_dir() else []
     if not jars:
-        raise ConfigError(f"no JVM jars in {folder}: run `make setup` (fetches Delta and hadoop-aws via Maven)")
+        raise ConfigError(
+            f"no JVM jars in {folder}: run `make setup` (fetches Delta and hadoop-aws via Maven)"
+        )
     return jars
 
 
@@ -75,7 +77,9 @@ def local_python_conf() -> dict[str, str]:
     return {
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
-        "spark.executorEnv.PYTHONPATH": os.pathsep.join([package_parent, *([inherited] if inherited else [])]),
+        "spark.executorEnv.PYTHONPATH": os.pathsep.join(
+            [package_parent, *([inherited] if inherited else [])]
+        ),
     }
 
 
@@ -131,7 +135,9 @@ def build_session(cfg: dict[str, Any], app_name: str = "auditlake"):
     # A reused session (tests, Glue) may have been created with other s3a settings.
     for key, value in s3a_conf(cfg).items():
         spark.sparkContext._jsc.hadoopConfiguration().set(key.removeprefix("spark.hadoop."), value)
-    log.info("spark session ready: env=%s master=%s version=%s", env, spark.sparkContext.master, spark.version)
+    log.info(
+        "spark session ready: env=%s master=%s version=%s", env, spark.sparkContext.master, spark.version
+    )
     return spark
 
 

@@ -41,9 +41,7 @@ class TableContract:
 
     @property
     def schema(self) -> T.StructType:
-        return T.StructType(
-            [T.StructField(c.name, parse_type(c.type), c.nullable) for c in self.columns]
-        )
+        return T.StructType([T.StructField(c.name, parse_type(c.type), c.nullable) for c in self.columns])
 
     @property
     def column_names(self) -> list[str]:
@@ -151,7 +149,7 @@ def parse_type(text: str) -> T.DataType:
 
 def _expect(toks: list[str], i: int, tok: str) -> int:
     if i >= len(toks) or toks[i] != tok:
-        raise ValueError(f"expected {tok!r} in type string near {' '.join(toks[i:i + 3])!r}")
+        raise ValueError(f"expected {tok!r} in type string near {' '.join(toks[i : i + 3])!r}")
     return i + 1
 
 

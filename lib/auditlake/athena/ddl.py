@@ -69,7 +69,7 @@ def athena_location(lake: str) -> str:
     root = lake.strip().rstrip("/")
     for prefix in ("s3a://", "s3n://"):
         if root.startswith(prefix):
-            root = "s3://" + root[len(prefix):]
+            root = "s3://" + root[len(prefix) :]
     if not root.startswith("s3://"):
         raise ValueError(f"Athena reads tables from S3: --lake must be an s3:// URI, got {lake!r}")
     return root
@@ -91,15 +91,26 @@ def projection_properties(column: ColumnSpec, location: str, start: str) -> dict
     }
 
 
-def table_spec(contract: TableContract, lake: str, database: str,
-               projection_start: str = DEFAULT_PROJECTION_START) -> TableSpec:
+def table_spec(
+    contract: TableContract, lake: str, database: str, projection_start: str = DEFAULT_PROJECTION_START
+) -> TableSpec:
     _check_name("database", database)
     _check_name("table", contract.name)
     location = f"{athena_location(lake)}/{contract.name}"
-    cols = [ColumnSpec(_check_name("column", c.name), athena_type(c.type), c.comment) for c in contract.columns]
+    cols = [
+        ColumnSpec(_check_name("column", c.name), athena_type(c.type), c.comment) for c in contract.columns
+    ]
     if contract.format == "delta":
-        return TableSpec(contract.name, database, "delta", location, tuple(cols), (),
-                         contract.description, {"table_type": "DELTA"})
+        return TableSpec(
+            contract.name,
+            database,
+            "delta",
+            location,
+            tuple(cols),
+            (),
+            contract.description,
+            {"table_type": "DELTA"},
+        )
     if contract.format != "parquet":
         raise ValueError(f"{contract.name}: unknown format {contract.format!r}")
     if len(contract.partition_by) != 1:
@@ -109,15 +120,19 @@ def table_spec(contract: TableContract, lake: str, database: str,
     part_cols = tuple(c for c in cols if c.name in part_names)
     props = projection_properties(part_cols[0], location, projection_start)
     props["parquet.compression"] = "SNAPPY"
-    return TableSpec(contract.name, database, "parquet", location, data_cols, part_cols,
-                     contract.description, props)
+    return TableSpec(
+        contract.name, database, "parquet", location, data_cols, part_cols, contract.description, props
+    )
 
 
-def all_table_specs(lake: str, database: str, projection_start: str = DEFAULT_PROJECTION_START) -> list[TableSpec]:
+def all_table_specs(
+    lake: str, database: str, projection_start: str = DEFAULT_PROJECTION_START
+) -> list[TableSpec]:
     return [table_spec(load_contract(name), lake, database, projection_start) for name in list_contracts()]
 
 
 # --- rendering -------------------------------------------------------------------------------
+
 
 def _q(name: str) -> str:
     return f"`{name}`"
@@ -185,8 +200,11 @@ def render_ddl(specs: list[TableSpec]) -> str:
 
 # --- Glue Data Catalog -----------------------------------------------------------------------
 
+
 def _glue_columns(cols: tuple[ColumnSpec, ...]) -> list[dict[str, str]]:
-    return [{"Name": c.name, "Type": c.type, **({"Comment": c.comment[:255]} if c.comment else {})} for c in cols]
+    return [
+        {"Name": c.name, "Type": c.type, **({"Comment": c.comment[:255]} if c.comment else {})} for c in cols
+    ]
 
 
 def glue_table_input(spec: TableSpec) -> dict:
@@ -199,11 +217,16 @@ def glue_table_input(spec: TableSpec) -> dict:
         params["spark.sql.sources.provider"] = "delta"
     else:
         params["classification"] = "parquet"
-        sd.update({
-            "InputFormat": PARQUET_INPUT_FORMAT,
-            "OutputFormat": PARQUET_OUTPUT_FORMAT,
-            "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE, "Parameters": {"serialization.format": "1"}},
-        })
+        sd.update(
+            {
+                "InputFormat": PARQUET_INPUT_FORMAT,
+                "OutputFormat": PARQUET_OUTPUT_FORMAT,
+                "SerdeInfo": {
+                    "SerializationLibrary": PARQUET_SERDE,
+                    "Parameters": {"serialization.format": "1"},
+                },
+            }
+        )
     table: dict = {
         "Name": spec.name,
         "TableType": "EXTERNAL_TABLE",
@@ -227,8 +250,9 @@ def register_in_glue(glue_client, specs: list[TableSpec]) -> dict[str, str]:
     try:
         glue_client.get_database(Name=database)
     except glue_client.exceptions.EntityNotFoundException:
-        glue_client.create_database(DatabaseInput={"Name": database,
-                                                   "Description": "auditlake audit and operations tables"})
+        glue_client.create_database(
+            DatabaseInput={"Name": database, "Description": "auditlake audit and operations tables"}
+        )
     outcome: dict[str, str] = {}
     for spec in specs:
         table_input = glue_table_input(spec)

@@ -17,10 +17,16 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", required=True, help="Athena / Glue database name")
     parser.add_argument("--out", help="write the DDL to this file instead of printing it")
-    parser.add_argument("--projection-start", default=ddl.DEFAULT_PROJECTION_START,
-                        help="first day of the dt partition projection range (YYYY-MM-DD)")
-    parser.add_argument("--register-glue", action="store_true",
-                        help="also create or update the database and tables in the Glue Data Catalog")
+    parser.add_argument(
+        "--projection-start",
+        default=ddl.DEFAULT_PROJECTION_START,
+        help="first day of the dt partition projection range (YYYY-MM-DD)",
+    )
+    parser.add_argument(
+        "--register-glue",
+        action="store_true",
+        help="also create or update the database and tables in the Glue Data Catalog",
+    )
     parser.add_argument("--region", help="AWS region for --register-glue (default: the boto3 default)")
 
 
@@ -43,6 +49,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
 
         glue = boto3.client("glue", region_name=args.region) if args.region else boto3.client("glue")
         outcome = ddl.register_in_glue(glue, specs)
-        log.info("Glue database %s: %s", args.database,
-                 ", ".join(f"{t} {o}" for t, o in sorted(outcome.items())))
+        log.info(
+            "Glue database %s: %s", args.database, ", ".join(f"{t} {o}" for t, o in sorted(outcome.items()))
+        )
     return {"tables": len(specs), "glue": outcome}

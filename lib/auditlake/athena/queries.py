@@ -58,7 +58,9 @@ def load_query(name: str) -> Query:
     declared = {p.name for p in params}
     used = set(_PLACEHOLDER.findall(sql))
     if used != declared:
-        raise ValueError(f"queries/{name}.sql: parameters used {sorted(used)} but declared {sorted(declared)}")
+        raise ValueError(
+            f"queries/{name}.sql: parameters used {sorted(used)} but declared {sorted(declared)}"
+        )
     return Query(name, sql, tuple(params))
 
 

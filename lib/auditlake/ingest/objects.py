@@ -48,7 +48,7 @@ def is_local(uri: str) -> bool:
 def normalize_uri(uri: str) -> str:
     """Canonical form of a root URI: local paths become ``file:/abs/path``; no trailing slash."""
     if is_local(uri):
-        path = uri[len("file:"):] if uri.startswith("file:") else uri
+        path = uri[len("file:") :] if uri.startswith("file:") else uri
         path = re.sub(r"^/+", "/", path)
         return "file:" + os.path.abspath(path)
     return uri.rstrip("/")
@@ -82,7 +82,7 @@ def list_objects(spark: SparkSession, root_uri: str) -> list[SourceObject]:
     """
     root = normalize_uri(root_uri)
     if is_local(root):
-        out = _list_local(root[len("file:"):])
+        out = _list_local(root[len("file:") :])
     else:
         out = _list_hadoop(spark, root)
     out.sort(key=lambda o: o.uri)
@@ -124,4 +124,3 @@ def _list_hadoop(spark: SparkSession, root: str) -> list[SourceObject]:
         java = getattr(exc, "java_exception", None)
         detail = str(java.toString()).splitlines()[0] if java is not None else str(exc).splitlines()[0]
         raise SourceError(f"cannot list {root}: {detail}") from exc
-

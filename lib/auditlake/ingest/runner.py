@@ -53,9 +53,17 @@ def in_window(day: dt.date | None, since: dt.date | None, until: dt.date | None,
     return True
 
 
-def _ledger_frame(spark: SparkSession, source_name: str, objects: Iterable[SourceObject], dates: dict[str, dt.date | None], run_id: str) -> DataFrame:
+def _ledger_frame(
+    spark: SparkSession,
+    source_name: str,
+    objects: Iterable[SourceObject],
+    dates: dict[str, dt.date | None],
+    run_id: str,
+) -> DataFrame:
     now = now_utc()
-    rows = [(source_name, redact(o.uri), o.size, o.modified_at, dates.get(o.uri), run_id, now) for o in objects]
+    rows = [
+        (source_name, redact(o.uri), o.size, o.modified_at, dates.get(o.uri), run_id, now) for o in objects
+    ]
     return spark.createDataFrame(rows, load_contract("ingest_ledger").schema)
 
 
@@ -107,8 +115,12 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
     """
     lake = normalize_uri(ctx.args.lake)
     rec = RunRecord(
-        run_id=ctx.run_id, job=ctx.job, source=source.name, source_uri=redact(normalize_uri(ctx.args.source)),
-        env=ctx.cfg.get("env", "local"), started_at=ctx.started_at.replace(tzinfo=None),
+        run_id=ctx.run_id,
+        job=ctx.job,
+        source=source.name,
+        source_uri=redact(normalize_uri(ctx.args.source)),
+        env=ctx.cfg.get("env", "local"),
+        started_at=ctx.started_at.replace(tzinfo=None),
     )
     try:
         run_log.start_run(ctx.spark, lake, rec, ctx.cfg)
@@ -129,10 +141,18 @@ def _list(ctx: JobContext, source: Source, lake: str, rec: RunRecord) -> _Select
     args = ctx.args
     slack = int(config_mod.get(ctx.cfg, "ingest.listing_slack_days", 1))
     with rec.phase("list"):
-        window = listing.resolve_window(ctx.spark, lake, source.name, args.since, args.until, slack,
-                                        reprocess=args.reprocess)
-        found = listing.list_window(ctx.spark, args.source, source, window, lake=lake, cfg=ctx.cfg,
-                                    progress_every=int(config_mod.get(ctx.cfg, "progress.every_objects", 10000)))
+        window = listing.resolve_window(
+            ctx.spark, lake, source.name, args.since, args.until, slack, reprocess=args.reprocess
+        )
+        found = listing.list_window(
+            ctx.spark,
+            args.source,
+            source,
+            window,
+            lake=lake,
+            cfg=ctx.cfg,
+            progress_every=int(config_mod.get(ctx.cfg, "progress.every_objects", 10000)),
+        )
         listed = found.objects
         rec.counters["list_calls"] = found.list_calls
         rec.objects_listed = len(listed)
@@ -140,7 +160,9 @@ def _list(ctx: JobContext, source: Source, lake: str, rec: RunRecord) -> _Select
         if found.skipped_complete_tasks:
             skipped["complete_export_task"] = found.skipped_complete_tasks
         rec.skipped_by_reason = dict(skipped)
-        rec.objects_skipped = sum(v for k, v in skipped.items() if k not in ("outside_window", "complete_export_task"))
+        rec.objects_skipped = sum(
+            v for k, v in skipped.items() if k not in ("outside_window", "complete_export_task")
+        )
         if args.reprocess:
             todo = candidates
         else:
@@ -148,8 +170,14 @@ def _list(ctx: JobContext, source: Source, lake: str, rec: RunRecord) -> _Select
             todo = [o for o in candidates if (o.uri, o.size, o.modified_at) not in done]
         rec.objects_already_processed = len(candidates) - len(todo)
         rec.objects_processed = len(todo)
-    log.info("%s: %d listed, %d to process, %d already in the ledger, skipped %s",
-             source.name, len(listed), len(todo), rec.objects_already_processed, dict(skipped))
+    log.info(
+        "%s: %d listed, %d to process, %d already in the ledger, skipped %s",
+        source.name,
+        len(listed),
+        len(todo),
+        rec.objects_already_processed,
+        dict(skipped),
+    )
     return _Selected(todo, dates)
 
 
@@ -182,8 +210,15 @@ def _process(ctx: JobContext, source: Source, lake: str, selected: _Selected, re
         batch = _Batch({}, {}, parsed.quarantine, list(parsed.persisted))
         try:
             # Rows failing a row-level check join the quarantine; schema drift stops the run here.
-            prepared = gate.prepare_batch(ctx.spark, parsed.tables, parsed.quarantine, source=source.name,
-                                          run_id=ctx.run_id, cfg=ctx.cfg, now=ctx.started_at)
+            prepared = gate.prepare_batch(
+                ctx.spark,
+                parsed.tables,
+                parsed.quarantine,
+                source=source.name,
+                run_id=ctx.run_id,
+                cfg=ctx.cfg,
+                now=ctx.started_at,
+            )
             gate.raise_on_failure(ctx.spark, lake, prepared.outcomes, ctx.run_id)
             parsed = replace(parsed, tables=prepared.tables, quarantine=prepared.quarantine)
             _dedupe_batch(parsed, batch, rec)
@@ -230,9 +265,16 @@ def _gate(ctx: JobContext, lake: str, batch: _Batch, rec: RunRecord) -> None:
     share = gate.quarantine_share(rec.records_quarantined, rec.records_read, cfg=ctx.cfg, run_id=ctx.run_id)
     outcomes = [share] if share is not None else []
     outcomes += [
-        quality.validate_batch(ctx.spark, table, d, run_id=ctx.run_id, cfg=ctx.cfg,
-                               expected_row_count=batch.row_counts[table], backed_by_cache=True,
-                               quarantined=batch.row_quarantined.get(table))
+        quality.validate_batch(
+            ctx.spark,
+            table,
+            d,
+            run_id=ctx.run_id,
+            cfg=ctx.cfg,
+            expected_row_count=batch.row_counts[table],
+            backed_by_cache=True,
+            quarantined=batch.row_quarantined.get(table),
+        )
         for table, d in batch.tables.items()
         if batch.row_counts[table]  # nothing to validate and nothing to commit
     ]
@@ -249,7 +291,9 @@ def _commit(ctx: JobContext, source: Source, lake: str, batch: _Batch, rec: RunR
             lake_mod.ensure_delta_table(spark, lake, contract)
             rec.loaded_by_table[table] = 0
             continue
-        part_values = lake_mod.partition_values(d, contract.partition_by[0]) if contract.partition_by else None
+        part_values = (
+            lake_mod.partition_values(d, contract.partition_by[0]) if contract.partition_by else None
+        )
         inserted = lake_mod.merge_new_rows(spark, d, lake, table, dates=part_values)
         rec.loaded_by_table[table] = inserted
         if part_values and inserted:

@@ -56,16 +56,48 @@ KNOWN_MINOR = 11
 
 # Top-level keys AWS documents for management, data and network-activity events (1.0 - 1.11).
 EVENT_KEYS = (
-    "eventVersion", "userIdentity", "eventTime", "eventSource", "eventName", "awsRegion",
-    "sourceIPAddress", "userAgent", "errorCode", "errorMessage", "requestParameters",
-    "responseElements", "additionalEventData", "requestID", "eventID", "eventType", "apiVersion",
-    "managementEvent", "readOnly", "resources", "recipientAccountId", "serviceEventDetails",
-    "sharedEventID", "vpcEndpointId", "vpcEndpointAccountId", "eventCategory", "addendum",
-    "sessionCredentialFromConsole", "edgeDeviceDetails", "tlsDetails", "eventContext",
+    "eventVersion",
+    "userIdentity",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "errorCode",
+    "errorMessage",
+    "requestParameters",
+    "responseElements",
+    "additionalEventData",
+    "requestID",
+    "eventID",
+    "eventType",
+    "apiVersion",
+    "managementEvent",
+    "readOnly",
+    "resources",
+    "recipientAccountId",
+    "serviceEventDetails",
+    "sharedEventID",
+    "vpcEndpointId",
+    "vpcEndpointAccountId",
+    "eventCategory",
+    "addendum",
+    "sessionCredentialFromConsole",
+    "edgeDeviceDetails",
+    "tlsDetails",
+    "eventContext",
 )
 INSIGHT_KEYS = (
-    "eventVersion", "eventTime", "awsRegion", "eventID", "eventType", "recipientAccountId",
-    "sharedEventID", "insightDetails", "eventCategory",
+    "eventVersion",
+    "eventTime",
+    "awsRegion",
+    "eventID",
+    "eventType",
+    "recipientAccountId",
+    "sharedEventID",
+    "insightDetails",
+    "eventCategory",
 )
 INSIGHT_DETAIL_KEYS = ("state", "eventSource", "eventName", "insightType", "insightContext", "errorCode")
 
@@ -82,19 +114,29 @@ _EVENT_TIME_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:
 _VERSION_RE = r"^(\d+)\.(\d+)$"
 
 RECORD_MAP = T.MapType(T.StringType(), T.StringType())
-FILE_SCHEMA = T.StructType([
-    T.StructField("Records", T.ArrayType(RECORD_MAP)),
-    T.StructField("_corrupt_record", T.StringType()),
-])
+FILE_SCHEMA = T.StructType(
+    [
+        T.StructField("Records", T.ArrayType(RECORD_MAP)),
+        T.StructField("_corrupt_record", T.StringType()),
+    ]
+)
 _S = T.StringType()
 
 
 def _struct(*names: str, **nested: T.DataType) -> T.StructType:
-    return T.StructType([T.StructField(n, _S) for n in names] + [T.StructField(k, v) for k, v in nested.items()])
+    return T.StructType(
+        [T.StructField(n, _S) for n in names] + [T.StructField(k, v) for k, v in nested.items()]
+    )
 
 
 USER_IDENTITY_SCHEMA = _struct(
-    "type", "principalId", "arn", "accountId", "accessKeyId", "userName", "invokedBy",
+    "type",
+    "principalId",
+    "arn",
+    "accountId",
+    "accessKeyId",
+    "userName",
+    "invokedBy",
     sessionContext=_struct(
         attributes=_struct("mfaAuthenticated", "creationDate"),
         sessionIssuer=_struct("type", "principalId", "arn", "accountId", "userName"),
@@ -120,7 +162,7 @@ R_NO_RECORDS = "no Records array"
 
 
 def to_bool(col: Column) -> Column:
-    """"true"/"false" (any case; JSON booleans arrive as those strings) -> boolean; else null."""
+    """ "true"/"false" (any case; JSON booleans arrive as those strings) -> boolean; else null."""
     v = F.lower(F.trim(col))
     return F.when(v == "true", F.lit(True)).when(v == "false", F.lit(False))
 
@@ -164,8 +206,12 @@ def explode_records(files: DataFrame) -> DataFrame:
     # Valid JSON whose Records does not fit array<object> (AWS never writes it): say which.
     salvage = F.from_json(corrupt, "Records array<string>")
     file_problem = (
-        F.when(corrupt.isNotNull(), F.when(salvage.isNotNull() & salvage["Records"].isNotNull(), F.lit(R_NOT_OBJECTS))
-               .otherwise(F.lit(R_INVALID_JSON)))
+        F.when(
+            corrupt.isNotNull(),
+            F.when(salvage.isNotNull() & salvage["Records"].isNotNull(), F.lit(R_NOT_OBJECTS)).otherwise(
+                F.lit(R_INVALID_JSON)
+            ),
+        )
         .when(F.col("Records").isNull(), F.lit(R_NO_RECORDS))
         .when(F.size("Records") == 0, F.lit("empty"))
     )
@@ -178,7 +224,9 @@ def explode_records(files: DataFrame) -> DataFrame:
         "Records",
     )
     return per_file.select(
-        "source_object", "file_problem", "file_text",
+        "source_object",
+        "file_problem",
+        "file_text",
         F.posexplode_outer("Records").alias("record_index", "r"),
     )
 
@@ -188,14 +236,18 @@ def is_insight_record(r: Column) -> Column:
 
     Older records have no eventType: insightDetails decides for them.
     """
-    return F.coalesce(r["eventType"] == "AwsCloudTrailInsight", F.lit(False)) | r["insightDetails"].isNotNull()
+    return (
+        F.coalesce(r["eventType"] == "AwsCloudTrailInsight", F.lit(False)) | r["insightDetails"].isNotNull()
+    )
 
 
 def unknown_keys(r: Column, is_insight: Column) -> Column:
     """Top-level keys the parser does not know (and insightDetails' unknown keys, prefixed)."""
     keys = F.map_keys(r)
-    insight_detail_keys = F.array_except(F.map_keys(F.from_json(r["insightDetails"], RECORD_MAP)),
-                                         F.array(*[F.lit(k) for k in INSIGHT_DETAIL_KEYS]))
+    insight_detail_keys = F.array_except(
+        F.map_keys(F.from_json(r["insightDetails"], RECORD_MAP)),
+        F.array(*[F.lit(k) for k in INSIGHT_DETAIL_KEYS]),
+    )
     return F.when(
         is_insight,
         F.concat(
@@ -211,7 +263,11 @@ def with_parsed_objects(records: DataFrame) -> DataFrame:
     version = r["eventVersion"]
     is_insight = is_insight_record(r)
     return records.select(
-        "source_object", "record_index", "file_problem", "file_text", "r",
+        "source_object",
+        "record_index",
+        "file_problem",
+        "file_text",
+        "r",
         is_insight.alias("_is_insight"),
         parse_event_time(r["eventTime"]).alias("_event_time"),
         version_major(version).alias("_major"),
@@ -238,8 +294,10 @@ def quarantine_reason() -> Column:
         .when(event_id.isNull() | (F.trim(event_id) == ""), F.lit(R_MISSING_ID))
         .when(r["eventTime"].isNull(), F.lit(R_MISSING_TIME))
         .when(F.col("_event_time").isNull(), F.lit(R_BAD_TIME))
-        .when(r["eventVersion"].isNotNull() & F.coalesce(F.col("_major") != SUPPORTED_MAJOR, F.lit(True)),
-              F.lit(R_BAD_VERSION))
+        .when(
+            r["eventVersion"].isNotNull() & F.coalesce(F.col("_major") != SUPPORTED_MAJOR, F.lit(True)),
+            F.lit(R_BAD_VERSION),
+        )
         .when(F.col("_recipient").isNull(), F.lit(R_NO_ACCOUNT))
     )
 
@@ -267,7 +325,9 @@ def identity_columns(ui: Column) -> list[Column]:
         ui["arn"].alias("user_arn"),
         ui["accountId"].alias("user_account_id"),
         # Only an AssumedRole session takes its issuer's name as user_name.
-        F.coalesce(ui["userName"], F.when(ui["type"] == "AssumedRole", issuer["userName"])).alias("user_name"),
+        F.coalesce(ui["userName"], F.when(ui["type"] == "AssumedRole", issuer["userName"])).alias(
+            "user_name"
+        ),
         ui["accessKeyId"].alias("access_key_id"),
         ui["invokedBy"].alias("invoked_by"),
         issuer["type"].alias("session_issuer_type"),
@@ -317,7 +377,9 @@ def select_record_columns(step1: DataFrame) -> DataFrame:
     r, tls = F.col("r"), F.col("_tls")
     event_time = F.col("_event_time")
     return step1.select(
-        "source_object", "r", "file_text",
+        "source_object",
+        "r",
+        "file_text",
         F.coalesce(F.col("record_index"), F.lit(WHOLE_OBJECT)).cast("bigint").alias("record_index"),
         quarantine_reason().alias("reason"),
         F.col("_is_insight").alias("is_insight"),
@@ -348,7 +410,10 @@ def with_raw_text(step2: DataFrame) -> DataFrame:
     """
     raw_text = F.when(F.col("reason").isNotNull(), F.coalesce(F.col("file_text"), F.to_json(F.col("r"))))
     return step2.select(
-        "source_object", "record_index", "reason", raw_text.alias("raw_text"),
+        "source_object",
+        "record_index",
+        "reason",
+        raw_text.alias("raw_text"),
         *[c for c in step2.columns if c not in ("source_object", "record_index", "reason", "r", "file_text")],
     )
 
@@ -382,14 +447,27 @@ def select_quarantine(parsed: DataFrame, *, run_id: str, max_chars: int) -> Data
     """Quarantine rows of a normalized batch (an empty Records array is not a problem)."""
     bad = parsed.where(F.col("reason").isNotNull() & (F.col("reason") != "empty"))
     return to_quarantine(
-        bad, source=SOURCE, source_object="source_object", record_index=F.col("record_index"),
-        raw_text="raw_text", reason=F.col("reason"), run_id=run_id, max_chars=max_chars,
+        bad,
+        source=SOURCE,
+        source_object="source_object",
+        record_index=F.col("record_index"),
+        raw_text="raw_text",
+        reason=F.col("reason"),
+        run_id=run_id,
+        max_chars=max_chars,
     )
 
 
 # The free-form parts of a record: whatever makes one large is in these.
-_BULK_COLUMNS = ("request_parameters", "response_elements", "additional_event_data", "service_event_details",
-                 "insight_details", "error_message", "user_agent")
+_BULK_COLUMNS = (
+    "request_parameters",
+    "response_elements",
+    "additional_event_data",
+    "service_event_details",
+    "insight_details",
+    "error_message",
+    "user_agent",
+)
 
 
 def with_size_limit(parsed: DataFrame, *, max_bytes: int) -> DataFrame:
@@ -400,8 +478,11 @@ def with_size_limit(parsed: DataFrame, *, max_bytes: int) -> DataFrame:
     """
     size = sum((F.coalesce(F.octet_length(c), F.lit(0)) for c in _BULK_COLUMNS), F.lit(0))
     over = F.col("reason").isNull() & (size > max_bytes)
-    reason = F.concat(F.lit("record of at least "), size.cast("string"),
-                      F.lit(f" bytes is over the {max_bytes}-byte record limit"))
+    reason = F.concat(
+        F.lit("record of at least "),
+        size.cast("string"),
+        F.lit(f" bytes is over the {max_bytes}-byte record limit"),
+    )
     bulk = F.to_json(F.struct(*[F.col(c) for c in _BULK_COLUMNS]))
     return parsed.select(
         *[c for c in parsed.columns if c not in ("reason", "raw_text")],
@@ -451,6 +532,7 @@ def parse_documents(text: DataFrame) -> DataFrame:
     it rejected is parsed once more with those bytes replaced (U+FFFD), as the multi-line JSON
     reader did. A file with any document that still does not parse is one corrupt record.
     """
+
     def parse(col: Column) -> Column:
         return F.transform(col, lambda d: F.from_json(d, FILE_SCHEMA, _JSON_OPTIONS))
 
@@ -458,7 +540,9 @@ def parse_documents(text: DataFrame) -> DataFrame:
         return F.filter(parsed, lambda p: p["_corrupt_record"].isNotNull())
 
     # A UTF-8 byte order mark is not JSON; Jackson rejects it inside a string it is handed.
-    value = F.when(F.col("value").startswith("\ufeff"), F.expr("substring(value, 2)")).otherwise(F.col("value"))
+    value = F.when(F.col("value").startswith("\ufeff"), F.expr("substring(value, 2)")).otherwise(
+        F.col("value")
+    )
     docs = text.select("source_object", F.split(value, _DOC_BOUNDARY).alias("docs"))
     # Two selects: the retry reads the first parse (from_json is not cheap to evaluate twice).
     first = docs.select("source_object", "docs", parse(F.col("docs")).alias("parsed"))
@@ -466,11 +550,14 @@ def parse_documents(text: DataFrame) -> DataFrame:
         "source_object",
         F.size("docs").alias("documents"),
         F.when(F.size(corrupt(F.col("parsed"))) > 0, parse(F.transform("docs", valid_utf8)))
-        .otherwise(F.col("parsed")).alias("parsed"),
+        .otherwise(F.col("parsed"))
+        .alias("parsed"),
     )
     bad = corrupt(F.col("parsed"))
     records = F.when(F.col("documents") == 1, F.col("parsed")[0]["Records"]).otherwise(
-        F.flatten(F.transform("parsed", lambda p: F.coalesce(p["Records"], F.array().cast(T.ArrayType(RECORD_MAP)))))
+        F.flatten(
+            F.transform("parsed", lambda p: F.coalesce(p["Records"], F.array().cast(T.ArrayType(RECORD_MAP))))
+        )
     )
     return retried.select(
         "source_object",
@@ -545,14 +632,20 @@ class CloudTrailSource:
         )
         # One small aggregate per file (metadata, not data) fills the cache and tells which
         # files produced rows, the unknown keys and the counters.
-        per_file = parsed.groupBy("source_object").agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.sum((F.col("is_insight") & F.col("reason").isNull()).cast("int")).alias("insight"),
-            F.sum(F.coalesce(F.col("newer_minor"), F.lit(False)).cast("int")).alias("newer"),
-            F.sum((F.col("reason") == "empty").cast("int")).alias("empty"),
-            F.array_distinct(F.flatten(F.collect_set(F.when(F.col("n_unknown") > 0, F.col("unknown_keys"))))).alias("unknown"),
-            F.max(F.coalesce(F.col("reason") == R_INVALID_JSON, F.lit(False))).alias("unparsed"),
-        ).collect()
+        per_file = (
+            parsed.groupBy("source_object")
+            .agg(
+                F.count(F.lit(1)).alias("rows"),
+                F.sum((F.col("is_insight") & F.col("reason").isNull()).cast("int")).alias("insight"),
+                F.sum(F.coalesce(F.col("newer_minor"), F.lit(False)).cast("int")).alias("newer"),
+                F.sum((F.col("reason") == "empty").cast("int")).alias("empty"),
+                F.array_distinct(
+                    F.flatten(F.collect_set(F.when(F.col("n_unknown") > 0, F.col("unknown_keys"))))
+                ).alias("unknown"),
+                F.max(F.coalesce(F.col("reason") == R_INVALID_JSON, F.lit(False))).alias("unparsed"),
+            )
+            .collect()
+        )
         seen = {row["source_object"] for row in per_file}
         unknown = sorted({k for row in per_file for k in (row["unknown"] or [])})
         # Files Spark could not read, and files its JSON parser rejected, whose reason is said
@@ -591,8 +684,8 @@ class CloudTrailSource:
             persisted=[parsed],
         )
 
-    def after_commit(self, spark, lake: str, deduped_tables: dict[str, DataFrame], *, run_id: str,
-                     cfg: dict[str, Any]) -> dict[str, int]:
+    def after_commit(
+        self, spark, lake: str, deduped_tables: dict[str, DataFrame], *, run_id: str, cfg: dict[str, Any]
+    ) -> dict[str, int]:
         """Nothing derived: every table of this source is loaded by the runner's merges."""
         return {}
-

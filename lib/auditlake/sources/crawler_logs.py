@@ -64,17 +64,21 @@ MIN_MS = int(dt.datetime(2000, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
 MAX_MS = int(dt.datetime(2100, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
 
 # One row per decoded item of an object: an event, a bad item (quarantine) or a control message.
-RAW_SCHEMA = T.StructType([
-    T.StructField("row_type", T.StringType(), False),        # event | bad | control
-    T.StructField("delivery", T.StringType(), True),         # export | firehose | null (object unreadable)
-    T.StructField("source_object", T.StringType(), False),
-    T.StructField("record_index", T.LongType(), False),      # export: 1-based first line; firehose: item ordinal; -1 object
-    T.StructField("crawler_name", T.StringType(), True),
-    T.StructField("event_ms", T.LongType(), True),
-    T.StructField("message", T.StringType(), True),
-    T.StructField("reason", T.StringType(), True),
-    T.StructField("raw_text", T.StringType(), True),
-])
+RAW_SCHEMA = T.StructType(
+    [
+        T.StructField("row_type", T.StringType(), False),  # event | bad | control
+        T.StructField("delivery", T.StringType(), True),  # export | firehose | null (object unreadable)
+        T.StructField("source_object", T.StringType(), False),
+        T.StructField(
+            "record_index", T.LongType(), False
+        ),  # export: 1-based first line; firehose: item ordinal; -1 object
+        T.StructField("crawler_name", T.StringType(), True),
+        T.StructField("event_ms", T.LongType(), True),
+        T.StructField("message", T.StringType(), True),
+        T.StructField("reason", T.StringType(), True),
+        T.StructField("raw_text", T.StringType(), True),
+    ]
+)
 
 _TS_LINE = re.compile(
     r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?)(?:[ \t]|$)"
@@ -88,6 +92,7 @@ _TASK_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 
 
 # --------------------------------------------------------------------------- decoding (per object)
+
 
 def parse_iso_ms(text: str) -> int | None:
     """Epoch milliseconds of an ISO-8601 timestamp (no zone means UTC); None if it does not parse."""
@@ -116,9 +121,17 @@ def gunzip_layers(data: bytes) -> tuple[bytes, int]:
     return data, layers
 
 
-def _row(row_type: str, delivery: str | None, uri: str, index: int, crawler: str | None = None,
-         ms: int | None = None, message: str | None = None, reason: str | None = None,
-         raw: str | None = None) -> tuple:
+def _row(
+    row_type: str,
+    delivery: str | None,
+    uri: str,
+    index: int,
+    crawler: str | None = None,
+    ms: int | None = None,
+    message: str | None = None,
+    reason: str | None = None,
+    raw: str | None = None,
+) -> tuple:
     # The raw text goes whole to the quarantine, which cuts it and records its true length.
     return (row_type, delivery, uri, index, crawler, ms, message, reason, raw)
 
@@ -129,7 +142,9 @@ def stream_from_export_key(uri: str) -> str | None:
     return parts[-2] if len(parts) >= 2 and parts[-2] else None
 
 
-def decode_object(uri: str, content: bytes, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[tuple]:
+def decode_object(
+    uri: str, content: bytes, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> Iterator[tuple]:
     """Decode one raw object into RAW_SCHEMA tuples (events, bad items, control messages).
 
     An event whose message is over ``max_record_bytes`` (UTF-8) is quarantined with that reason.
@@ -137,14 +152,26 @@ def decode_object(uri: str, content: bytes, max_record_bytes: int = DEFAULT_MAX_
     try:
         payload, _ = gunzip_layers(bytes(content))
     except (OSError, EOFError, ValueError, zlib.error) as exc:
-        yield _row("bad", None, uri, -1, reason=f"not a readable gzip object: {exc}",
-                   raw=bytes(content[:4096]).decode("latin-1"))
+        yield _row(
+            "bad",
+            None,
+            uri,
+            -1,
+            reason=f"not a readable gzip object: {exc}",
+            raw=bytes(content[:4096]).decode("latin-1"),
+        )
         return
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
-        yield _row("bad", None, uri, -1, reason=f"not UTF-8 text: {exc.reason} at byte {exc.start}",
-                   raw=payload.decode("utf-8", errors="replace"))
+        yield _row(
+            "bad",
+            None,
+            uri,
+            -1,
+            reason=f"not UTF-8 text: {exc.reason} at byte {exc.start}",
+            raw=payload.decode("utf-8", errors="replace"),
+        )
         return
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -163,8 +190,14 @@ def _size_checked(row: tuple, max_record_bytes: int) -> tuple:
     size = len(row[6].encode("utf-8"))
     if size <= max_record_bytes:
         return row
-    return _row("bad", row[1], row[2], row[3], reason=f"log event message of {size} bytes is over the "
-                f"{max_record_bytes}-byte record limit", raw=row[6])
+    return _row(
+        "bad",
+        row[1],
+        row[2],
+        row[3],
+        reason=f"log event message of {size} bytes is over the {max_record_bytes}-byte record limit",
+        raw=row[6],
+    )
 
 
 def decode_export_lines(uri: str, text: str, crawler: str | None) -> Iterator[tuple]:
@@ -202,11 +235,15 @@ def decode_export_lines(uri: str, text: str, crawler: str | None) -> Iterator[tu
                 reason = None
             if reason is None and crawler is None:
                 reason = "export object key has no log stream folder"
-            message = line[m.end():] if m is not None and reason is None else line
+            message = line[m.end() :] if m is not None and reason is None else line
             current = {"line": number, "ms": ms, "lines": [message], "reason": reason}
         elif current is None:
-            current = {"line": number, "ms": None, "lines": [line],
-                       "reason": "continuation line without a preceding event"}
+            current = {
+                "line": number,
+                "ms": None,
+                "lines": [line],
+                "reason": "continuation line without a preceding event",
+            }
         else:
             current["lines"].append(line)
     yield from flush(current)
@@ -229,7 +266,7 @@ def decode_envelopes(uri: str, text: str) -> Iterator[tuple]:
         span = scan_json(text, pos)
         deep = too_deep(span.depth)
         if deep is not None:
-            yield _row("bad", "firehose", uri, index, reason=f"envelope {deep}", raw=text[pos:span.end])
+            yield _row("bad", "firehose", uri, index, reason=f"envelope {deep}", raw=text[pos : span.end])
             if not span.complete:
                 return
             pos = span.end
@@ -237,7 +274,9 @@ def decode_envelopes(uri: str, text: str) -> Iterator[tuple]:
         try:
             env, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            yield _row("bad", "firehose", uri, index, reason=f"invalid JSON envelope: {exc.msg}", raw=text[pos:])
+            yield _row(
+                "bad", "firehose", uri, index, reason=f"invalid JSON envelope: {exc.msg}", raw=text[pos:]
+            )
             return
         raw_env = text[pos:end]
         pos = end
@@ -250,25 +289,44 @@ def decode_envelopes(uri: str, text: str) -> Iterator[tuple]:
             continue
         stream, events = env.get("logStream"), env.get("logEvents")
         if kind != "DATA_MESSAGE":
-            yield _row("bad", "firehose", uri, index, reason=f"unknown messageType {str(kind)[:40]!r}", raw=raw_env)
+            yield _row(
+                "bad", "firehose", uri, index, reason=f"unknown messageType {str(kind)[:40]!r}", raw=raw_env
+            )
             continue
         if not isinstance(stream, str) or not stream or not isinstance(events, list):
-            yield _row("bad", "firehose", uri, index, reason="DATA_MESSAGE without logStream or logEvents", raw=raw_env)
+            yield _row(
+                "bad",
+                "firehose",
+                uri,
+                index,
+                reason="DATA_MESSAGE without logStream or logEvents",
+                raw=raw_env,
+            )
             continue
         for event in events:
             index += 1
             ts = event.get("timestamp") if isinstance(event, dict) else None
             message = event.get("message") if isinstance(event, dict) else None
             if isinstance(ts, bool) or not isinstance(ts, int) or not isinstance(message, str):
-                yield _row("bad", "firehose", uri, index, reason="log event without integer timestamp and string message",
-                           raw=json.dumps(event))
+                yield _row(
+                    "bad",
+                    "firehose",
+                    uri,
+                    index,
+                    reason="log event without integer timestamp and string message",
+                    raw=json.dumps(event),
+                )
             elif not MIN_MS <= ts < MAX_MS:
-                yield _row("bad", "firehose", uri, index, reason="timestamp out of range", raw=json.dumps(event))
+                yield _row(
+                    "bad", "firehose", uri, index, reason="timestamp out of range", raw=json.dumps(event)
+                )
             else:
                 yield _row("event", "firehose", uri, index, stream, ts, normalize_message(message))
 
 
-def read_raw(spark, objects: list[SourceObject], max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> DataFrame:
+def read_raw(
+    spark, objects: list[SourceObject], max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> DataFrame:
     """Read the objects whole and decode them into RAW_SCHEMA rows."""
     files = (
         spark.read.format("binaryFile")
@@ -325,9 +383,11 @@ def with_event_kind(df: DataFrame) -> DataFrame:
     """
     body, level = F.col("body"), F.col("level")
     is_count = body.rlike(_SUMMARY_COUNT)
-    run_order = Window.partitionBy("crawler_name", "run_id").orderBy(
-        "event_ms", "source_object", "record_index"
-    ).rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    run_order = (
+        Window.partitionBy("crawler_name", "run_id")
+        .orderBy("event_ms", "source_object", "record_index")
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
     entity = F.last(_extract(body, _SUMMARY_HEADER), ignorenulls=True).over(run_order)
     kind = (
         F.when(level.isNull(), F.lit("other"))
@@ -336,12 +396,18 @@ def with_event_kind(df: DataFrame) -> DataFrame:
         .when(body.startswith("Classification complete"), "classification_complete")
         .when(body.startswith("Finished writing to Catalog"), "catalog_written")
         .when(body.rlike(r"^Created table \S"), "table_created")
-        .when(body.rlike(r"^(?:Table \S+ (?:in database \S+ )?(?:has been|was) updated|Updated table \S)"), "table_updated")
+        .when(
+            body.rlike(r"^(?:Table \S+ (?:in database \S+ )?(?:has been|was) updated|Updated table \S)"),
+            "table_updated",
+        )
         .when(body.rlike(r"^Table \S+ (?:in database \S+ )?is marked deprecated"), "table_deprecated")
         .when(body.rlike(r"^(?:Created|Added|Adding) partitions?\b"), "partitions_added")
         .when(body.rlike(r"^(?:Updated|Updating) partitions?\b"), "partitions_updated")
         .when(body.rlike(_SUMMARY_HEADER), "run_summary")
-        .when(is_count & level.isin("INFO", "BENCHMARK"), _summary_kind(entity, _extract(body, _SUMMARY_COUNT, 1)))
+        .when(
+            is_count & level.isin("INFO", "BENCHMARK"),
+            _summary_kind(entity, _extract(body, _SUMMARY_COUNT, 1)),
+        )
         .when(level == "ERROR", "error")
         .when(level == "WARN", "warning")
         .otherwise("other")
@@ -356,8 +422,12 @@ def with_event_kind(df: DataFrame) -> DataFrame:
         kind.alias("event_kind"),
         F.when(level.isNotNull(), database).alias("database_name"),
         F.when(level.isNotNull(), table).alias("table_name"),
-        F.when(level.isNotNull(), _extract(body, r"^Crawler has finished running and is in state (\w+)")).alias("final_state"),
-        F.when(level.isNotNull() & is_count, _extract(body, _SUMMARY_COUNT, 2).cast("bigint")).alias("summary_count"),
+        F.when(
+            level.isNotNull(), _extract(body, r"^Crawler has finished running and is in state (\w+)")
+        ).alias("final_state"),
+        F.when(level.isNotNull() & is_count, _extract(body, _SUMMARY_COUNT, 2).cast("bigint")).alias(
+            "summary_count"
+        ),
     )
 
 
@@ -381,8 +451,13 @@ def with_event_key(df: DataFrame) -> DataFrame:
     same = Window.partitionBy("crawler_name", "event_ms", "message", "source_object").orderBy("record_index")
     occurrence = F.row_number().over(same)
     key = F.sha2(
-        F.concat_ws("\u001f", F.col("crawler_name"), F.col("event_ms").cast("string"), F.col("message"),
-                    occurrence.cast("string")),
+        F.concat_ws(
+            "\u001f",
+            F.col("crawler_name"),
+            F.col("event_ms").cast("string"),
+            F.col("message"),
+            occurrence.cast("string"),
+        ),
         256,
     )
     return df.withColumn("event_key", key)
@@ -392,21 +467,23 @@ def normalize_crawler_events(raw_events: DataFrame) -> DataFrame:
     """Decoded events (RAW_SCHEMA rows of type ``event``) -> the ``crawler_log_events`` contract."""
     event_time = F.timestamp_millis(F.col("event_ms"))
     return (
-        raw_events
-        .transform(with_crawler_line)
+        raw_events.transform(with_crawler_line)
         .transform(with_event_kind)
         .transform(with_event_key)
-        .withColumns({
-            "event_time": event_time,
-            "event_date": F.to_date(event_time),
-            "error_filter_match": error_filter_match(F.col("message")),
-            ROW_INDEX: F.col("record_index"),
-        })
+        .withColumns(
+            {
+                "event_time": event_time,
+                "event_date": F.to_date(event_time),
+                "error_filter_match": error_filter_match(F.col("message")),
+                ROW_INDEX: F.col("record_index"),
+            }
+        )
         .transform(conform, EVENTS_TABLE, keep=(ROW_INDEX,))
     )
 
 
 # --------------------------------------------------------------------------- runs
+
 
 def aggregate_crawler_runs(events: DataFrame) -> DataFrame:
     """All events of some runs -> one ``crawler_runs`` row per (crawler_name, run_id).
@@ -452,8 +529,10 @@ def aggregate_crawler_runs(events: DataFrame) -> DataFrame:
         finished.alias("finished_at"),
         ((F.unix_micros(finished) - F.unix_micros(started)) / F.lit(1_000_000.0)).alias("duration_seconds"),
         F.col("final_state"),
-        F.when(F.col("error_lines") > 0, "failed").when(finished.isNotNull(), "succeeded")
-        .otherwise("incomplete").alias("status"),
+        F.when(F.col("error_lines") > 0, "failed")
+        .when(finished.isNotNull(), "succeeded")
+        .otherwise("incomplete")
+        .alias("status"),
         F.col("error_count").cast("bigint"),
         F.col("warn_count").cast("bigint"),
         F.col("tables_created"),
@@ -481,6 +560,7 @@ def changed_runs(new: DataFrame, existing: DataFrame) -> DataFrame:
 
 
 # --------------------------------------------------------------------------- the Source
+
 
 class CrawlerLogsSource:
     """Glue crawler logs from CloudWatch Logs export tasks and Firehose subscription deliveries."""
@@ -518,8 +598,10 @@ class CrawlerLogsSource:
         max_chars = int(config_mod.get(cfg, "ingest.quarantine_raw_max_chars", 8192))
         limit = int(config_mod.get(cfg, "ingest.max_record_bytes", DEFAULT_MAX_RECORD_BYTES))
         raw = read_raw(spark, objects, limit).persist(StorageLevel.MEMORY_AND_DISK)
-        counts = {(r["row_type"], r["delivery"]): int(r["count"])
-                  for r in raw.groupBy("row_type", "delivery").count().collect()}
+        counts = {
+            (r["row_type"], r["delivery"]): int(r["count"])
+            for r in raw.groupBy("row_type", "delivery").count().collect()
+        }
         counters = {
             "control_messages": sum(v for (t, _), v in counts.items() if t == "control"),
             "export_events": counts.get(("event", "export"), 0),
@@ -527,25 +609,36 @@ class CrawlerLogsSource:
         }
         log.info("%s: decoded %s", SOURCE, counters)
         # Cached: the runner's gate, merge and after_commit all read it, and it holds windows.
-        events = normalize_crawler_events(raw.where(F.col("row_type") == "event")).persist(StorageLevel.MEMORY_AND_DISK)
-        quarantine = to_quarantine(
-            raw.where(F.col("row_type") == "bad"), source=SOURCE, source_object="source_object",
-            record_index=F.col("record_index"), raw_text=F.coalesce(F.col("raw_text"), F.lit("")),
-            reason=F.col("reason"), run_id=run_id, max_chars=max_chars,
+        events = normalize_crawler_events(raw.where(F.col("row_type") == "event")).persist(
+            StorageLevel.MEMORY_AND_DISK
         )
-        return ParsedBatch(tables={EVENTS_TABLE: events}, quarantine=quarantine, counters=counters,
-                           persisted=[raw, events])
+        quarantine = to_quarantine(
+            raw.where(F.col("row_type") == "bad"),
+            source=SOURCE,
+            source_object="source_object",
+            record_index=F.col("record_index"),
+            raw_text=F.coalesce(F.col("raw_text"), F.lit("")),
+            reason=F.col("reason"),
+            run_id=run_id,
+            max_chars=max_chars,
+        )
+        return ParsedBatch(
+            tables={EVENTS_TABLE: events}, quarantine=quarantine, counters=counters, persisted=[raw, events]
+        )
 
-    def after_commit(self, spark, lake: str, deduped_tables: dict[str, DataFrame], *, run_id: str,
-                     cfg: dict[str, Any]) -> dict[str, int]:
+    def after_commit(
+        self, spark, lake: str, deduped_tables: dict[str, DataFrame], *, run_id: str, cfg: dict[str, Any]
+    ) -> dict[str, int]:
         """Recompute every run the batch touched from all its events in the lake; upsert what changed."""
         batch = deduped_tables.get(EVENTS_TABLE)
         if batch is None:
             return {}
         # Per crawler, what the ERROR metric filter on the log group counts (published as metrics).
         self.errors_by_crawler = {
-            r[0]: int(r[1]) for r in batch.groupBy("crawler_name")
-            .agg(F.sum(F.col("error_filter_match").cast("int"))).collect()
+            r[0]: int(r[1])
+            for r in batch.groupBy("crawler_name")
+            .agg(F.sum(F.col("error_filter_match").cast("int")))
+            .collect()
         }
         touched = batch.where(F.col("run_id").isNotNull()).select("crawler_name", "run_id").distinct()
         if touched.isEmpty():
@@ -560,7 +653,8 @@ class CrawlerLogsSource:
             )
             runs = aggregate_crawler_runs(events)
             changed = changed_runs(runs, lake_mod.read_table(spark, lake, RUNS_TABLE)).persist(
-                StorageLevel.MEMORY_AND_DISK)
+                StorageLevel.MEMORY_AND_DISK
+            )
             try:
                 if changed.isEmpty():
                     break

@@ -65,7 +65,9 @@ LINE_PATTERN = (
     r"(?<ip>\S+) (?<requester>.+?) (?<reqid>\S+) (?<op>[A-Z][A-Za-z0-9_]*\.[A-Za-z0-9_.]+) (?<key>\S+) "
     r'(?:"(?<uri>(?<method>[A-Z]+) (?<path>.*?) (?<ver>HTTP/[0-9.]+)|.*?)"|-) '
     r"(?<status>\d+|-) (?<err>\S+) (?<bytes>\d+|-) (?<size>\d+|-) (?<total>\d+|-) (?<turn>\d+|-) "
-    r'(?:"(?<referer>.*?)"|-) (?:"(?<ua>.*?)"|-) (?<versionid>' + _TOKEN + ")"
+    r'(?:"(?<referer>.*?)"|-) (?:"(?<ua>.*?)"|-) (?<versionid>'
+    + _TOKEN
+    + ")"
     + _trailing(["hostid", "sigv", "cipher", "auth", "hosthdr", "tls", "aparn", "acl"])
     + r" *\r?$"
 )
@@ -119,7 +121,9 @@ def split_lines(raw: DataFrame) -> DataFrame:
     Line numbers are 1-based and exact; the empty string after a final newline is not a line.
     """
     # Drop the final newline before splitting (one split per object, not one per reference).
-    text = F.when(F.col("value").endswith("\n"), F.expr("substring(value, 1, length(value) - 1)")).otherwise(F.col("value"))
+    text = F.when(F.col("value").endswith("\n"), F.expr("substring(value, 1, length(value) - 1)")).otherwise(
+        F.col("value")
+    )
     lines = F.when(text == "", F.array().cast("array<string>")).otherwise(F.split(text, "\n"))
     return raw.select(
         F.col("source_object"),
@@ -148,24 +152,50 @@ def _reason_unmatched(line: Column) -> Column:
     n_fields = F.size(F.split(F.trim(line), " +"))
     return (
         F.when(F.trim(line) == "", F.lit("blank line"))
-        .when((logged_time != "") & ~logged_time.rlike(_STRICT_TIME),
-              F.concat(F.lit("bad time ["), logged_time, F.lit("]")))
-        .when(n_fields < MIN_FIELDS,
-              F.concat(F.lit(f"unparseable line: expected >= {MIN_FIELDS} fields, found "), n_fields.cast("string")))
+        .when(
+            (logged_time != "") & ~logged_time.rlike(_STRICT_TIME),
+            F.concat(F.lit("bad time ["), logged_time, F.lit("]")),
+        )
+        .when(
+            n_fields < MIN_FIELDS,
+            F.concat(
+                F.lit(f"unparseable line: expected >= {MIN_FIELDS} fields, found "), n_fields.cast("string")
+            ),
+        )
         .when(line.contains(SEP), F.lit("unparseable line: contains the control character U+0001"))
-        .otherwise(F.lit("unparseable line: fields do not follow the S3 server access log layout "
-                         "(requester, request id, OPERATION, key, \"request-URI\", numeric status/bytes/times)"))
+        .otherwise(
+            F.lit(
+                "unparseable line: fields do not follow the S3 server access log layout "
+                '(requester, request id, OPERATION, key, "request-URI", numeric status/bytes/times)'
+            )
+        )
     )
 
 
 # output column -> captured group, for the fields kept as logged text ('-' and '' are null)
 _TEXT_FIELDS = {
-    "bucket_owner": "owner", "bucket": "bucket", "remote_ip": "ip", "requester": "requester",
-    "request_id": "reqid", "operation": "op", "logged_key": "key", "request_uri": "uri",
-    "http_method": "method", "request_path": "path", "http_version": "ver", "error_code": "err",
-    "referer": "referer", "user_agent": "ua", "version_id": "versionid", "host_id": "hostid",
-    "signature_version": "sigv", "cipher_suite": "cipher", "auth_type": "auth", "host_header": "hosthdr",
-    "tls_version": "tls", "access_point_arn": "aparn",
+    "bucket_owner": "owner",
+    "bucket": "bucket",
+    "remote_ip": "ip",
+    "requester": "requester",
+    "request_id": "reqid",
+    "operation": "op",
+    "logged_key": "key",
+    "request_uri": "uri",
+    "http_method": "method",
+    "request_path": "path",
+    "http_version": "ver",
+    "error_code": "err",
+    "referer": "referer",
+    "user_agent": "ua",
+    "version_id": "versionid",
+    "host_id": "hostid",
+    "signature_version": "sigv",
+    "cipher_suite": "cipher",
+    "auth_type": "auth",
+    "host_header": "hosthdr",
+    "tls_version": "tls",
+    "access_point_arn": "aparn",
 }
 
 
@@ -182,8 +212,18 @@ def matched_layout() -> Column:
 def logged_iso_time() -> Column:
     """The bracketed time as ISO-8601 with its logged offset (the cast to timestamp yields UTC)."""
     months = F.create_map(*[x for i, m in enumerate(_MONTHS) for x in (F.lit(m), F.lit(f"{i + 1:02d}"))])
-    return F.concat(_group("year"), F.lit("-"), F.element_at(months, _group("mon")), F.lit("-"), _group("day"),
-                    F.lit("T"), _group("hms"), _group("tzh"), F.lit(":"), _group("tzm"))
+    return F.concat(
+        _group("year"),
+        F.lit("-"),
+        F.element_at(months, _group("mon")),
+        F.lit("-"),
+        _group("day"),
+        F.lit("T"),
+        _group("hms"),
+        _group("tzh"),
+        F.lit(":"),
+        _group("tzm"),
+    )
 
 
 def acl_required() -> Column:
@@ -215,7 +255,9 @@ def with_logged_fields(lines: DataFrame) -> DataFrame:
     """(source_object, line_number, line) -> the line's fields as logged text, and ``matched``."""
     parts = F.split(F.regexp_replace(F.col("line"), LINE_PATTERN, REPLACEMENT), SEP)
     return lines.select("source_object", "line_number", "line", parts.alias("parts")).select(
-        "source_object", "line_number", "line",
+        "source_object",
+        "line_number",
+        "line",
         matched_layout().alias("matched"),
         logged_iso_time().alias("iso_time"),
         *[_field(grp).alias(col) for col, grp in _TEXT_FIELDS.items()],
@@ -230,10 +272,15 @@ def with_typed_values(fields: DataFrame) -> DataFrame:
 
     A null from a present value is flagged by ``parse_reason``, so nothing out of range is lost.
     """
-    return fields.withColumns({
-        "request_time": F.expr("try_cast(iso_time AS timestamp)"),
-        **{col: F.expr(f"try_cast(logged_{col} AS {sql_type})") for col, (_, sql_type) in _numbers().items()},
-    })
+    return fields.withColumns(
+        {
+            "request_time": F.expr("try_cast(iso_time AS timestamp)"),
+            **{
+                col: F.expr(f"try_cast(logged_{col} AS {sql_type})")
+                for col, (_, sql_type) in _numbers().items()
+            },
+        }
+    )
 
 
 def parse_lines(lines: DataFrame) -> DataFrame:
@@ -243,12 +290,14 @@ def parse_lines(lines: DataFrame) -> DataFrame:
     ``line_number`` and ``line`` are kept for the quarantine.
     """
     typed = lines.transform(with_logged_fields).transform(with_typed_values)
-    return typed.withColumns({
-        "request_date": F.to_date(F.col("request_time")),  # session time zone is UTC
-        "key": decode_key(F.col("logged_key")),
-        "line_hash": F.sha2(F.col("line"), 256),
-        "reason": parse_reason(),
-    }).select(*load_contract(TABLE).column_names, "line_number", "line", "reason")
+    return typed.withColumns(
+        {
+            "request_date": F.to_date(F.col("request_time")),  # session time zone is UTC
+            "key": decode_key(F.col("logged_key")),
+            "line_hash": F.sha2(F.col("line"), 256),
+            "reason": parse_reason(),
+        }
+    ).select(*load_contract(TABLE).column_names, "line_number", "line", "reason")
 
 
 def read_objects(spark, objects: list[SourceObject]) -> DataFrame:
@@ -270,7 +319,9 @@ def with_size_limit(parsed: DataFrame, *, max_bytes: int) -> DataFrame:
     """Give a line over ``max_bytes`` (UTF-8) a quarantine reason of its own."""
     size = F.octet_length("line")
     over = F.col("reason").isNull() & (size > max_bytes)
-    reason = F.concat(F.lit("line of "), size.cast("string"), F.lit(f" bytes is over the {max_bytes}-byte record limit"))
+    reason = F.concat(
+        F.lit("line of "), size.cast("string"), F.lit(f" bytes is over the {max_bytes}-byte record limit")
+    )
     return parsed.withColumn("reason", F.when(over, reason).otherwise(F.col("reason")))
 
 
@@ -315,8 +366,10 @@ class S3AccessSource:
             read_objects(spark, objects)
             .transform(split_lines)
             .transform(parse_lines)
-            .transform(with_size_limit, max_bytes=int(config_mod.get(cfg, "ingest.max_record_bytes",
-                                                                      DEFAULT_MAX_RECORD_BYTES)))
+            .transform(
+                with_size_limit,
+                max_bytes=int(config_mod.get(cfg, "ingest.max_record_bytes", DEFAULT_MAX_RECORD_BYTES)),
+            )
             # the raw line is kept only where the quarantine needs it
             .withColumn("line", F.when(F.col("reason").isNotNull(), F.col("line")))
             .persist(StorageLevel.MEMORY_AND_DISK)
@@ -327,23 +380,37 @@ class S3AccessSource:
             .transform(conform, contract, keep=(ROW_INDEX,))
         )
         bad = to_quarantine(
-            parsed.where(F.col("reason").isNotNull()), source=SOURCE, source_object="source_object",
-            record_index=F.col("line_number"), raw_text="line", reason=F.col("reason"), run_id=run_id,
+            parsed.where(F.col("reason").isNotNull()),
+            source=SOURCE,
+            source_object="source_object",
+            record_index=F.col("line_number"),
+            raw_text="line",
+            reason=F.col("reason"),
+            run_id=run_id,
             max_chars=max_chars,
         )
         log.info("s3_access: parsing %d objects", len(objects))
         # Fills the cache too: the runner's count then reads the cached batch.
         seen = {r[0] for r in parsed.select("source_object").distinct().collect()}
         unread = [o for o in objects if o.uri not in seen]
-        problems = [(o.uri, raw, reason) for o in unread for reason, raw in [diagnose_unread(spark, o)] if reason]
+        problems = [
+            (o.uri, raw, reason) for o in unread for reason, raw in [diagnose_unread(spark, o)] if reason
+        ]
         if problems:
             for uri, _, reason in problems:
                 log.warning("quarantining %s: %s", uri, reason)
-            bad = bad.unionByName(quarantine_objects(spark, problems, source=SOURCE, run_id=run_id, max_chars=max_chars))
-        return ParsedBatch(tables={TABLE: good}, quarantine=bad, persisted=[parsed],
-                           counters={"objects_unreadable": len(problems)})
+            bad = bad.unionByName(
+                quarantine_objects(spark, problems, source=SOURCE, run_id=run_id, max_chars=max_chars)
+            )
+        return ParsedBatch(
+            tables={TABLE: good},
+            quarantine=bad,
+            persisted=[parsed],
+            counters={"objects_unreadable": len(problems)},
+        )
 
-    def after_commit(self, spark, lake: str, deduped_tables: dict[str, DataFrame], *, run_id: str,
-                     cfg: dict[str, Any]) -> dict[str, int]:
+    def after_commit(
+        self, spark, lake: str, deduped_tables: dict[str, DataFrame], *, run_id: str, cfg: dict[str, Any]
+    ) -> dict[str, int]:
         """Nothing derived: every table of this source is loaded by the runner's merges."""
         return {}
