@@ -137,7 +137,7 @@ def maintain_table(
         )
         before = lake_mod._version(target)
         target.delete(f"`{column}` < {bound}")
-        out[f"{table}.rows_deleted"] = lake_mod._metric_since(target, before, ("numDeletedRows",))
+        out[f"{table}.rows_deleted"] = lake_mod._metric_since(spark, target, before, ("numDeletedRows",))
 
     current = lake_mod._version(target)
     part = contract.partition_by[0] if contract.partition_by else None
