@@ -100,7 +100,8 @@ def test_dist_holds_wheel_zip_job_scripts_and_glue_requirements(built):
     assert sorted(p.name for p in built["jobs"].iterdir()) == sorted(
         p.name for p in (REPO / "jobs").glob("*.py")
     )
-    assert built["requirements_glue"].read_text() == "great-expectations==1.24.1\n"
+    # The pins Glue installs with --additional-python-modules: the quality gate and the report's charts.
+    assert built["requirements_glue"].read_text() == "great-expectations==1.24.1\nmatplotlib==3.10.8\n"
     names = set(zipfile.ZipFile(built["wheel"]).namelist())
     for expected in (
         "auditlake/_data/conf/base.yaml",
