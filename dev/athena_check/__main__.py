@@ -3,7 +3,7 @@
 Steps (each failure names the table, column or query):
 
 1. raw logs: the test fixtures (tests/fixtures) plus a scenario with known answers (dev/athena_check/scenario.py);
-2. a lake built from them with the real jobs (``jobs/ingest_*.py``, ``jobs/build_daily_aggregates.py``);
+2. a lake built from them with the real jobs (``jobs/run_pipeline.py``: the ingests and the aggregates; ``jobs/detect.py``);
 3. the Athena DDL that ``jobs/athena_ddl.py`` generates for ``s3://<check bucket>/lake``;
 4. the answers to every query of ``queries/`` computed with Spark from the lake tables, plus each
    table's row count and the row count of one partition;
@@ -37,6 +37,7 @@ from athena_check import expected as athena_expected  # noqa: E402
 from athena_check import scenario, trino_ddl  # noqa: E402
 from athena_check.trino_server import trino_server  # noqa: E402
 from auditlake.athena import ddl, queries  # noqa: E402
+from auditlake.pipeline import INGESTS  # noqa: E402
 from auditlake.tables import TableContract, list_contracts, load_contract  # noqa: E402
 from devtools import REPO, job_env  # noqa: E402
 
@@ -51,7 +52,7 @@ INGEST_JOBS = (
     ("ingest_s3_access", "s3access"),
     ("ingest_crawler_logs", "crawler"),
 )
-AGGREGATE_JOB = "build_daily_aggregates"
+PIPELINE_JOB = "run_pipeline"  # the three ingests, then the aggregates, in one session
 DETECT_JOB = "detect"
 
 # Parameter values per query, chosen so that the scenario gives each query rows to return.
@@ -118,17 +119,19 @@ class CheckFailed(Exception):
 
 
 def build_lake(work: Path, fixtures: Path) -> Path:
+    """The lake the check reads, built by the job scripts as deployed.
+
+    The nightly pipeline (``jobs/run_pipeline.py``: the three ingests in parallel threads of one
+    session, then the aggregates) and then ``jobs/detect.py``: two JVMs instead of five.
+    """
     sources = scenario.write_sources(work / "source", fixtures)
     lake = work / "root" / "lake"
     env = job_env()
-    jobs = [(name, sources[src]) for name, src in INGEST_JOBS] + [(AGGREGATE_JOB, None), (DETECT_JOB, None)]
-    for job, source in jobs:
+    options = {job: option for job, option, _ in INGESTS}
+    pipeline = [f"{options[job]}={sources[src]}" for job, src in INGEST_JOBS]
+    for job, extra in ((PIPELINE_JOB, [*pipeline, "--parallel"]), (DETECT_JOB, [])):
         script = REPO / "jobs" / f"{job}.py"
-        if not script.exists():
-            raise CheckFailed(f"job {job}: jobs/{job}.py does not exist yet")
-        cmd = [sys.executable, str(script), "--lake", str(lake)] + (
-            ["--source", str(source)] if source else []
-        )
+        cmd = [sys.executable, str(script), "--lake", str(lake), *extra]
         started = time.monotonic()
         proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True)
         log.info("job %s: exit %d in %.0fs", job, proc.returncode, time.monotonic() - started)
