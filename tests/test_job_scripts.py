@@ -50,8 +50,8 @@ def test_readme_shows_the_two_newcomer_commands_first():
 # and small Spark jobs are latency, not CPU, so two cores overlap them), the steps one after another.
 # Concurrent writers of the shared tables (job_runs) are part of what this exercises.
 README_STEPS = (
-    ("ingest_cloudtrail", "ingest_s3_access", "ingest_crawler_logs", "athena_ddl"),
-    ("build_daily_aggregates",),
+    ("ingest_cloudtrail", "ingest_s3_access", "ingest_crawler_logs"),
+    ("build_daily_aggregates", "athena_ddl"),
     ("detect", "export_ocsf"),
     ("audit_report", "maintain_tables"),
     ("run_pipeline",),

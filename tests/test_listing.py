@@ -115,9 +115,9 @@ def _put_day(client, bucket: str, day: dt.date, *, digest: bool = True) -> None:
     )
 
 
-def _seed_ledger(spark, lake: str, root: str) -> None:
+def _seed_ledger(spark, lake: str, root: str, src=None) -> None:
     """The ledger of a lake that already loaded every object under ``root`` (as past runs leave it)."""
-    src = CloudTrailSource()
+    src = src or CloudTrailSource()
     now = dt.datetime(2025, 1, 1)
     rows = [
         (src.name, o.uri, o.size, o.modified_at, src.object_date(o), "history", now)
@@ -168,9 +168,9 @@ def _recorded(endpoint: str, recording, action) -> tuple[object, int]:
     return result, _list_requests(recording)
 
 
-def _listing_of_a_run(spark, root: str, lake: str) -> list[str]:
+def _listing_of_a_run(spark, root: str, lake: str, src=None) -> list[str]:
     """What the runner does before parsing: the window, the bounded listing, the ledger lookup."""
-    src = CloudTrailSource()
+    src = src or CloudTrailSource()
     window = listing.resolve_window(spark, lake, src.name, None, None, 1)
     found = listing.list_window(spark, root, src, window, lake=lake)
     done = listing.ledger_done(spark, lake, src.name, found.objects, window)
@@ -213,6 +213,49 @@ def test_incremental_run_lists_the_same_whatever_the_history(spark, recorded_s3,
     assert (rec.records_read, rec.records_loaded, rec.counters["list_calls"]) == (1, 1, 7 + 3)
     # The listing's 11, plus the status probes of Spark reading the one new object.
     assert run_lists == 13
+
+
+def _flat_history(spark, endpoint: str, bucket: str, tmp_path, history_days: int) -> tuple[str, str]:
+    """S3 access logs in the simple layout (one flat folder, the date in the names) up to yesterday,
+    all in the ledger, then one new object of today."""
+    today = dt.datetime.now(dt.UTC).date()
+    client = _bucket(spark, endpoint, bucket)
+    line = b'o1 b1 [30/Jun/2024:12:00:00 +0000] 10.0.0.1 - R1 REST.GET.OBJECT k "GET /k HTTP/1.1" 200 - 1 1 1 1 "-" "-" -\n'
+    for i in range(history_days, 0, -1):
+        day = today - dt.timedelta(days=i)
+        client.put_object(Bucket=bucket, Key=f"access/logs-{day:%Y-%m-%d}-12-00-00-A{i:04d}", Body=line)
+    root = f"s3a://{bucket}/access"
+    lake = str(tmp_path / bucket)
+    _seed_ledger(spark, lake, root, S3AccessSource())
+    client.put_object(Bucket=bucket, Key=f"access/logs-{today:%Y-%m-%d}-00-15-00-NEW1", Body=line)
+    return root, lake
+
+
+def test_flat_dated_names_are_listed_by_day_whatever_the_history(spark, recorded_s3, tmp_path):
+    endpoint, recording = recorded_s3
+    today = dt.datetime.now(dt.UTC).date()
+    new = f"logs-{today:%Y-%m-%d}-00-15-00-NEW1"
+    year = _flat_history(spark, endpoint, "s3-flat-year", tmp_path, 365)
+    month = _flat_history(spark, endpoint, "s3-flat-month", tmp_path, 30)
+    src = S3AccessSource()
+    todo, month_lists = _recorded(endpoint, recording, lambda: _listing_of_a_run(spark, *month, src))
+    assert todo == [new]
+    todo, year_lists = _recorded(endpoint, recording, lambda: _listing_of_a_run(spark, *year, src))
+    assert todo == [new]
+    # Window: the high-water mark (yesterday) minus one day of slack, to tomorrow: 4 days. The
+    # status of the root, the first page of its listing (the names are dated: the listing stops
+    # there), then one prefix listing per day.
+    assert (month_lists, year_lists) == (6, 6)
+
+    window = listing.Window(today - dt.timedelta(days=2), today, "arguments")
+    found, lists = _recorded(endpoint, recording, lambda: listing.list_window(spark, year[0], src, window))
+    assert [o.name for o in found.objects] == [
+        f"logs-{today - dt.timedelta(days=2):%Y-%m-%d}-12-00-00-A0002",
+        f"logs-{today - dt.timedelta(days=1):%Y-%m-%d}-12-00-00-A0001",
+        new,
+    ]
+    assert found.objects[-1].uri == f"s3a://s3-flat-year/access/{new}"
+    assert (found.flat_folders, lists) == (["s3a://s3-flat-year/access"], 2 + 3)
 
 
 def test_first_run_lists_everything_once(spark, tmp_path):

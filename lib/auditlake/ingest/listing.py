@@ -16,10 +16,16 @@ bucket's history: the listing of the source prefix and the ledger of processed o
   ``object_date`` range) and a semi-join with the listed objects: the driver receives at most one
   row per listed object, never the whole ledger.
 
+- Objects whose names carry the date in one flat folder (S3 access logs' simple layout,
+  ``<TargetPrefix>YYYY-MM-DD-hh-mm-ss-<unique>``) are listed one day at a time by key prefix
+  (``<folder>/<TargetPrefix>YYYY-MM-DD-``) through the S3 API, since the Hadoop FileSystem API
+  cannot list by a partial name. A source offers ``flat_name_prefix(name)`` to recognise such a
+  name; a folder whose first entry is one is treated as flat (the first page of its listing is the
+  only request spent on finding out). On a local disk the folder is listed whole: there a listing
+  costs no requests.
+
 A run without a window (first load) keeps the single recursive listing: for S3 that is the
-fewest requests when everything is wanted. Objects whose names carry the date in a flat folder
-(S3 access logs' simple layout) are still listed in full: the Hadoop FileSystem API cannot list
-by a partial name, so they are filtered after listing.
+fewest requests when everything is wanted.
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ class Listing:
     list_calls: int = 0
     skipped_complete_tasks: int = 0
     date_roots: list[str] = field(default_factory=list)
+    flat_folders: list[str] = field(default_factory=list)
 
 
 def resolve_window(
@@ -210,8 +217,14 @@ class _Lister:
             raise
         return "dir" if status.isDirectory() else "file"
 
-    def children(self, uri: str) -> tuple[list[SourceObject], list[str]]:
-        """Files and sub-folders (URIs) directly under ``uri``: one list request (paged)."""
+    def children(
+        self, uri: str, flat_name_prefix: Callable[[str], str | None] | None = None
+    ) -> tuple[list[SourceObject], list[str], str | None]:
+        """Files and sub-folders (URIs) directly under ``uri``: one list request (paged).
+
+        With ``flat_name_prefix`` (remote folders): when the folder's first entry is a file that
+        it recognises, the listing stops there and returns ``([], [], <name prefix>)``.
+        """
         self.calls += 1
         files: list[SourceObject] = []
         dirs: list[str] = []
@@ -226,8 +239,14 @@ class _Lister:
                             SourceObject("file:" + entry.path, st.st_size, _from_ms(int(st.st_mtime * 1000)))
                         )
         else:
-            for st in self.fs.listStatus(hadoop_fs.hadoop_path(self.spark, uri)):
+            entries = self.fs.listStatusIterator(hadoop_fs.hadoop_path(self.spark, uri))
+            while entries.hasNext():
+                st = entries.next()
                 path = st.getPath().toString()
+                if flat_name_prefix is not None and not files and not dirs and not st.isDirectory():
+                    prefix = flat_name_prefix(_name(path))
+                    if prefix is not None:
+                        return [], [], prefix
                 if st.isDirectory():
                     dirs.append(path)
                 else:
@@ -235,7 +254,28 @@ class _Lister:
                         SourceObject(path, int(st.getLen()), _from_ms(int(st.getModificationTime())))
                     )
         self._count(len(files))
-        return files, sorted(dirs)
+        return files, sorted(dirs), None
+
+    def named_days(self, uri: str, name_prefix: str, days: list[dt.date]) -> list[SourceObject]:
+        """Objects of the flat folder ``uri`` named ``<name_prefix>YYYY-MM-DD-...`` for ``days``: a
+        prefix listing per day (one request per page of up to 1,000 keys)."""
+        scheme, _, rest = uri.partition("://")
+        bucket, _, folder = rest.partition("/")
+        folder = folder.rstrip("/")
+        client = _s3_client(self.spark, bucket)
+        out: list[SourceObject] = []
+        for day in days:
+            prefix = f"{folder}/" if folder else ""
+            prefix += f"{name_prefix}{day:%Y-%m-%d}-"
+            for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix, Delimiter="/"
+            ):
+                self.calls += 1
+                for obj in page.get("Contents", []):
+                    modified = obj["LastModified"].astimezone(dt.UTC).replace(tzinfo=None)
+                    out.append(SourceObject(f"{scheme}://{bucket}/{obj['Key']}", int(obj["Size"]), modified))
+        self._count(len(out))
+        return out
 
     def tree(self, uri: str) -> list[SourceObject]:
         """Every object under the folder ``uri`` (recursive): one flat listing on S3."""
@@ -254,6 +294,46 @@ class _Lister:
                 )
         self._count(len(out))
         return out
+
+
+def window_days(window: Window) -> list[dt.date]:
+    """Every delivery day of a bounded window; an open end runs to tomorrow (UTC)."""
+    until = window.until or (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1))
+    since = window.since or until
+    return [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
+
+
+def _s3_client(spark, bucket: str):
+    """A boto3 S3 client that reaches ``bucket`` the way s3a does: the same endpoint and keys.
+
+    Read from the Hadoop configuration (per-bucket ``fs.s3a.bucket.<bucket>.*`` first); without
+    keys there, boto3's own chain (the instance or job role on EMR and Glue).
+    """
+    import boto3
+    from botocore.config import Config
+
+    hconf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def opt(key: str) -> str | None:
+        value = hconf.get(f"fs.s3a.bucket.{bucket}.{key}") or hconf.get(f"fs.s3a.{key}")
+        return str(value) if value else None
+
+    endpoint = opt("endpoint")
+    if endpoint and "://" not in endpoint:
+        endpoint = (
+            "https://" if (opt("connection.ssl.enabled") or "true") == "true" else "http://"
+        ) + endpoint
+    kwargs: dict[str, Any] = {}
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
+    region = opt("endpoint.region")
+    if region:
+        kwargs["region_name"] = region
+    if opt("access.key") and opt("secret.key"):
+        kwargs["aws_access_key_id"] = opt("access.key")
+        kwargs["aws_secret_access_key"] = opt("secret.key")
+    style = "path" if opt("path.style.access") == "true" else "auto"
+    return boto3.client("s3", config=Config(s3={"addressing_style": style}), **kwargs)
 
 
 def _name(uri: str) -> str:
@@ -314,9 +394,15 @@ def list_window(
     listing = Listing([], 0)
     out = listing.objects
 
+    flat = getattr(source, "flat_name_prefix", None) if not lister.local else None
+
     def walk(uri: str) -> None:
         nonlocal complete
-        files, dirs = lister.children(uri)
+        files, dirs, name_prefix = lister.children(uri, flat)
+        if name_prefix is not None:
+            listing.flat_folders.append(uri)
+            out.extend(lister.named_days(uri, name_prefix, window_days(window)))
+            return
         out.extend(files)
         if prune is not None:
             dirs = [d for d in dirs if not prune(d)]
@@ -338,7 +424,7 @@ def list_window(
             walk(d)
 
     def dates(uri: str, prefix: tuple[int, ...]) -> None:
-        files, dirs = lister.children(uri)
+        files, dirs, _ = lister.children(uri)
         out.extend(files)  # files beside date folders carry no folder date: the runner decides
         for d in dirs:
             name = _name(d)
@@ -365,7 +451,7 @@ def list_window(
     listing.list_calls = lister.calls
     log.info(
         "listed %d objects under %s in window %s..%s (%s): %d list calls, %d date roots, "
-        "%d complete export tasks not entered, %.1fs",
+        "%d flat dated folders, %d complete export tasks not entered, %.1fs",
         len(out),
         root,
         window.since or "-",
@@ -373,6 +459,7 @@ def list_window(
         window.origin,
         lister.calls,
         len(listing.date_roots),
+        len(listing.flat_folders),
         listing.skipped_complete_tasks,
         time.monotonic() - t0,
     )

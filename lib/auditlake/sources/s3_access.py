@@ -359,6 +359,12 @@ class S3AccessSource:
     def object_date(self, obj: SourceObject) -> dt.date | None:
         return object_date_from_name(obj.name)
 
+    def flat_name_prefix(self, name: str) -> str | None:
+        """The TargetPrefix part of a simple-layout name (``<prefix>YYYY-MM-DD-hh-mm-ss-<unique>``),
+        which the bounded listing lists by day; None for any other name."""
+        m = _KEY_TIME.search(name)
+        return name[: m.start()] if m and object_date_from_name(name) else None
+
     def parse(self, spark, objects: list[SourceObject], *, run_id: str, cfg: dict[str, Any]) -> ParsedBatch:
         contract = load_contract(TABLE)
         max_chars = int(config_mod.get(cfg, "ingest.quarantine_raw_max_chars", 8192))
