@@ -27,7 +27,7 @@ import pyspark.sql.functions as F
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from auditlake import aggregate_plan, metrics, quality, run_log
+from auditlake import aggregate_plan, commits, metrics, quality, run_log
 from auditlake import aggregates as agg
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
@@ -125,8 +125,7 @@ def window_days(since: dt.date | None, until: dt.date | None) -> list[dt.date]:
         raise UsageError(f"{JOB_NAME}: --until needs --since")
     if since is None:
         return []
-    until = until or now_utc().date()
-    return [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
+    return commits.days_between(since, until or now_utc().date())
 
 
 def _spec_days(spec: AggregateSpec, touched: dict[str, set[dt.date]]) -> list[dt.date]:

@@ -211,6 +211,11 @@ def changed_partitions(
     return changes
 
 
+def days_between(since: dt.date, until: dt.date) -> list[dt.date]:
+    """Every day of [since, until], in order (empty when until is before since)."""
+    return [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
+
+
 def as_dates(values: set[str]) -> set[dt.date]:
     """Partition values of a date column (as written in the log) as dates; others are ignored."""
     out: set[dt.date] = set()

@@ -33,9 +33,9 @@ import pyspark.sql.functions as F
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
+from auditlake import commits, quality, resources
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
-from auditlake import quality, resources
 from auditlake.context import JobContext
 from auditlake.errors import AuditlakeError, ConfigError, UsageError
 from auditlake.ingest.objects import normalize_uri
@@ -440,8 +440,7 @@ def detection_window(
     if until is not None and since is None:
         raise UsageError(f"{JOB_NAME}: --until needs --since")
     if since is not None:
-        until = until or today
-        return [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
+        return commits.days_between(since, until or today)
     days = {today - dt.timedelta(days=1), today}
     if lake_mod.delta_exists(spark, lake_mod.table_uri(lake, "job_runs")):
         days |= touched_days_since_last_run(lake_mod.read_table(spark, lake, "job_runs"))

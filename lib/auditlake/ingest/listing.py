@@ -41,7 +41,7 @@ from typing import Any
 
 import pyspark.sql.functions as F
 
-from auditlake import hadoop_fs
+from auditlake import commits, hadoop_fs
 from auditlake import lake as lake_mod
 from auditlake.errors import SourceError
 from auditlake.ingest.objects import (
@@ -299,8 +299,7 @@ class _Lister:
 def window_days(window: Window) -> list[dt.date]:
     """Every delivery day of a bounded window; an open end runs to tomorrow (UTC)."""
     until = window.until or (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1))
-    since = window.since or until
-    return [since + dt.timedelta(days=i) for i in range((until - since).days + 1)]
+    return commits.days_between(window.since or until, until)
 
 
 def _s3_client(spark, bucket: str):

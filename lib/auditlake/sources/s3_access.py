@@ -362,8 +362,7 @@ class S3AccessSource:
     def flat_name_prefix(self, name: str) -> str | None:
         """The TargetPrefix part of a simple-layout name (``<prefix>YYYY-MM-DD-hh-mm-ss-<unique>``),
         which the bounded listing lists by day; None for any other name."""
-        m = _KEY_TIME.search(name)
-        return name[: m.start()] if m and object_date_from_name(name) else None
+        return name[: _KEY_TIME.search(name).start()] if object_date_from_name(name) else None
 
     def parse(self, spark, objects: list[SourceObject], *, run_id: str, cfg: dict[str, Any]) -> ParsedBatch:
         contract = load_contract(TABLE)
