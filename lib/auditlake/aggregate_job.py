@@ -198,14 +198,7 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
     Steps: plan (which days per aggregate) -> build -> gate -> write (changed days only) -> record.
     """
     lake = normalize_uri(ctx.args.lake)
-    rec = RunRecord(
-        run_id=ctx.run_id,
-        job=ctx.job,
-        source="aggregates",
-        source_uri=lake,
-        env=ctx.cfg.get("env", "local"),
-        started_at=ctx.started_at.replace(tzinfo=None),
-    )
+    rec = RunRecord.for_job(ctx, "aggregates", lake)
     built: dict[str, _Built] = {}
     inputs: dict[str, DataFrame] = {}
     try:

@@ -499,14 +499,7 @@ def detect(ctx: JobContext) -> RunRecord:
     """Job entry: run the detection pack over the window and merge the findings into the lake."""
     spark, cfg, args = ctx.spark, ctx.cfg, ctx.args
     lake = normalize_uri(args.lake)
-    rec = RunRecord(
-        run_id=ctx.run_id,
-        job=ctx.job,
-        source="detections",
-        source_uri=lake,
-        env=cfg.get("env", "local"),
-        started_at=ctx.started_at.replace(tzinfo=None),
-    )
+    rec = RunRecord.for_job(ctx, "detections", lake)
     findings = None
     try:
         t = time.monotonic()

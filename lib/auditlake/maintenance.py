@@ -192,14 +192,7 @@ def maintain_tables(ctx: JobContext) -> RunRecord:
     """Job entry: maintain every Delta table of ``ctx.args.lake`` (or ``--tables``)."""
     spark, cfg, args = ctx.spark, ctx.cfg, ctx.args
     lake = normalize_uri(args.lake)
-    rec = RunRecord(
-        run_id=ctx.run_id,
-        job=ctx.job,
-        source="maintenance",
-        source_uri=lake,
-        env=cfg.get("env", "local"),
-        started_at=ctx.started_at.replace(tzinfo=None),
-    )
+    rec = RunRecord.for_job(ctx, "maintenance", lake)
     target_mb = int(config_mod.get(cfg, "maintenance.target_file_mb", 128))
     spark.conf.set("spark.databricks.delta.optimize.maxFileSize", str(target_mb * 1024 * 1024))
     try:

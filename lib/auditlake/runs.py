@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import SparkSession
 
@@ -26,6 +26,9 @@ from auditlake import lake as lake_mod
 from auditlake import quality, run_log
 from auditlake.errors import QualityGateError
 from auditlake.redact import error_line
+
+if TYPE_CHECKING:
+    from auditlake.context import JobContext
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,18 @@ class RunRecord:
     dq_warnings: list[str] = field(default_factory=list)
     phase_seconds: dict[str, float] = field(default_factory=dict)
     table_versions: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def for_job(cls, ctx: JobContext, source: str, source_uri: str) -> RunRecord:
+        """The running record of the job ``ctx`` over ``source_uri``."""
+        return cls(
+            run_id=ctx.run_id,
+            job=ctx.job,
+            source=source,
+            source_uri=source_uri,
+            env=ctx.cfg.get("env", "local"),
+            started_at=ctx.started_at.replace(tzinfo=None),
+        )
 
     def as_row(self) -> dict[str, Any]:
         ended = self.ended_at or now_utc()

@@ -114,14 +114,7 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
     Steps: list -> parse + dedupe -> gate -> commit -> record; a failing step records a failed run.
     """
     lake = normalize_uri(ctx.args.lake)
-    rec = RunRecord(
-        run_id=ctx.run_id,
-        job=ctx.job,
-        source=source.name,
-        source_uri=redact(normalize_uri(ctx.args.source)),
-        env=ctx.cfg.get("env", "local"),
-        started_at=ctx.started_at.replace(tzinfo=None),
-    )
+    rec = RunRecord.for_job(ctx, source.name, redact(normalize_uri(ctx.args.source)))
     try:
         run_log.start_run(ctx.spark, lake, rec, ctx.cfg)
         selected = _list(ctx, source, lake, rec)
