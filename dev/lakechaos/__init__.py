@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -126,20 +127,27 @@ def run_job(
     before = commit_files(lake)
     seen: list[str] = []
     t0 = time.monotonic()
+    # stderr to a file, not a pipe: while the loop below watches the commits nobody reads the
+    # job's log, and a full 64 KiB pipe would stop the job before its k-th commit.
+    err_file = tempfile.TemporaryFile(mode="w+", errors="replace")
     proc = subprocess.Popen(
         cmd,
         cwd=REPO,
         env=job_env(),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=err_file,
         start_new_session=True,
-        text=True,
     )
+
+    def stderr_text() -> str:
+        err_file.seek(0)
+        return err_file.read()
+
     try:
         if kill_at is None:
-            _, err = proc.communicate(timeout=timeout)
+            proc.wait(timeout=timeout)
             seen = sorted(commit_files(lake) - before)
-            return Outcome(proc.returncode, seen, time.monotonic() - t0, err)
+            return Outcome(proc.returncode, seen, time.monotonic() - t0, stderr_text())
         while proc.poll() is None:
             new = commit_files(lake) - before - set(seen)
             seen += sorted(new)
@@ -150,15 +158,14 @@ def run_job(
             if time.monotonic() - t0 > timeout:
                 raise TimeoutError(f"{cmd[1]} ran longer than {timeout}s")
             time.sleep(poll)
-        err = proc.stderr.read() if proc.stderr else ""
+        err = stderr_text()
         seen += sorted(commit_files(lake) - before - set(seen))
         return Outcome(proc.returncode, seen, time.monotonic() - t0, err)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        err_file.close()
 
 
 def snapshot(spark, lake: str) -> dict[str, Counter]:

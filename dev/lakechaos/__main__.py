@@ -163,19 +163,23 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_concurrent:
         lake = out / "concurrent"
         cmds = [job_command(j, raw, lake) for j in (*INGESTS, "ingest_cloudtrail", "build_daily_aggregates")]
-        procs = [
-            subprocess.Popen(
-                c,
-                cwd=str(Path(__file__).resolve().parents[2]),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=_env(),
-            )
-            for c in cmds
-        ]
+        # stderr to files, not pipes: a job's log fills a 64 KiB pipe long before the jobs
+        # waited on first have ended, and a pipe nobody reads blocks the job for good.
+        logs = [out / f"concurrent-{i}.log" for i in range(len(cmds))]
+        procs = []
+        for c, log_path in zip(cmds, logs, strict=True):
+            with log_path.open("w") as err:
+                procs.append(
+                    subprocess.Popen(
+                        c,
+                        cwd=str(Path(__file__).resolve().parents[2]),
+                        stdout=subprocess.DEVNULL,
+                        stderr=err,
+                        env=_env(),
+                    )
+                )
         codes = [p.wait() for p in procs]
-        errs = [p.stderr.read().strip().splitlines()[-1:] if p.stderr else [] for p in procs]
+        errs = [path.read_text(errors="replace").strip().splitlines()[-1:] for path in logs]
         _must(
             run_job(job_command("build_daily_aggregates", raw, lake), lake),
             "aggregates after the concurrent round",
