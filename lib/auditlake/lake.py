@@ -128,9 +128,9 @@ def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[A
     # both append (blind appends never conflict in Delta) and duplicate every key; two merges
     # conflict on the partitions they read, and the retried one inserts only what is missing.
     def merge() -> int:
-        before = table_version(target)
+        before = _version(target)
         target.alias("t").merge(batch.alias("s"), " AND ".join(cond)).whenNotMatchedInsertAll().execute()
-        return metric_since(spark, target, before, ("numTargetRowsInserted",))
+        return _metric_since(spark, target, before, ("numTargetRowsInserted",))
 
     return commits.retry_on_conflict(merge, what=f"merge into {table}")
 
@@ -146,13 +146,13 @@ def upsert_rows(spark, df: DataFrame, lake: str, table: str, *, count: bool = Tr
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in contract.keys)
 
     def upsert() -> int:
-        before = table_version(target) if count else -1
+        before = _version(target) if count else -1
         target.alias("t").merge(
             batch.alias("s"), cond
         ).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
         if not count:
             return -1
-        return metric_since(spark, target, before, ("numTargetRowsInserted", "numTargetRowsUpdated"))
+        return _metric_since(spark, target, before, ("numTargetRowsInserted", "numTargetRowsUpdated"))
 
     return commits.retry_on_conflict(upsert, what=f"upsert into {table}")
 
@@ -236,12 +236,11 @@ def _delete_partition_dirs(spark, uri: str, part: str, values: list[Any]) -> Non
             log.info("emptied partition %s/%s", uri.rstrip("/"), name)
 
 
-def table_version(target) -> int:
-    """The latest version of a ``DeltaTable``."""
+def _version(target) -> int:
     return int(target.history(1).select("version").collect()[0][0])
 
 
-def metric_since(spark, target, before: int, names: tuple[str, ...]) -> int:
+def _metric_since(spark, target, before: int, names: tuple[str, ...]) -> int:
     """Sum of the named operation metrics of this session's commit made after version ``before``.
 
     delta-spark's Python ``merge(...).execute()`` returns nothing, and a merge with nothing to
