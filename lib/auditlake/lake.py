@@ -135,23 +135,18 @@ def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[A
     return commits.retry_on_conflict(merge, what=f"merge into {table}")
 
 
-def upsert_rows(spark, df: DataFrame, lake: str, table: str, *, count: bool = True) -> int:
-    """Insert new keys and update existing ones with the batch's values; return affected rows.
-
-    ``count=False`` skips reading the commit's metrics back (two history reads) and returns -1.
-    """
+def upsert_rows(spark, df: DataFrame, lake: str, table: str) -> int:
+    """Insert new keys and update existing ones with the batch's values; return affected rows."""
     contract = load_contract(table)
     target = ensure_delta_table(spark, lake, contract)
     batch = conform(df, contract)
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in contract.keys)
 
     def upsert() -> int:
-        before = _version(target) if count else -1
+        before = _version(target)
         target.alias("t").merge(
             batch.alias("s"), cond
         ).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
-        if not count:
-            return -1
         return _metric_since(spark, target, before, ("numTargetRowsInserted", "numTargetRowsUpdated"))
 
     return commits.retry_on_conflict(upsert, what=f"upsert into {table}")

@@ -65,22 +65,9 @@ def write_run(spark, lake: str, rec: Any) -> None:
     # take the new row for one of a run that died.
     if rec.status == "running":
         _ACTIVE.add(key)
-        if not _recorded(spark, lake, key):
-            # A new run: a blind append, no MERGE. A run with nothing to do then never pays
-            # for planning a MERGE in a cold JVM (~20 s of a 45 s empty rerun).
-            lake_mod.append_rows(spark, df, lake, "job_runs")
-            return
-    lake_mod.upsert_rows(spark, df, lake, "job_runs", count=False)
+    lake_mod.upsert_rows(spark, df, lake, "job_runs")
     if rec.status != "running":
         _ACTIVE.discard(key)
-
-
-def _recorded(spark, lake: str, key: tuple[str, str]) -> bool:
-    """Whether ``job_runs`` holds a row for (run id, job) already (a rerun with a given ``--run-id``)."""
-    rows = lake_mod.read_table(spark, lake, "job_runs").where(
-        (F.col("run_id") == key[0]) & (F.col("job") == key[1])
-    )
-    return bool(rows.limit(1).count())
 
 
 def start_run(spark, lake: str, rec: Any, cfg: dict[str, Any] | None = None) -> list[str]:
