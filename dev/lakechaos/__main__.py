@@ -27,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from devtools import REPO, job_env
 from lakechaos import (
     chronological,
     commit_files,
@@ -172,10 +173,10 @@ def main(argv: list[str] | None = None) -> int:
                 procs.append(
                     subprocess.Popen(
                         c,
-                        cwd=str(Path(__file__).resolve().parents[2]),
+                        cwd=REPO,
                         stdout=subprocess.DEVNULL,
                         stderr=err,
-                        env=_env(),
+                        env=job_env(),
                     )
                 )
         codes = [p.wait() for p in procs]
@@ -218,12 +219,6 @@ def main(argv: list[str] | None = None) -> int:
     (out / "chaos.json").write_text(json.dumps(report, indent=2, default=str))
     print("chaos:", json.dumps(report["summary"]))
     return 1 if bad else 0
-
-
-def _env():
-    from devtools import job_env
-
-    return job_env()
 
 
 if __name__ == "__main__":
