@@ -202,3 +202,29 @@ def test_unreadable_source_is_one_line(spark, tmp_path, capsys):
         capsys.readouterr().err.strip().splitlines()[-1]
         == f"auditlake: ingest_testlines: error: source not found: {tmp_path}/nope"
     )
+
+
+def test_in_batch_duplicates_keep_the_same_copy_whatever_the_row_order(spark):
+    """Copies of one key that differ outside it: the least by the other columns is kept, always."""
+    schema = "event_key string, message string, source_object string, n bigint"
+    rows = [
+        ("k1", "m", "s3://b/firehose/2024/03/01/part-2", 1),
+        ("k1", "m", "s3://b/export/task/stream/000000.gz", 1),
+        ("k2", "x", "s3://b/export/a", 2),
+        ("k1", "m", "s3://b/export/task/stream/000000.gz", None),
+        ("k3", "y", "s3://b/export/b", 3),
+    ]
+    expected = [
+        ("k1", "m", "s3://b/export/task/stream/000000.gz", 1),
+        ("k2", "x", "s3://b/export/a", 2),
+        ("k3", "y", "s3://b/export/b", 3),
+    ]
+    for ordered in (rows, rows[::-1]):
+        df = spark.createDataFrame(ordered, schema).coalesce(1)
+        kept, read, dropped = runner._dedupe(df, ("event_key",))
+        assert (read, dropped) == (5, 2)
+        assert sorted(tuple(r) for r in kept.collect()) == expected
+
+    unique = spark.createDataFrame(expected, schema)
+    same, read, dropped = runner._dedupe(unique, ("event_key",))
+    assert same is unique and (read, dropped) == (3, 0)

@@ -201,3 +201,25 @@ def test_two_runs_of_one_ingest_at_once_leave_no_duplicate(spark, tmp_path):
     # Every row was inserted by exactly one of the two: nothing lost, nothing counted twice.
     assert sum(r.records_loaded for r in runs) == EVENTS + INSIGHTS
     assert all(r.records_read == READ for r in runs)
+
+
+def test_run_rows_over_a_table_folder_left_without_its_first_commit(spark, tmp_path):
+    """A creation that died after making ``_delta_log`` (or one still under way in another job):
+    the run's start row still lands, its end row replaces it, a retry with the same run id too."""
+    from auditlake import run_log
+    from auditlake.runs import RunRecord, now_utc
+
+    lake = tmp_path / "lake"
+    (lake / "job_runs" / "_delta_log").mkdir(parents=True)
+    started = now_utc()
+    rec = RunRecord("r-1", "ingest_cloudtrail", "cloudtrail", "s3://b/ct", "local", started)
+    run_log.write_run(spark, str(lake), rec)
+    assert [(r.run_id, r.status) for r in _table(spark, lake, "job_runs").collect()] == [("r-1", "running")]
+
+    rec.status, rec.ended_at, rec.records_read = "succeeded", now_utc(), 7
+    run_log.write_run(spark, str(lake), rec)
+    again = RunRecord("r-1", "ingest_cloudtrail", "cloudtrail", "s3://b/ct", "local", started)
+    run_log.write_run(spark, str(lake), again)  # a retry given the same --run-id: still one row
+    rows = _table(spark, lake, "job_runs").collect()
+    assert [(r.run_id, r.status, r.records_read) for r in rows] == [("r-1", "running", 0)]
+    assert DeltaTable.forPath(spark, str(lake / "job_runs")).history().count() == 4  # create, 3 writes

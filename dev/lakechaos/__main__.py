@@ -95,6 +95,10 @@ def _verdict(spark, lake: Path, clean) -> dict:
     }
 
 
+def _write_report(out: Path, report: dict) -> None:
+    (out / "chaos.json").write_text(json.dumps(report, indent=2, default=str))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lakechaos", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="build/chaos")
@@ -156,9 +160,12 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"kill {job} at commit {k}/{len(points[job])} ({case['commit']}): killed={case['killed']} "
                 f"lost={case['lost']} extra={case['extra']} dup_keys={case['duplicate_keys']} "
-                f"aggregates_identical={case['aggregates_identical']} runs={case['run_states']}",
+                f"aggregates_identical={case['aggregates_identical']} runs={case['run_states']}"
+                + (f" differing={case['tables_differing']}" if case["tables_differing"] else ""),
                 flush=True,
             )
+            # Kept as it goes: a matrix stopped part way still has every finished case's split.
+            _write_report(out, report)
             shutil.rmtree(lake, ignore_errors=True)
 
     if not args.no_concurrent:
@@ -195,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         report["cases"].append(case)
         print(
             f"concurrent: exit codes {codes} lost={case['lost']} extra={case['extra']} "
-            f"dup_keys={case['duplicate_keys']} aggregates_identical={case['aggregates_identical']}",
+            f"dup_keys={case['duplicate_keys']} aggregates_identical={case['aggregates_identical']}"
+            + (f" differing={case['tables_differing']}" if case["tables_differing"] else ""),
             flush=True,
         )
 
@@ -216,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         "failed_cases": len(bad),
         "seconds": round(time.monotonic() - t0),
     }
-    (out / "chaos.json").write_text(json.dumps(report, indent=2, default=str))
+    _write_report(out, report)
     print("chaos:", json.dumps(report["summary"]))
     return 1 if bad else 0
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from typing import Any
 
 import pyspark.sql.functions as F
@@ -24,6 +25,10 @@ from auditlake.ingest.objects import normalize_uri
 from auditlake.tables import TableContract, conform, load_contract
 
 log = logging.getLogger(__name__)
+
+# Creating a table whose _delta_log another writer has made: attempts (waits 0.25 s, 0.5 s, ...)
+# before an empty folder is taken for a dead creation's.
+CREATE_ATTEMPTS = 8
 
 
 def table_uri(lake: str, table: str) -> str:
@@ -38,28 +43,74 @@ def delta_exists(spark, uri: str) -> bool:
 
 
 def ensure_delta_table(spark, lake: str, contract: TableContract):
-    """Create the Delta table at ``<lake>/<name>`` from its contract if it does not exist."""
+    """Create the Delta table at ``<lake>/<name>`` from its contract if it does not exist; open it."""
     from delta.tables import DeltaTable
 
     uri = table_uri(lake, contract.name)
     if not DeltaTable.isDeltaTable(spark, uri):
-        builder = DeltaTable.createIfNotExists(spark).location(uri).addColumns(contract.schema)
-        if contract.partition_by:
-            builder = builder.partitionedBy(*contract.partition_by)
-        if contract.description:
-            builder = builder.comment(contract.description)
-        if contract.stats_columns:
-            builder = builder.property("delta.dataSkippingStatsColumns", ",".join(contract.stats_columns))
+        _create_table(spark, uri, contract)
+    table = _open_table(spark, uri, contract)
+    _add_missing_columns(spark, uri, contract, table)
+    return table
+
+
+def _create_table(spark, uri: str, contract: TableContract) -> None:
+    """Create the table if no writer has; also beside another writer creating it at the same time.
+
+    Delta's ``createIfNotExists`` fails with ``DELTA_TABLE_NOT_FOUND`` over a ``_delta_log`` folder
+    that has no version 0 yet: another job is between making that folder and its first commit
+    (it is waited for), or a creation died there. A folder still empty after the wait is the
+    latter's: it is removed and the table created (a writer that was only slow still commits its
+    version 0 first or conflicts and finds this one; either way one table).
+    """
+    from delta.tables import DeltaTable
+
+    builder = DeltaTable.createIfNotExists(spark).location(uri).addColumns(contract.schema)
+    if contract.partition_by:
+        builder = builder.partitionedBy(*contract.partition_by)
+    if contract.description:
+        builder = builder.comment(contract.description)
+    if contract.stats_columns:
+        builder = builder.property("delta.dataSkippingStatsColumns", ",".join(contract.stats_columns))
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
             commits.retry_on_conflict(builder.execute, what=f"create {contract.name}")
             log.info("created Delta table %s at %s", contract.name, uri)
-        except Exception:
-            # Another writer created it first (two jobs starting on a new lake): theirs is ours.
-            if not DeltaTable.isDeltaTable(spark, uri):
+            return
+        except Exception as exc:
+            if DeltaTable.isDeltaTable(spark, uri):
+                return  # another writer created it first (two jobs starting on a new lake): theirs is ours
+            if not _not_created_yet(exc) or attempt == CREATE_ATTEMPTS:
                 raise
-    table = DeltaTable.forPath(spark, uri)
-    _add_missing_columns(spark, uri, contract, table)
-    return table
+            log.info("create %s: its _delta_log has no commit yet (attempt %d)", contract.name, attempt)
+            time.sleep(0.25 * attempt)
+            if attempt >= CREATE_ATTEMPTS // 2 and _empty_folder(spark, f"{uri}/_delta_log"):
+                hadoop_fs.delete(spark, uri, "_delta_log")
+
+
+def _empty_folder(spark, uri: str) -> bool:
+    try:
+        return not any(hadoop_fs.list_files(spark, uri))
+    except FileNotFoundError:
+        return False
+
+
+def _not_created_yet(exc: BaseException) -> bool:
+    """A table folder whose ``_delta_log`` has no first commit (yet)."""
+    return "DELTA_TABLE_NOT_FOUND" in str(exc)
+
+
+def _open_table(spark, uri: str, contract: TableContract):
+    """``DeltaTable.forPath``, created first if it has no version 0 yet (see ``_create_table``)."""
+    from delta.tables import DeltaTable
+
+    try:
+        return DeltaTable.forPath(spark, uri)
+    except Exception as exc:
+        if not _not_created_yet(exc):
+            raise
+    _create_table(spark, uri, contract)
+    return DeltaTable.forPath(spark, uri)
 
 
 def _add_missing_columns(spark, uri: str, contract: TableContract, table) -> None:
@@ -82,9 +133,13 @@ def read_table(spark, lake: str, table: str) -> DataFrame:
     uri = table_uri(lake, table)
     # Aggregates are Parquet by contract but Delta when conf aggregates.format says so.
     if contract.format == "delta" or delta_exists(spark, uri):
-        if not delta_exists(spark, uri):
-            return spark.createDataFrame([], contract.schema)
-        return spark.read.format("delta").load(uri)
+        if delta_exists(spark, uri):
+            try:
+                return spark.read.format("delta").load(uri)
+            except Exception as exc:
+                if not _not_created_yet(exc):
+                    raise
+        return spark.createDataFrame([], contract.schema)
     try:
         return spark.read.schema(contract.schema).parquet(uri)
     except Exception:  # noqa: BLE001 - no files yet
@@ -135,18 +190,23 @@ def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[A
     return commits.retry_on_conflict(merge, what=f"merge into {table}")
 
 
-def upsert_rows(spark, df: DataFrame, lake: str, table: str) -> int:
-    """Insert new keys and update existing ones with the batch's values; return affected rows."""
+def upsert_rows(spark, df: DataFrame, lake: str, table: str, *, count: bool = True) -> int:
+    """Insert new keys and update existing ones with the batch's values; return affected rows.
+
+    ``count=False`` skips reading the commit's metrics back (two history reads) and returns -1.
+    """
     contract = load_contract(table)
     target = ensure_delta_table(spark, lake, contract)
     batch = conform(df, contract)
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in contract.keys)
 
     def upsert() -> int:
-        before = _version(target)
+        before = _version(target) if count else -1
         target.alias("t").merge(
             batch.alias("s"), cond
         ).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+        if not count:
+            return -1
         return _metric_since(spark, target, before, ("numTargetRowsInserted", "numTargetRowsUpdated"))
 
     return commits.retry_on_conflict(upsert, what=f"upsert into {table}")

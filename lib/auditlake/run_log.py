@@ -1,7 +1,8 @@
 """Run accounting that survives a kill: ``job_runs`` rows written at start and at end.
 
-A run upserts its ``job_runs`` row (key: run id and job) twice: ``status = running`` before it
-reads anything, and its final status when it ends. A run killed in between (SIGKILL, a lost
+A run writes its ``job_runs`` row (key: run id and job) twice: ``status = running`` before it
+reads anything (a blind append for a new run id, an upsert for a retry that reuses one), and its
+final status when it ends (an upsert). A run killed in between (SIGKILL, a lost
 node, a Glue timeout) leaves its row ``running``; the next run of the same job and source marks
 it ``abandoned`` once it can tell the run is gone: the driver process no longer exists (same
 host), or the run started longer ago than ``runs.abandon_after_hours``. A run still going on
@@ -65,9 +66,23 @@ def write_run(spark, lake: str, rec: Any) -> None:
     # take the new row for one of a run that died.
     if rec.status == "running":
         _ACTIVE.add(key)
-    lake_mod.upsert_rows(spark, df, lake, "job_runs")
+        if not _recorded(spark, lake, key):
+            # A new run's row is a blind append: appends never conflict with each other, where
+            # concurrent MERGEs into job_runs do (jobs scheduled together all start with this
+            # write), and a cold JVM plans no MERGE before a run with nothing to do.
+            lake_mod.append_rows(spark, df, lake, "job_runs")
+            return
+    lake_mod.upsert_rows(spark, df, lake, "job_runs", count=False)
     if rec.status != "running":
         _ACTIVE.discard(key)
+
+
+def _recorded(spark, lake: str, key: tuple[str, str]) -> bool:
+    """Whether ``job_runs`` holds a row of (run id, job) already (a retry given the same ``--run-id``)."""
+    rows = lake_mod.read_table(spark, lake, "job_runs").where(
+        (F.col("run_id") == key[0]) & (F.col("job") == key[1])
+    )
+    return bool(rows.limit(1).count())
 
 
 def start_run(spark, lake: str, rec: Any, cfg: dict[str, Any] | None = None) -> list[str]:

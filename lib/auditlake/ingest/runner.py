@@ -20,8 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import pyspark.sql.functions as F
+import pyspark.sql.types as T
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
@@ -73,7 +74,12 @@ def _dedupe(df: DataFrame, keys: tuple[str, ...]) -> tuple[DataFrame, int, int]:
     One job groups the batch by its key columns only (a shuffle of the keys, not of whole rows)
     and returns the row count and the duplicate count together. A batch without duplicates, the
     usual case, is returned as it is: no shuffle of whole rows and no second cached copy. Only a
-    batch that has duplicates pays for ``dropDuplicates``.
+    batch that has duplicates pays for a shuffle of whole rows.
+
+    Of a key's copies the first in the order of the frame's other atomic columns is kept, never an
+    arbitrary one: copies can differ outside the key (a crawler event delivered by both an export
+    task and Firehose has two ``source_object`` values), and a rerun after a kill must keep the copy
+    the killed run kept, so that its end state is the clean run's.
     """
     if not keys:
         return df, df.count(), 0
@@ -85,7 +91,20 @@ def _dedupe(df: DataFrame, keys: tuple[str, ...]) -> tuple[DataFrame, int, int]:
     rows, extra = int(row["rows"] or 0), int(row["extra"] or 0)
     if extra == 0:
         return df, rows, 0
-    return df.dropDuplicates(list(keys)), rows, extra
+    return _first_of_each_key(df, keys), rows, extra
+
+
+def _first_of_each_key(df: DataFrame, keys: tuple[str, ...]) -> DataFrame:
+    """One row per key: the least by the non-key atomic columns in column order (nulls last)."""
+    ties = [
+        F.col(f.name).asc_nulls_last()
+        for f in df.schema.fields
+        if f.name not in keys and isinstance(f.dataType, T.AtomicType)
+    ]
+    if not ties:
+        return df.dropDuplicates(list(keys))
+    rank = F.row_number().over(Window.partitionBy(*keys).orderBy(*ties))
+    return df.withColumn("_dedupe_rank", rank).where(F.col("_dedupe_rank") == 1).drop("_dedupe_rank")
 
 
 @dataclass
