@@ -132,8 +132,9 @@ def read_table(spark, lake: str, table: str) -> DataFrame:
     contract = load_contract(table)
     uri = table_uri(lake, table)
     # Aggregates are Parquet by contract but Delta when conf aggregates.format says so.
-    if contract.format == "delta" or delta_exists(spark, uri):
-        if delta_exists(spark, uri):
+    exists = delta_exists(spark, uri)
+    if contract.format == "delta" or exists:
+        if exists:
             try:
                 return spark.read.format("delta").load(uri)
             except Exception as exc:
@@ -183,9 +184,9 @@ def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[A
     # both append (blind appends never conflict in Delta) and duplicate every key; two merges
     # conflict on the partitions they read, and the retried one inserts only what is missing.
     def merge() -> int:
-        before = _version(target)
+        before = table_version(target)
         target.alias("t").merge(batch.alias("s"), " AND ".join(cond)).whenNotMatchedInsertAll().execute()
-        return _metric_since(spark, target, before, ("numTargetRowsInserted",))
+        return metric_since(spark, target, before, ("numTargetRowsInserted",))
 
     return commits.retry_on_conflict(merge, what=f"merge into {table}")
 
@@ -201,13 +202,13 @@ def upsert_rows(spark, df: DataFrame, lake: str, table: str, *, count: bool = Tr
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in contract.keys)
 
     def upsert() -> int:
-        before = _version(target) if count else -1
+        before = table_version(target) if count else -1
         target.alias("t").merge(
             batch.alias("s"), cond
         ).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
         if not count:
             return -1
-        return _metric_since(spark, target, before, ("numTargetRowsInserted", "numTargetRowsUpdated"))
+        return metric_since(spark, target, before, ("numTargetRowsInserted", "numTargetRowsUpdated"))
 
     return commits.retry_on_conflict(upsert, what=f"upsert into {table}")
 
@@ -291,11 +292,12 @@ def _delete_partition_dirs(spark, uri: str, part: str, values: list[Any]) -> Non
             log.info("emptied partition %s/%s", uri.rstrip("/"), name)
 
 
-def _version(target) -> int:
+def table_version(target) -> int:
+    """The latest version of a ``DeltaTable``."""
     return int(target.history(1).select("version").collect()[0][0])
 
 
-def _metric_since(spark, target, before: int, names: tuple[str, ...]) -> int:
+def metric_since(spark, target, before: int, names: tuple[str, ...]) -> int:
     """Sum of the named operation metrics of this session's commit made after version ``before``.
 
     delta-spark's Python ``merge(...).execute()`` returns nothing, and a merge with nothing to

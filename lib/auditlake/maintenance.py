@@ -156,11 +156,11 @@ def maintain_table(
             if dtype == "date"
             else f"TIMESTAMP'{keep_from.isoformat()} 00:00:00'"
         )
-        before = lake_mod._version(target)
+        before = lake_mod.table_version(target)
         target.delete(f"`{column}` < {bound}")
-        out[f"{table}.rows_deleted"] = lake_mod._metric_since(spark, target, before, ("numDeletedRows",))
+        out[f"{table}.rows_deleted"] = lake_mod.metric_since(spark, target, before, ("numDeletedRows",))
 
-    current = lake_mod._version(target)
+    current = lake_mod.table_version(target)
     part = contract.partition_by[0] if contract.partition_by else None
     values = (
         written_partitions(spark, uri, part, after, current)
@@ -184,7 +184,7 @@ def maintain_table(
         props.get("delta.deletedFileRetentionDuration"),
     )
     _vacuum(spark, target, hours, cfg)
-    out[f"{table}.version"] = lake_mod._version(target)
+    out[f"{table}.version"] = lake_mod.table_version(target)
     return out
 
 
