@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections import Counter
 
@@ -107,7 +108,8 @@ def test_twenty_small_runs_compact_to_one_file_per_partition(spark, tmp_path):
     } == {
         "cloudtrail_insights.files_added": 2,
         "cloudtrail_insights.files_removed": 40,
-        "cloudtrail_insights.partitions_optimized": -1,
+        "cloudtrail_insights.partitions_optimized": 2,
+        "cloudtrail_insights.vacuumed": 0,  # a table younger than the retention has nothing to vacuum
     }
     assert counters["quarantine.rows_deleted"] == 10
 
@@ -133,3 +135,31 @@ def test_vacuum_retention_never_below_the_safe_minimum():
     assert safe_retention_hours(240, None) == 240
     assert safe_retention_hours(200, "interval 30 days") == 720
     assert safe_retention_hours(24, "interval 12 hours") == 24
+
+
+def test_vacuum_waits_for_the_retention_age_then_removes_orphans(spark, tmp_path):
+    lake = str(tmp_path / "lake")
+    lake_mod.append_rows(spark, _insights(spark, 1, (D1, D2)), lake, "cloudtrail_insights")
+    table = tmp_path / "lake" / "cloudtrail_insights"
+    # What a write killed before its commit leaves behind: a data file no commit names, 10 days old.
+    orphan = table / "event_date=2024-03-01" / "part-00000-orphan.c000.snappy.parquet"
+    orphan.write_bytes(b"PAR1")
+    ten_days_ago = dt.datetime.now().timestamp() - 10 * 86400
+    os.utime(orphan, (ten_days_ago, ten_days_ago))
+
+    # The table itself is new: nothing in it can be older than the 168 h retention but a leftover
+    # from before its first commit, so VACUUM (a listing of every file) is skipped.
+    assert _maintain(spark, lake) == 0
+    counters = _last_counters(spark, lake)
+    assert counters["cloudtrail_insights.vacuumed"] == 0
+    assert "cloudtrail_insights.files_removed" not in counters  # one file per partition: nothing to pack
+    assert orphan.exists()
+
+    # Ten days on (the first commit backdated), the next pass vacuums and the orphan is gone.
+    first_commit = table / "_delta_log" / "00000000000000000000.json"
+    os.utime(first_commit, (ten_days_ago, ten_days_ago))
+    assert _maintain(spark, lake) == 0
+    counters = _last_counters(spark, lake)
+    assert counters["cloudtrail_insights.vacuumed"] == 1
+    assert not orphan.exists()
+    assert spark.read.format("delta").load(str(table)).count() == 2

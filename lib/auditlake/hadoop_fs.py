@@ -30,6 +30,15 @@ def exists(spark: SparkSession, uri: str, child: str | None = None) -> bool:
     return bool(filesystem(spark, path).exists(path))
 
 
+def modification_time(spark: SparkSession, uri: str, child: str | None = None) -> int | None:
+    """Modification time of the file at ``uri`` (or ``uri/child``) in epoch ms; None when absent."""
+    path = hadoop_path(spark, uri, child)
+    fs = filesystem(spark, path)
+    if not fs.exists(path):
+        return None
+    return int(fs.getFileStatus(path).getModificationTime())
+
+
 def delete(spark: SparkSession, uri: str, child: str | None = None) -> bool:
     """Delete ``uri`` (or ``uri/child``) recursively if it exists; whether it existed."""
     path = hadoop_path(spark, uri, child)

@@ -7,15 +7,22 @@ per request. Each pass, for every Delta table of the lake:
    column) are deleted; a table without an entry is kept forever (the event tables by default).
 2. **OPTIMIZE** (bin-packing to ``maintenance.target_file_mb``) of the partitions that commits
    since the previous pass added files to, read from the Delta log (commit JSON files after the
-   version the previous pass recorded). A first pass, or one whose commits the log no longer
-   holds, compacts every partition. Compaction rewrites files, never rows: contents are unchanged.
+   version the previous pass recorded), and of those only the ones holding more than one file
+   in the current snapshot: a partition already in one file has nothing to pack, and planning
+   a compaction that writes nothing costs a cold JVM seconds per table. A first pass, or one
+   whose commits the log no longer holds, looks at every partition. Compaction rewrites files,
+   never rows: contents are unchanged.
 3. **VACUUM** with ``maintenance.vacuum_retention_hours``, never below the table's
    ``delta.deletedFileRetentionDuration`` (Delta's safe minimum, 7 days by default): a reader or a
-   writer still on an older snapshot never loses its files.
+   writer still on an older snapshot never loses its files. A table whose first commit is younger
+   than that retention cannot hold a file VACUUM would delete (removed files and leftovers of
+   failed writes are all younger), so its VACUUM, a listing of every file, is skipped; the first
+   pass after the table reaches the retention age cleans up as usual.
 
 What it did is recorded in ``job_runs`` (job ``maintain_tables``), with per-table counters
 ``<table>.version`` (where the next pass starts), ``.files_removed``, ``.files_added``,
-``.rows_deleted``, ``.partitions_optimized``.
+``.partitions_optimized`` (when a compaction ran), ``.rows_deleted`` (tables with a retention)
+and ``.vacuumed`` (1 when VACUUM ran, 0 when the table was too young to need it).
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ import datetime as dt
 import logging
 import re
 import time
+from collections import Counter
 from typing import Any
+from urllib.parse import unquote
 
 import pyspark.sql.functions as F
 
@@ -97,6 +106,20 @@ def written_partitions(spark, uri: str, column: str, after: int | None, current:
     return sorted(r[0] for r in values if r[0] is not None)
 
 
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+def files_by_partition(target, column: str | None) -> Counter:
+    """Data files of the table's current snapshot per value of ``column`` (key None: unpartitioned)."""
+    counts: Counter = Counter()
+    pattern = re.compile(rf"/{re.escape(column)}=([^/]*)/") if column else None
+    for path in target.toDF().inputFiles():
+        m = pattern.search(path) if pattern else None
+        value = unquote(m.group(1)) if m else None
+        counts[None if value == _HIVE_NULL else value] += 1
+    return counts
+
+
 def _literal(value: str, dtype: str) -> str:
     if dtype == "date":
         dt.date.fromisoformat(value)  # a partition value from the log, validated before it shapes SQL
@@ -165,25 +188,36 @@ def maintain_table(
     values = (
         written_partitions(spark, uri, part, after, current)
         if part
-        else (None if after is None or current > after else [])
+        else (None if after is None or current > after else [None])
     )
     if values is None or values:
-        opt = target.optimize()
-        if part and values:
-            dtype = contract.column(part).type
-            opt = opt.where(f"`{part}` IN ({', '.join(_literal(v, dtype) for v in values)})")
-        result = (
-            opt.executeCompaction().select("metrics.numFilesAdded", "metrics.numFilesRemoved").collect()[0]
-        )
-        out[f"{table}.files_added"] = int(result[0] or 0)
-        out[f"{table}.files_removed"] = int(result[1] or 0)
-        out[f"{table}.partitions_optimized"] = len(values) if values else -1  # -1: every partition
+        counts = files_by_partition(target, part)
+        candidates = counts if values is None else values
+        packable = sorted(v for v in candidates if counts.get(v, 0) > 1 and (v is not None or not part))
+        if packable:
+            opt = target.optimize()
+            if part:
+                dtype = contract.column(part).type
+                opt = opt.where(f"`{part}` IN ({', '.join(_literal(v, dtype) for v in packable)})")
+            result = (
+                opt.executeCompaction()
+                .select("metrics.numFilesAdded", "metrics.numFilesRemoved")
+                .collect()[0]
+            )
+            out[f"{table}.files_added"] = int(result[0] or 0)
+            out[f"{table}.files_removed"] = int(result[1] or 0)
+            out[f"{table}.partitions_optimized"] = len(packable)
     props = target.detail().select("properties").collect()[0][0] or {}
     hours = safe_retention_hours(
         float(config_mod.get(cfg, "maintenance.vacuum_retention_hours", 168)),
         props.get("delta.deletedFileRetentionDuration"),
     )
-    _vacuum(spark, target, hours, cfg)
+    created_ms = hadoop_fs.modification_time(spark, uri, "_delta_log/00000000000000000000.json")
+    if created_ms is not None and time.time() * 1000 - created_ms < hours * 3_600_000:
+        out[f"{table}.vacuumed"] = 0
+    else:
+        _vacuum(spark, target, hours, cfg)
+        out[f"{table}.vacuumed"] = 1
     out[f"{table}.version"] = lake_mod.table_version(target)
     return out
 
