@@ -49,16 +49,20 @@ def test_pipeline_runs_every_job_in_one_session(spark, tmp_path, capsys):
             str(RAW / "s3access"),
             "--crawler-source",
             str(RAW / "crawler"),
+            "--detect",
         ],
     )
     assert code == 0, capsys.readouterr().err
     runs = _runs(spark, lake)
-    assert sorted(runs) == sorted(["ingest_cloudtrail", "ingest_s3_access", "ingest_crawler_logs", AGG])
+    assert sorted(runs) == sorted(
+        ["ingest_cloudtrail", "ingest_s3_access", "ingest_crawler_logs", AGG, "detect"]
+    )
     assert {j: r["run_id"] for j, r in runs.items()} == {
         "ingest_cloudtrail": "nightly-ingest_cloudtrail",
         "ingest_s3_access": "nightly-ingest_s3_access",
         "ingest_crawler_logs": "nightly-ingest_crawler_logs",
         AGG: f"nightly-{AGG}",
+        "detect": "nightly-detect",
     }
     assert {j: r["status"] for j, r in runs.items()} == dict.fromkeys(runs, "succeeded")
     got = {
@@ -70,7 +74,7 @@ def test_pipeline_runs_every_job_in_one_session(spark, tmp_path, capsys):
             r["records_duplicate"],
         )
         for j, r in runs.items()
-        if j != AGG
+        if j not in (AGG, "detect")
     }
     assert got == {
         "ingest_cloudtrail": (13, 1568, 1378, 3, 187),
@@ -84,7 +88,11 @@ def test_pipeline_runs_every_job_in_one_session(spark, tmp_path, capsys):
     assert runs["ingest_crawler_logs"]["counters"]["crawler_runs_upserted"] == 24
     # The aggregates ran after the ingests and took all three runs.
     assert runs[AGG]["counters"]["ingest_runs"] == 3
-    assert runs[AGG]["started_at"] > max(r["ended_at"] for j, r in runs.items() if j != AGG)
+    assert runs[AGG]["started_at"] > max(r["ended_at"] for j, r in runs.items() if j.startswith("ingest_"))
+    # --detect: the detection pack ran last, in the same session, over the days the ingests wrote.
+    assert runs["detect"]["started_at"] > runs[AGG]["ended_at"]
+    assert runs["detect"]["counters"]["rules"] == 12
+    assert runs["detect"]["records_loaded"] == _rows(spark, lake, "findings") > 0
     assert {
         t: _rows(spark, lake, t)
         for t in (

@@ -3,7 +3,7 @@
 Steps (each failure names the table, column or query):
 
 1. raw logs: the test fixtures (tests/fixtures) plus a scenario with known answers (dev/athena_check/scenario.py);
-2. a lake built from them with the real jobs (``jobs/run_pipeline.py``: the ingests and the aggregates; ``jobs/detect.py``);
+2. a lake built from them with the real jobs (``jobs/run_pipeline.py --detect``: the ingests, the aggregates and the detections in one session);
 3. the Athena DDL that ``jobs/athena_ddl.py`` generates for ``s3://<check bucket>/lake``;
 4. the answers to every query of ``queries/`` computed with Spark from the lake tables, plus each
    table's row count and the row count of one partition;
@@ -53,7 +53,6 @@ INGEST_JOBS = (
     ("ingest_crawler_logs", "crawler"),
 )
 PIPELINE_JOB = "run_pipeline"  # the three ingests, then the aggregates, in one session
-DETECT_JOB = "detect"
 
 # Parameter values per query, chosen so that the scenario gives each query rows to return.
 PARAMS: dict[str, dict[str, Any] | list[dict[str, Any]]] = {
@@ -122,14 +121,14 @@ def build_lake(work: Path, fixtures: Path) -> Path:
     """The lake the check reads, built by the job scripts as deployed.
 
     The nightly pipeline (``jobs/run_pipeline.py``: the three ingests in parallel threads of one
-    session, then the aggregates) and then ``jobs/detect.py``: two JVMs instead of five.
+    session, then the aggregates, then with ``--detect`` the detections): one JVM instead of five.
     """
     sources = scenario.write_sources(work / "source", fixtures)
     lake = work / "root" / "lake"
     env = job_env()
     options = {job: option for job, option, _ in INGESTS}
     pipeline = [f"{options[job]}={sources[src]}" for job, src in INGEST_JOBS]
-    for job, extra in ((PIPELINE_JOB, [*pipeline, "--parallel"]), (DETECT_JOB, [])):
+    for job, extra in ((PIPELINE_JOB, [*pipeline, "--parallel", "--detect"]),):
         script = REPO / "jobs" / f"{job}.py"
         cmd = [sys.executable, str(script), "--lake", str(lake), *extra]
         started = time.monotonic()

@@ -1,13 +1,15 @@
-"""The nightly pipeline in one SparkSession: the three ingests, then the daily aggregates.
+"""The nightly pipeline in one SparkSession: the three ingests, the daily aggregates, [detections].
 
 Each job runs through the same entry function as when run alone (``run_ingest`` with its source,
-``build_daily_aggregates``), with its own job name, run id and ``job_runs`` row; only the session
-(JVM start, first Delta use, the Great Expectations import) is shared.
+``build_daily_aggregates``, and with ``--detect`` ``detect``), with its own job name, run id and
+``job_runs`` row; only the session (JVM start, first Delta use, the Great Expectations import) is
+shared.
 
 Failure policy: a failed ingest does not stop the others, and the aggregates job runs anyway. It
 rebuilds the days of every ingest run recorded since its last run, failed ones included (a failed
 run records the days it committed before it failed, and a failed run's rebuilt days are rebuilt
-again next time at no cost). The pipeline exits with the worst status: the highest exit code of its
+again next time at no cost). The detections (``--detect``) run last, whatever happened before them:
+they read the event tables, and their window takes every day an ingest or aggregate run wrote. The pipeline exits with the worst status: the highest exit code of its
 jobs (0 when all succeeded), as each job alone would have exited.
 
 With ``--parallel`` the ingests run in threads of the one session (Spark schedules their jobs
@@ -72,6 +74,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--parallel", action="store_true", help="run the ingests in parallel threads of one session"
     )
     parser.add_argument("--no-aggregates", action="store_true", help="run the ingests only")
+    parser.add_argument(
+        "--detect",
+        action="store_true",
+        help="then run the detection pack (as jobs/detect.py does) in the same session",
+    )
 
 
 def _ingest_main(job: str) -> Callable[[JobContext], Any]:
@@ -181,6 +188,11 @@ def run_pipeline(ctx: JobContext) -> list[JobOutcome]:
         from auditlake.aggregate_job import build_daily_aggregates
 
         outcomes.append(_run_one(ctx, AGG_JOB, None, build_daily_aggregates))
+    if getattr(ctx.args, "detect", False):
+        from auditlake.detect import JOB_NAME as DETECT_JOB
+        from auditlake.detect import detect
+
+        outcomes.append(_run_one(ctx, DETECT_JOB, None, detect))
     from auditlake.runs import summary_log
 
     summary_log.info(
