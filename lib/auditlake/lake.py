@@ -75,7 +75,11 @@ def _create_table(spark, uri: str, contract: TableContract) -> None:
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
             commits.retry_on_conflict(builder.execute, what=f"create {contract.name}")
-            log.info("created Delta table %s at %s", contract.name, uri)
+            # createIfNotExists commits nothing when a writer starting beside this one created the
+            # table between the caller's check and here, so the log line names both cases.
+            log.info(
+                "Delta table %s created at %s (by this job or one starting beside it)", contract.name, uri
+            )
             return
         except Exception as exc:
             if DeltaTable.isDeltaTable(spark, uri):
