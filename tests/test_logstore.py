@@ -41,7 +41,11 @@ a = json.loads(sys.argv[1])
 cfg = load_config("local", {
     "spark": {"master": "local[1]", "log_level": "ERROR", "conf": {
         "spark.sql.shuffle.partitions": 1, "spark.ui.showConsoleProgress": False,
-        "spark.databricks.delta.optimizeWrite.enabled": False}},
+        "spark.databricks.delta.snapshotPartitions": 1,
+        "spark.sql.adaptive.coalescePartitions.initialPartitionNum": 1,
+        "spark.databricks.delta.optimizeWrite.enabled": False,
+        # short-lived JVMs on a busy machine: C1 only, serial GC
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}},
     "s3": {"endpoint": a["endpoint"], "region": "us-east-1"},
     "delta": {"log_store": "dynamodb", "dynamodb": {
         "table": a["ddb_table"], "endpoint": a["endpoint"], "schemes": ["s3a"]}},
