@@ -140,6 +140,11 @@ def _log_files(s3, bucket: str, prefix: str) -> list[str]:
     )
 
 
+def _temp_files(s3, bucket: str, prefix: str) -> list[str]:
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/_delta_log/.tmp/")
+    return [o["Key"] for o in listed.get("Contents", []) if not o["Key"].endswith("/")]  # s3a dir markers
+
+
 def test_two_writer_jvms_commit_every_append_once(spark, s3, s3_server, tmp_path):
     bucket, prefix = "logstore-lake", f"t-{uuid.uuid4().hex[:8]}"
     s3c, ddb = _clients(s3_server, bucket)
@@ -172,6 +177,7 @@ def test_two_writer_jvms_commit_every_append_once(spark, s3, s3_server, tmp_path
     history = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect()
     assert sorted(r.version for r in history) == [0, 1, 2, 3, 4, 5, 6]
     assert _log_files(s3c, bucket, prefix) == [f"{v:020d}.json" for v in range(7)]
+    assert _temp_files(s3c, bucket, prefix) == []  # completed and refused commits leave none
     # Both started from version 0 at once: at least one commit lost a claim and was retried later.
     assert any(r.readVersion is not None and r.readVersion < r.version - 1 for r in history), [
         (r.version, r.readVersion) for r in history
@@ -256,6 +262,7 @@ def test_incomplete_claim_is_recovered_and_a_claimed_version_is_refused(spark, s
     assert out["00000000000000000001.json"] == "java.nio.file.FileAlreadyExistsException"
     assert out[claimed] == "java.nio.file.FileAlreadyExistsException"
     assert _log_files(s3c, bucket, prefix) == ["00000000000000000000.json", "00000000000000000001.json"]
+    assert _temp_files(s3c, bucket, prefix) == []
     recovered = s3c.get_object(Bucket=bucket, Key=f"{prefix}/_delta_log/00000000000000000001.json")[
         "Body"
     ].read()

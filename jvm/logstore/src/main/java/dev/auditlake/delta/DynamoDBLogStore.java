@@ -27,10 +27,10 @@ import com.amazonaws.services.dynamodbv2.model.UpdateItemRequest;
 import com.amazonaws.services.dynamodbv2.model.UpdateTimeToLiveRequest;
 import io.delta.storage.CloseableIterator;
 import io.delta.storage.HadoopFileSystemLogStore;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InterruptedIOException;
-import java.io.OutputStream;
 import java.net.URI;
 import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
@@ -179,9 +179,10 @@ public class DynamoDBLogStore extends HadoopFileSystemLogStore {
       }
     }
 
+    byte[] content = serialize(actions);
     String tempRelative = TEMP_DIR + "/" + fileName + "." + UUID.randomUUID();
     Path temp = new Path(logDir, tempRelative);
-    writeDirect(fs, temp, actions, false);
+    writeBytes(fs, temp, content, false);
 
     Map<String, AttributeValue> item = new HashMap<>();
     item.put(ATTR_TABLE_PATH, new AttributeValue(tablePath));
@@ -205,8 +206,11 @@ public class DynamoDBLogStore extends HadoopFileSystemLogStore {
 
     // Claimed: from here on a failure leaves an incomplete entry that the next writer or reader
     // finishes, so the commit may land even if this call throws (as with any lost acknowledgement).
-    copy(fs, temp, resolved);
-    markComplete(tablePath, fileName, true);
+    writeBytes(fs, resolved, content, true);
+    if (markComplete(tablePath, fileName, true)) {
+      // Complete: nobody needs the temp file any more (a recoverer that still reads it finds N.json).
+      deleteQuietly(fs, temp);
+    }
   }
 
   @Override
@@ -261,13 +265,13 @@ public class DynamoDBLogStore extends HadoopFileSystemLogStore {
       throws IOException {
     String fileName = entry.get(ATTR_FILE_NAME).getS();
     Path target = new Path(logDir, fileName);
+    AttributeValue tempAttr = entry.get(ATTR_TEMP_PATH);
+    Path temp = tempAttr == null || tempAttr.getS() == null ? null : new Path(logDir, tempAttr.getS());
     if (!fs.exists(target)) {
-      AttributeValue tempAttr = entry.get(ATTR_TEMP_PATH);
-      if (tempAttr == null || tempAttr.getS() == null) {
+      if (temp == null) {
         throw new IOException(
             "DynamoDB entry for " + target + " is incomplete and has no " + ATTR_TEMP_PATH);
       }
-      Path temp = new Path(logDir, tempAttr.getS());
       LOG.warn("Recovering Delta commit {} from {} (its writer did not finish)", target, temp);
       try {
         copy(fs, temp, target);
@@ -279,7 +283,9 @@ public class DynamoDBLogStore extends HadoopFileSystemLogStore {
         }
       }
     }
-    markComplete(entry.get(ATTR_TABLE_PATH).getS(), fileName, false);
+    if (markComplete(entry.get(ATTR_TABLE_PATH).getS(), fileName, false) && temp != null) {
+      deleteQuietly(fs, temp);
+    }
   }
 
   private Map<String, AttributeValue> getEntry(String tablePath, String fileName)
@@ -304,7 +310,7 @@ public class DynamoDBLogStore extends HadoopFileSystemLogStore {
    * Marks an entry complete. The commit file exists by now, so a failure is only logged when we wrote
    * it ourselves (the entry stays incomplete and the next reader marks it): the commit did land.
    */
-  private void markComplete(String tablePath, String fileName, boolean ownCommit)
+  private boolean markComplete(String tablePath, String fileName, boolean ownCommit)
       throws IOException {
     Map<String, AttributeValue> values = new HashMap<>();
     values.put(":c", new AttributeValue("true"));
@@ -320,8 +326,10 @@ public class DynamoDBLogStore extends HadoopFileSystemLogStore {
                   "SET " + ATTR_COMPLETE + " = :c, " + ATTR_EXPIRE_TIME + " = :e")
               .withConditionExpression("attribute_exists(" + ATTR_FILE_NAME + ")")
               .withExpressionAttributeValues(values));
+      return true;
     } catch (ConditionalCheckFailedException e) {
       // The entry expired meanwhile: nothing to mark.
+      return false;
     } catch (SdkClientException e) {
       if (ownCommit) {
         LOG.warn(
@@ -330,6 +338,7 @@ public class DynamoDBLogStore extends HadoopFileSystemLogStore {
             tablePath,
             fileName,
             e.toString());
+        return false;
       } else {
         throw new IOException(
             "DynamoDB UpdateItem for " + tablePath + " " + fileName + " failed: " + e.getMessage(),
@@ -379,25 +388,39 @@ public class DynamoDBLogStore extends HadoopFileSystemLogStore {
 
   private static void writeDirect(
       FileSystem fs, Path path, Iterator<String> actions, boolean overwrite) throws IOException {
+    writeBytes(fs, path, serialize(actions), overwrite);
+  }
+
+  /** One action a line, as Delta writes commits. */
+  private static byte[] serialize(Iterator<String> actions) {
+    ByteArrayOutputStream buf = new ByteArrayOutputStream();
+    while (actions.hasNext()) {
+      byte[] line = (actions.next() + "\n").getBytes(StandardCharsets.UTF_8);
+      buf.write(line, 0, line.length);
+    }
+    return buf.toByteArray();
+  }
+
+  /**
+   * Writes bytes that are all in memory already, so a failure cannot leave a partial file behind
+   * a stream that is closed anyway (on S3 the object appears whole when the stream closes).
+   */
+  private static void writeBytes(FileSystem fs, Path path, byte[] content, boolean overwrite)
+      throws IOException {
     try (FSDataOutputStream out = fs.create(path, overwrite)) {
-      while (actions.hasNext()) {
-        out.write((actions.next() + "\n").getBytes(StandardCharsets.UTF_8));
-      }
+      out.write(content);
     } catch (org.apache.hadoop.fs.FileAlreadyExistsException e) {
       throw new FileAlreadyExistsException(path.toString());
     }
   }
 
-  /** Copies bytes; on S3 the target appears whole when the stream closes. */
+  /** Reads the whole source before writing the target: a failed read writes nothing. */
   private static void copy(FileSystem fs, Path from, Path to) throws IOException {
-    try (InputStream in = fs.open(from);
-        OutputStream out = fs.create(to, true)) {
-      byte[] buf = new byte[64 * 1024];
-      int n;
-      while ((n = in.read(buf)) > 0) {
-        out.write(buf, 0, n);
-      }
+    byte[] content;
+    try (InputStream in = fs.open(from)) {
+      content = in.readAllBytes();
     }
+    writeBytes(fs, to, content, true);
   }
 
   private static void deleteQuietly(FileSystem fs, Path path) {
