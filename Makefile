@@ -33,7 +33,7 @@ $(JARS_STAMP): jvm/pom.xml $(LOGSTORE_SRC)
 	cp jvm/logstore/target/auditlake-logstore.jar jvm/jars/auditlake-logstore.jar
 	touch $@
 
-setup: $(VENV_STAMP) $(JARS_STAMP) ## create .venv and fetch the pinned JVM jars (once)
+setup: $(VENV_STAMP) $(JARS_STAMP) ## create .venv, fetch the pinned JVM jars and build our log store jar (once)
 
 demo: setup ## run the main jobs on the bundled sample logs into a local lake and print a summary
 	rm -rf build/demo-lake
