@@ -68,7 +68,8 @@ import org.slf4j.LoggerFactory;
  *       exist; a failed condition means another writer holds N: {@link FileAlreadyExistsException},
  *       which makes Delta check for conflicts and retry at N+1;
  *   <li>the temp file is copied to {@code N.json};
- *   <li>the entry is marked complete=true with {@code expireTime} (TTL) = now + ttlSeconds.
+ *   <li>the entry is marked complete=true with {@code expireTime} (TTL) = now + ttlSeconds, and
+ *       the temp file is deleted.
  * </ol>
  *
  * A writer that dies between 4 and 6 leaves an incomplete entry; the next writer of N+1 and every
@@ -196,11 +197,16 @@ public class DynamoDBLogStore extends HadoopFileSystemLogStore {
               .withItem(item)
               .withConditionExpression("attribute_not_exists(" + ATTR_FILE_NAME + ")"));
     } catch (ConditionalCheckFailedException e) {
-      deleteQuietly(fs, temp);
-      throw new FileAlreadyExistsException(
-          resolved.toString(), null, "another writer claimed it in DynamoDB table " + tableName);
+      // The SDK retries a PutItem whose answer was lost; the retry then fails on our own item.
+      Map<String, AttributeValue> holder = getEntry(tablePath, fileName);
+      AttributeValue holderTemp = holder == null ? null : holder.get(ATTR_TEMP_PATH);
+      if (holderTemp == null || !tempRelative.equals(holderTemp.getS())) {
+        deleteQuietly(fs, temp);
+        throw new FileAlreadyExistsException(
+            resolved.toString(), null, "another writer claimed it in DynamoDB table " + tableName);
+      }
     } catch (SdkClientException e) {
-      deleteQuietly(fs, temp);
+      // The put may have landed all the same: keep the temp file, a reader then finishes the commit.
       throw new IOException("DynamoDB PutItem for " + resolved + " failed: " + e.getMessage(), e);
     }
 
