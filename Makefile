@@ -24,11 +24,16 @@ $(VENV_STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-$(JARS_STAMP): jvm/pom.xml
+LOGSTORE_SRC := jvm/logstore/pom.xml $(shell find jvm/logstore/src -name '*.java' 2>/dev/null)
+
+# The pinned jars, plus our DynamoDB log store (jvm/logstore) built into jvm/jars/auditlake-logstore.jar.
+$(JARS_STAMP): jvm/pom.xml $(LOGSTORE_SRC)
 	cd jvm && mvn -q -B dependency:copy-dependencies -DoutputDirectory=jars -DincludeScope=runtime
+	cd jvm/logstore && mvn -q -B -DskipTests package
+	cp jvm/logstore/target/auditlake-logstore.jar jvm/jars/auditlake-logstore.jar
 	touch $@
 
-setup: $(VENV_STAMP) $(JARS_STAMP) ## create .venv and fetch the pinned JVM jars (once)
+setup: $(VENV_STAMP) $(JARS_STAMP) ## create .venv, fetch the pinned JVM jars and build our log store jar (once)
 
 demo: setup ## run the main jobs on the bundled sample logs into a local lake and print a summary
 	rm -rf build/demo-lake

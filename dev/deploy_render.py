@@ -24,7 +24,9 @@ EMR_STEPS = REPO / "deploy" / "emr" / "steps.json"
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-DELTA_DYNAMODB_JAR = "delta-storage-s3-dynamodb-3.3.2.jar"
+DELTA_DYNAMODB_JAR = "auditlake-logstore.jar"  # jvm/logstore, dev/dist.py --jars
+LOG_STORE_CLASS = "dev.auditlake.delta.DynamoDBLogStore"
+LOG_STORE_KEYS = "spark.hadoop.auditlake.logstore.ddb"
 EMR_ARCHIVE = "auditlake-pyenv.tar.gz"
 STAGES = ("ingest", "aggregate", "analyze", "register")
 # What Glue passes to every script beside DefaultArguments (the template tests add these too).
@@ -148,9 +150,9 @@ def glue_conf() -> str:
     pairs = [
         f"spark.sql.extensions={DELTA_EXTENSION}",
         f"spark.sql.catalog.spark_catalog={DELTA_CATALOG}",
-        "spark.delta.logStore.s3.impl=io.delta.storage.S3DynamoDBLogStore",
-        "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName=${DeltaCommitTable}",
-        "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region=${AWS::Region}",
+        f"spark.delta.logStore.s3.impl={LOG_STORE_CLASS}",
+        f"{LOG_STORE_KEYS}.tableName=${{DeltaCommitTable}}",
+        f"{LOG_STORE_KEYS}.region=${{AWS::Region}}",
     ]
     return " --conf ".join(pairs)
 
@@ -213,7 +215,13 @@ def _role(name: str, job: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any
         {
             "Sid": "DeltaCommitStore",
             "Effect": "Allow",
-            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:DescribeTable"],
+            "Action": [
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:Query",
+                "dynamodb:DescribeTable",
+            ],
             "Resource": [{"Fn::GetAtt": ["DeltaCommitTable", "Arn"]}],
         },
         {
@@ -318,7 +326,7 @@ def render_template(spec: dict[str, Any]) -> dict[str, Any]:
         "DeltaCommitTable": {
             "Type": "AWS::DynamoDB::Table",
             "Properties": {
-                # The key schema Delta's S3DynamoDBLogStore expects.
+                # The key schema our DynamoDBLogStore (jvm/logstore) uses: Delta's documented layout.
                 "AttributeDefinitions": [
                     {"AttributeName": "tablePath", "AttributeType": "S"},
                     {"AttributeName": "fileName", "AttributeType": "S"},
@@ -559,11 +567,11 @@ def render_emr_steps(spec: dict[str, Any]) -> list[dict[str, Any]]:
             "--jars",
             f"${{ARTIFACTS_URI}}/jars/{DELTA_DYNAMODB_JAR}",
             "--conf",
-            "spark.delta.logStore.s3.impl=io.delta.storage.S3DynamoDBLogStore",
+            f"spark.delta.logStore.s3.impl={LOG_STORE_CLASS}",
             "--conf",
-            "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName=${DELTA_COMMIT_TABLE}",
+            f"{LOG_STORE_KEYS}.tableName=${{DELTA_COMMIT_TABLE}}",
             "--conf",
-            "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region=${AWS_REGION}",
+            f"{LOG_STORE_KEYS}.region=${{AWS_REGION}}",
             f"${{ARTIFACTS_URI}}/jobs/{name}.py",
             "--env",
             "emr",

@@ -8,8 +8,9 @@ dist/ after ``make package``:
   ``--py-files`` (EMR); a zip on the Python path needs no ``pip``;
 - ``jobs/*.py``: the job scripts (Glue's ``ScriptLocation``, spark-submit's main file);
 - ``requirements-glue.txt``: what Glue 5.1 lacks, pinned, for ``--additional-python-modules``;
-- with ``--jars``: ``jars/delta-storage-s3-dynamodb-3.3.2.jar``, Delta's DynamoDB commit store
-  (neither Glue nor EMR ships it), fetched through Maven like the local jars.
+- with ``--jars``: ``jars/auditlake-logstore.jar``, our DynamoDB-backed Delta log store for S3
+  (``dev.auditlake.delta.DynamoDBLogStore``), built by Maven from ``jvm/logstore``; it holds only
+  our classes (Glue and EMR carry delta-storage, the Hadoop client and the AWS SDK v1).
 
 ``--emr-archive`` also writes ``auditlake-pyenv.tar.gz``: a relocatable Python 3.11 virtualenv
 (venv-pack) with the wheel and its dependencies except pyspark, for EMR 7, whose ``python3`` is
@@ -41,7 +42,8 @@ GLUE_PROVIDED = {"pyspark", "delta-spark", "boto3", "pyyaml"}
 EMR_PROVIDED = {"pyspark"}
 EMR_NO_DEPS = {"delta-spark"}
 ARCHIVE_NAME = "auditlake-pyenv.tar.gz"
-DYNAMODB_LOGSTORE = "io.delta:delta-storage-s3-dynamodb:3.3.2"
+LOGSTORE_MODULE = REPO / "jvm" / "logstore"
+LOGSTORE_JAR = "auditlake-logstore.jar"
 
 
 def _name(requirement: str) -> str:
@@ -89,22 +91,12 @@ def build(dist: Path) -> dict[str, Path]:
     return out
 
 
-def fetch_jars(dist: Path) -> Path:
-    """Fetch Delta's DynamoDB commit store jar (no transitive jars: the platforms carry the AWS SDK)."""
+def build_jars(dist: Path) -> Path:
+    """Build our DynamoDB log store jar from jvm/logstore into dist/jars (no dependencies bundled)."""
     target = dist / "jars"
     target.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            "mvn",
-            "-q",
-            "-B",
-            "dependency:copy",
-            f"-Dartifact={DYNAMODB_LOGSTORE}",
-            f"-DoutputDirectory={target}",
-        ],
-        check=True,
-        cwd=REPO / "jvm",
-    )
+    subprocess.run(["mvn", "-q", "-B", "-DskipTests", "package"], check=True, cwd=LOGSTORE_MODULE)
+    shutil.copy2(LOGSTORE_MODULE / "target" / LOGSTORE_JAR, target / LOGSTORE_JAR)
     return target
 
 
@@ -127,7 +119,7 @@ def build_emr_archive(dist: Path, wheel: Path, python: str = "python3.11") -> Pa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dist", default=str(REPO / "dist"))
-    parser.add_argument("--jars", action="store_true", help="also fetch the Delta DynamoDB commit store jar")
+    parser.add_argument("--jars", action="store_true", help="also build our DynamoDB log store jar")
     parser.add_argument(
         "--python",
         default="python3.11",
@@ -140,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     dist = Path(args.dist)
     out = build(dist)
     if args.jars:
-        out["jars"] = fetch_jars(dist)
+        out["jars"] = build_jars(dist)
     if args.emr_archive:
         out["emr_archive"] = build_emr_archive(dist, out["wheel"], args.python)
     for kind, path in out.items():

@@ -8,4 +8,4 @@ chaos: setup ## kill every job at each of its Delta commits, rerun, compare ever
 	$(PY) -m lakechaos --out $(CHAOS_OUT) --scale $(CHAOS_SCALE) $(CHAOS_ARGS)
 
 test-run-safety: setup ## run the kill / concurrency / DynamoDB log store tests only
-	$(PY) -m pytest -q tests/test_run_safety.py
+	$(PY) -m pytest -q tests/test_run_safety.py tests/test_logstore.py

@@ -1,7 +1,7 @@
 # Deployment: dist/ artifacts, the CloudFormation template and EMR steps rendered from deploy/jobs.yaml.
 .PHONY: package-jars package-emr deploy-render cfn-lint test-deploy test-package-emr
 
-package-jars: setup ## fetch Delta's DynamoDB commit store jar into dist/jars (Maven Central io.delta:delta-storage-s3-dynamodb:3.3.2)
+package-jars: setup ## build our DynamoDB log store jar (jvm/logstore) into dist/jars/auditlake-logstore.jar
 	$(PY) dev/dist.py --jars
 
 package-emr: setup ## build dist/ plus dist/auditlake-pyenv.tar.gz, the Python 3.11 environment for EMR (slow: downloads the dependencies)

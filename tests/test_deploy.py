@@ -187,6 +187,10 @@ def test_one_glue_5_1_job_per_job_script_with_delta(template):
         conf = args["--conf"].split(" --conf ")
         assert "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension" in conf
         assert "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog" in conf
+        # Our DynamoDB log store (jvm/logstore), its jar from `make package-jars`.
+        assert "spark.delta.logStore.s3.impl=dev.auditlake.delta.DynamoDBLogStore" in conf
+        assert any(c.startswith("spark.hadoop.auditlake.logstore.ddb.tableName=") for c in conf)
+        assert args["--extra-jars"] == "s3://artifacts/auditlake/dist/jars/auditlake-logstore.jar"
         assert args["--additional-python-modules"] == "great-expectations==1.24.1"
         assert args["--extra-py-files"] == "s3://artifacts/auditlake/dist/auditlake.zip"
         assert args["--job-bookmark-option"] == "job-bookmark-disable"
@@ -248,6 +252,14 @@ def test_each_role_holds_only_its_own_prefixes(template, job):
         "s3:DeleteObject": {lake},
         "s3:ListBucket": {"arn:aws:s3:::lake-bucket", "arn:aws:s3:::artifacts", *source_bucket},
         "s3:GetBucketLocation": {"arn:aws:s3:::lake-bucket", "arn:aws:s3:::artifacts", *source_bucket},
+    }
+    # Our DynamoDB log store: claim (PutItem), complete (UpdateItem), recover (GetItem, Query).
+    assert {a for a in actions if a.startswith("dynamodb:")} == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Query",
+        "dynamodb:DescribeTable",
     }
     glue_actions = {a for a in actions if a.startswith("glue:")}
     if job == "athena_ddl":
@@ -366,6 +378,9 @@ def test_emr_cluster_and_steps_on_moto(s3_server, monkeypatch):
         assert "s3://artifacts/auditlake/dist/auditlake-pyenv.tar.gz#environment" in args
         assert "spark.yarn.appMasterEnv.PYSPARK_PYTHON=./environment/bin/python" in args
         assert "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension" in args
+        assert args[args.index("--jars") + 1] == "s3://artifacts/auditlake/dist/jars/auditlake-logstore.jar"
+        assert "spark.delta.logStore.s3.impl=dev.auditlake.delta.DynamoDBLogStore" in args
+        assert "spark.hadoop.auditlake.logstore.ddb.tableName=al-commits" in args
         script = args.index(f"s3://artifacts/auditlake/dist/jobs/{job}.py")
         parsed, unknown = job_parser(job, monkeypatch).parse_known_args(args[script + 1 :])
         assert unknown == []

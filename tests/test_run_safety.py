@@ -107,9 +107,24 @@ def test_retry_on_conflict_retries_delta_conflicts_only(spark):  # Delta's excep
 def test_log_store_settings_per_scheme():
     cfg = load_config("emr")
     conf = log_store_conf(cfg)
-    assert conf["spark.delta.logStore.s3.impl"] == "io.delta.storage.S3DynamoDBLogStore"
-    assert conf["spark.delta.logStore.s3a.impl"] == "io.delta.storage.S3DynamoDBLogStore"
-    assert conf["spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName"] == "auditlake_delta_log"
+    assert conf["spark.delta.logStore.s3.impl"] == "dev.auditlake.delta.DynamoDBLogStore"
+    assert conf["spark.delta.logStore.s3a.impl"] == "dev.auditlake.delta.DynamoDBLogStore"
+    assert conf["spark.hadoop.auditlake.logstore.ddb.tableName"] == "auditlake_delta_log"
+    assert "spark.hadoop.auditlake.logstore.ddb.endpoint" not in conf
+    loopback = {
+        "delta": {
+            "log_store": "dynamodb",
+            "dynamodb": {"table": "t", "endpoint": "http://127.0.0.1:1", "schemes": "s3a", "ttl_seconds": 60},
+        },
+        "s3": {"region": "eu-west-1"},
+    }
+    assert log_store_conf(loopback) == {
+        "spark.delta.logStore.s3a.impl": "dev.auditlake.delta.DynamoDBLogStore",
+        "spark.hadoop.auditlake.logstore.ddb.tableName": "t",
+        "spark.hadoop.auditlake.logstore.ddb.region": "eu-west-1",
+        "spark.hadoop.auditlake.logstore.ddb.endpoint": "http://127.0.0.1:1",
+        "spark.hadoop.auditlake.logstore.ddb.ttlSeconds": "60",
+    }
     assert log_store_conf(load_config("local")) == {}
     from auditlake.errors import ConfigError
 
