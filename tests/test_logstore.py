@@ -28,7 +28,12 @@ CREDS = {
 }
 SCHEMA = "writer STRING, seq INT, j INT"
 
-pytestmark = pytest.mark.skipif(not JAR.exists(), reason="run `make setup` to build auditlake-logstore.jar")
+
+@pytest.fixture(autouse=True)
+def _store_jar_built():
+    """The store's jar is part of set-up: missing, the tests fail (never skip) and say how to build it."""
+    assert JAR.exists(), f"{JAR} is missing: `make setup` builds it from jvm/logstore"
+
 
 # Run by each JVM: a session with the store on for s3a, pointed at moto; then one role.
 SCRIPT = r"""
