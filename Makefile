@@ -40,7 +40,7 @@ demo: setup ## run the main jobs on the bundled sample logs into a local lake an
 	$(PY) -m auditlake.demo --lake build/demo-lake
 
 test: setup ## run the whole test suite
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=25 tests
 
 lint: setup ## ruff check and format check over the whole repo (lib, dev, jobs, tests); cfn-lint on deploy/
 	$(VENV)/bin/ruff check .
