@@ -148,12 +148,20 @@ _QUIET_LOGGERS = (
     "org.apache.spark.sql.execution.datasources.v2.FilePartitionReader",
 )
 
+# Delta's MERGE logs a stack trace at ERROR ("Fatal error in MERGE ...") before it throws a
+# concurrent-commit exception that auditlake retries (commits.retry_on_conflict) or reports in one
+# line; the caller owns that error, so the trace is noise on a run that then succeeds.
+_SILENT_LOGGERS = ("org.apache.spark.sql.delta.commands.MergeIntoCommand",)
+
 
 def _quiet_jvm_loggers(spark) -> None:
     try:
         jvm = spark.sparkContext._jvm
-        level = jvm.org.apache.logging.log4j.Level.ERROR
+        levels = jvm.org.apache.logging.log4j.Level
+        configurator = jvm.org.apache.logging.log4j.core.config.Configurator
         for name in _QUIET_LOGGERS:
-            jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(name, level)
+            configurator.setLevel(name, levels.ERROR)
+        for name in _SILENT_LOGGERS:
+            configurator.setLevel(name, levels.FATAL)
     except Exception:  # noqa: BLE001 - logging tweaks must never stop a job (e.g. another log4j on EMR)
         log.debug("could not adjust JVM log levels", exc_info=True)
