@@ -17,6 +17,9 @@ from typing import Any
 
 import yaml
 
+from auditlake.logstore import LOG_STORE_CLASS, LOG_STORE_JAR
+from auditlake.logstore import PREFIX as LOG_STORE_KEYS
+
 REPO = Path(__file__).resolve().parents[1]
 JOBS_FILE = REPO / "deploy" / "jobs.yaml"
 TEMPLATE = REPO / "deploy" / "cloudformation" / "auditlake.yaml"
@@ -24,9 +27,6 @@ EMR_STEPS = REPO / "deploy" / "emr" / "steps.json"
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-DELTA_DYNAMODB_JAR = "auditlake-logstore.jar"  # jvm/logstore, dev/dist.py --jars
-LOG_STORE_CLASS = "dev.auditlake.delta.DynamoDBLogStore"
-LOG_STORE_KEYS = "spark.hadoop.auditlake.logstore.ddb"
 EMR_ARCHIVE = "auditlake-pyenv.tar.gz"
 STAGES = ("ingest", "aggregate", "analyze", "register")
 # What Glue passes to every script beside DefaultArguments (the template tests add these too).
@@ -164,7 +164,7 @@ def job_arguments(name: str, job: dict[str, Any], spec: dict[str, Any]) -> dict[
         "--lake": _sub("s3://${LakeBucket}/${LakePrefix}"),
         "--datalake-formats": "delta",
         "--conf": _sub(glue_conf()),
-        "--extra-jars": _sub(f"{art}/jars/{DELTA_DYNAMODB_JAR}"),
+        "--extra-jars": _sub(f"{art}/jars/{LOG_STORE_JAR}"),
         "--extra-py-files": _sub(f"{art}/auditlake.zip"),
         "--additional-python-modules": {"Ref": "GlueAdditionalPythonModules"},
         "--job-bookmark-option": "job-bookmark-disable",
@@ -565,7 +565,7 @@ def render_emr_steps(spec: dict[str, Any]) -> list[dict[str, Any]]:
             "--conf",
             f"spark.sql.catalog.spark_catalog={DELTA_CATALOG}",
             "--jars",
-            f"${{ARTIFACTS_URI}}/jars/{DELTA_DYNAMODB_JAR}",
+            f"${{ARTIFACTS_URI}}/jars/{LOG_STORE_JAR}",
             "--conf",
             f"spark.delta.logStore.s3.impl={LOG_STORE_CLASS}",
             "--conf",

@@ -31,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "dev"))
 
+from auditlake.logstore import LOG_STORE_JAR  # noqa: E402
 from package import build as build_zip  # noqa: E402 - dev/package.py builds the zip
 
 # The platform brings these: pyspark is the runtime itself; Delta comes from
@@ -43,7 +44,6 @@ EMR_PROVIDED = {"pyspark"}
 EMR_NO_DEPS = {"delta-spark"}
 ARCHIVE_NAME = "auditlake-pyenv.tar.gz"
 LOGSTORE_MODULE = REPO / "jvm" / "logstore"
-LOGSTORE_JAR = "auditlake-logstore.jar"
 
 
 def _name(requirement: str) -> str:
@@ -96,7 +96,7 @@ def build_jars(dist: Path) -> Path:
     target = dist / "jars"
     target.mkdir(parents=True, exist_ok=True)
     subprocess.run(["mvn", "-q", "-B", "-DskipTests", "package"], check=True, cwd=LOGSTORE_MODULE)
-    shutil.copy2(LOGSTORE_MODULE / "target" / LOGSTORE_JAR, target / LOGSTORE_JAR)
+    shutil.copy2(LOGSTORE_MODULE / "target" / LOG_STORE_JAR, target / LOG_STORE_JAR)
     return target
 
 

@@ -8,9 +8,10 @@ shared.
 Failure policy: a failed ingest does not stop the others, and the aggregates job runs anyway. It
 rebuilds the days of every ingest run recorded since its last run, failed ones included (a failed
 run records the days it committed before it failed, and a failed run's rebuilt days are rebuilt
-again next time at no cost). The detections (``--detect``) run last, whatever happened before them:
-they read the event tables, and their window takes every day an ingest or aggregate run wrote. The pipeline exits with the worst status: the highest exit code of its
-jobs (0 when all succeeded), as each job alone would have exited.
+again next time at no cost). The detections (``--detect``) run last, whatever happened before
+them: they read the event tables, and their window takes every day an ingest or aggregate run
+wrote. The pipeline exits with the worst status: the highest exit code of its jobs (0 when all
+succeeded), as each job alone would have exited.
 
 With ``--parallel`` the ingests run in threads of the one session (Spark schedules their jobs
 side by side); the tables every ingest writes (run records, quality results, ledger, quarantine)
