@@ -25,7 +25,6 @@ import com.amazonaws.services.dynamodbv2.model.ScalarAttributeType;
 import com.amazonaws.services.dynamodbv2.model.TimeToLiveSpecification;
 import com.amazonaws.services.dynamodbv2.model.UpdateItemRequest;
 import com.amazonaws.services.dynamodbv2.model.UpdateTimeToLiveRequest;
-import io.delta.storage.CloseableIterator;
 import io.delta.storage.HadoopFileSystemLogStore;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -228,11 +227,6 @@ public class DynamoDBLogStore extends HadoopFileSystemLogStore {
       recoverLatest(fs, logDir);
     }
     return super.listFrom(path, hadoopConf);
-  }
-
-  @Override
-  public CloseableIterator<String> read(Path path, Configuration hadoopConf) throws IOException {
-    return super.read(path, hadoopConf);
   }
 
   @Override
@@ -518,7 +512,7 @@ public class DynamoDBLogStore extends HadoopFileSystemLogStore {
             "DynamoDBLogStore: cannot create DynamoDB table " + tableName + ": " + ce.getMessage(),
             ce);
       }
-      status = waitActive(describeStatus());
+      waitActive(describeStatus());
       enableTtl();
       return;
     } catch (SdkClientException e) {
@@ -529,7 +523,7 @@ public class DynamoDBLogStore extends HadoopFileSystemLogStore {
     waitActive(status);
   }
 
-  private String waitActive(String status) throws IOException {
+  private void waitActive(String status) throws IOException {
     long deadline = System.currentTimeMillis() + 120_000L;
     while (!"ACTIVE".equals(status)) {
       if (System.currentTimeMillis() > deadline) {
@@ -544,7 +538,6 @@ public class DynamoDBLogStore extends HadoopFileSystemLogStore {
       }
       status = describeStatus();
     }
-    return status;
   }
 
   /** TTL on expireTime for a table we created (a stack-provisioned table declares it itself). */
