@@ -26,8 +26,8 @@ N_DAYS = 3
 SOURCES = {"cloudtrail": cloudtrail.generate, "s3access": s3_access.generate, "crawler": crawler.generate}
 
 
-def window(n_days: int = N_DAYS) -> list[dt.date]:
-    return [FIRST_DAY + dt.timedelta(days=i) for i in range(n_days)]
+def window(n_days: int = N_DAYS, first_day: dt.date = FIRST_DAY) -> list[dt.date]:
+    return [first_day + dt.timedelta(days=i) for i in range(n_days)]
 
 
 def generate(
@@ -37,10 +37,11 @@ def generate(
     seed: int = 7,
     sources: tuple[str, ...] = tuple(SOURCES),
     n_days: int = N_DAYS,
+    first_day: dt.date = FIRST_DAY,
 ) -> dict[str, Any]:
     """Write the raw logs and the manifest under ``out`` (replacing what was there); return the manifest."""
     out = Path(out)
-    days = window(n_days)
+    days = window(n_days, first_day)
     manifest: dict[str, Any] = {
         "generator": "synth",
         "generator_version": GENERATOR_VERSION,

@@ -56,8 +56,12 @@ def run_row(rec: Any) -> dict[str, Any]:
     return row
 
 
-def write_run(spark, lake: str, rec: Any) -> None:
-    """Insert or update the run's ``job_runs`` row (idempotent, safe beside concurrent runs)."""
+def write_run(spark, lake: str, rec: Any, *, recorded: bool | None = None) -> None:
+    """Insert or update the run's ``job_runs`` row (idempotent, safe beside concurrent runs).
+
+    ``recorded``: whether ``job_runs`` already holds the run's row, when the caller has read it
+    (``start_run`` reads the job's rows once for this and for ``mark_abandoned``).
+    """
     contract = load_contract("job_runs")
     row = run_row(rec)
     df = spark.createDataFrame([tuple(row.get(c) for c in contract.column_names)], contract.schema)
@@ -66,7 +70,7 @@ def write_run(spark, lake: str, rec: Any) -> None:
     # take the new row for one of a run that died.
     if rec.status == "running":
         _ACTIVE.add(key)
-        if not _recorded(spark, lake, key):
+        if not (_recorded(spark, lake, key) if recorded is None else recorded):
             # A new run's row is a blind append: appends never conflict with each other, where
             # concurrent MERGEs into job_runs do (jobs scheduled together all start with this
             # write), and a cold JVM plans no MERGE before a run with nothing to do.
@@ -85,17 +89,36 @@ def _recorded(spark, lake: str, key: tuple[str, str]) -> bool:
     return bool(rows.limit(1).count())
 
 
+def _job_rows(spark, lake: str, job: str, run_id: str) -> list[Any]:
+    """One read of ``job_runs``: the rows of ``job`` that are running or are this run's own."""
+    return (
+        lake_mod.read_table(spark, lake, "job_runs")
+        .where((F.col("job") == job) & ((F.col("status") == "running") | (F.col("run_id") == run_id)))
+        .select("run_id", "source", "status", "driver", "started_at")
+        .collect()
+    )
+
+
 def start_run(spark, lake: str, rec: Any, cfg: dict[str, Any] | None = None) -> list[str]:
     """Tag this session's commits with the run, record it as running, abandon dead runs.
 
+    One read of the job's rows in ``job_runs`` serves both the start row (append or upsert) and
+    the search for dead runs: on a cold JVM each read of the table costs seconds.
     Returns the run ids marked abandoned.
     """
     commits.tag_commits(spark, rec.run_id, rec.job)
     rec.status = "running"
-    write_run(spark, lake, rec)
+    rows = _job_rows(spark, lake, rec.job, rec.run_id)
+    write_run(spark, lake, rec, recorded=any(r["run_id"] == rec.run_id for r in rows))
     hours = float(config_mod.get(cfg or {}, "runs.abandon_after_hours", DEFAULT_ABANDON_AFTER_HOURS))
     return mark_abandoned(
-        spark, lake, job=rec.job, source=rec.source, current=rec.run_id, stale_after=dt.timedelta(hours=hours)
+        spark,
+        lake,
+        job=rec.job,
+        source=rec.source,
+        current=rec.run_id,
+        stale_after=dt.timedelta(hours=hours),
+        rows=[r for r in rows if r["status"] == "running"],
     )
 
 
@@ -119,20 +142,36 @@ def _driver_gone(driver: str | None, run_id: str, job: str) -> bool:
 
 
 def mark_abandoned(
-    spark, lake: str, *, job: str, source: str | None, current: str, stale_after: dt.timedelta
+    spark,
+    lake: str,
+    *,
+    job: str,
+    source: str | None,
+    current: str,
+    stale_after: dt.timedelta,
+    rows: list[Any] | None = None,
 ) -> list[str]:
-    """Mark ``running`` rows of ``job``/``source`` whose run is gone as ``abandoned``; return their ids."""
-    runs = lake_mod.read_table(spark, lake, "job_runs").where(
-        (F.col("status") == "running") & (F.col("job") == job) & (F.col("run_id") != current)
-    )
-    if source is not None:
-        runs = runs.where(F.col("source") == source)
+    """Mark ``running`` rows of ``job``/``source`` whose run is gone as ``abandoned``; return their ids.
+
+    ``rows``: the job's ``running`` rows when the caller has read them already.
+    """
+    if rows is None:
+        rows = (
+            lake_mod.read_table(spark, lake, "job_runs")
+            .where((F.col("status") == "running") & (F.col("job") == job))
+            .select("run_id", "source", "status", "driver", "started_at")
+            .collect()
+        )
     now = _now()
     gone = [
         r["run_id"]
-        for r in runs.select("run_id", "driver", "started_at").collect()
-        if _driver_gone(r["driver"], r["run_id"], job)
-        or (r["started_at"] and now - r["started_at"] > stale_after)
+        for r in rows
+        if r["run_id"] != current
+        and (source is None or r["source"] == source)
+        and (
+            _driver_gone(r["driver"], r["run_id"], job)
+            or (r["started_at"] and now - r["started_at"] > stale_after)
+        )
     ]
     if not gone:
         return []

@@ -64,11 +64,19 @@ def conform(df: DataFrame, contract: TableContract | str, keep: tuple[str, ...] 
     """
     if isinstance(contract, str):
         contract = load_contract(contract)
-    missing = [c for c in contract.column_names if c not in df.columns]
+    target = contract.schema
+    have = df.schema
+    if not keep and [(f.name, f.dataType) for f in have.fields] == [
+        (f.name, f.dataType) for f in target.fields
+    ]:
+        # Already the contract's columns, types and order (a frame conformed before, on its way to
+        # a write): the select would change nothing and costs a JVM call per column.
+        return df
+    missing = [c for c in contract.column_names if c not in have.fieldNames()]
     if missing:
         raise ValueError(f"batch for {contract.name} lacks columns {missing}")
     return df.select(
-        *[F.col(f.name).cast(f.dataType).alias(f.name) for f in contract.schema.fields],
+        *[F.col(f.name).cast(f.dataType).alias(f.name) for f in target.fields],
         *[F.col(c) for c in keep],
     )
 
