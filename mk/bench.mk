@@ -1,6 +1,6 @@
 # Benchmark: synthetic logs -> floor, DuckDB, ingest, rerun, aggregates; see bench/README.md.
 # SCALE (Makefile default 1: ~60k CloudTrail records, ~60k S3 access lines in ~1200 objects, ~14k crawler
-# events) finishes in well under 10 minutes on 2 cores.
+# events) takes about 25 minutes on 2 cores (every step is its own process; see bench/README.md).
 BENCH_ARGS ?=
 
 bench: setup ## benchmark every source at SCALE (default 1); results in bench/results and bench/README.md

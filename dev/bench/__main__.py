@@ -66,8 +66,8 @@ COUNT_FIELDS = [
     "records_duplicate",
 ]
 TARGETS = {
-    "cloudtrail_ingest_over_duckdb": 1.0,
-    "s3access_ingest_over_duckdb": 1.0,
+    "cloudtrail_ingest_over_duckdb": 4.0,
+    "s3access_ingest_over_duckdb": 4.0,
     "incremental_wall_seconds": 20.0,
     "ingest_over_spark": 1.5,
     "pipeline_hour_wall_seconds": 30.0,
@@ -188,12 +188,14 @@ def job_run(lake: Path, run_id: str) -> dict[str, Any] | None:
     return out
 
 
-def check_counts(expected: dict[str, Any], got: dict[str, Any] | None) -> dict[str, Any]:
+def check_counts(
+    expected: dict[str, Any], got: dict[str, Any] | None, ignore: tuple[str, ...] = ()
+) -> dict[str, Any]:
     if not got or "_read_error" in got:
         return {"ok": False, "mismatches": {"job_run": "no job_runs row" if not got else got["_read_error"]}}
     mismatches: dict[str, Any] = {}
     for f in COUNT_FIELDS:
-        if f in expected and got.get(f) != expected[f]:
+        if f in expected and f not in ignore and got.get(f) != expected[f]:
             mismatches[f] = {"expected": expected[f], "got": got.get(f)}
     loaded = got.get("loaded_by_table") or {}
     for table, n in expected.get("loaded_by_table", {}).items():
@@ -214,9 +216,9 @@ def check_incremental(expected: dict[str, Any], got: dict[str, Any] | None) -> d
         return {"ok": False, "mismatches": {"job_run": "no job_runs row"}}
     # A rerun lists only its window (the days since the ledger's last object, #16), so it sees
     # fewer objects than the first run; every one it does list must already be done.
-    # Objects skipped for any reason (outside_window and complete_export_task are not counted in
-    # objects_skipped) were not candidates.
-    skipped = sum((got.get("skipped_by_reason") or {}).values())
+    # Listed objects skipped for any reason, outside_window too (objects_skipped leaves it out), were
+    # not candidates. complete_export_task counts objects of task folders the listing never entered.
+    skipped = sum(n for k, n in (got.get("skipped_by_reason") or {}).items() if k != "complete_export_task")
     want = {
         "records_read": 0,
         "objects_processed": 0,
@@ -482,7 +484,10 @@ def pipeline_hour(
         got = job_run(lake, f"{run_id}-{job}")
         m["jobs"][job] = {
             "duration_seconds": (got or {}).get("duration_seconds"),
-            "counts": check_counts(manifest["sources"][source]["expected"], got),
+            # A windowed listing (from the ledger's high-water mark) enters only the folders of the
+            # window's days: CloudTrail's digest folders, which a full listing skips object by
+            # object, are never listed, so objects_skipped is not the manifest's.
+            "counts": check_counts(manifest["sources"][source]["expected"], got, ignore=("objects_skipped",)),
         }
     agg = job_run(lake, f"{run_id}-build_daily_aggregates") or {}
     m["jobs"]["build_daily_aggregates"] = {
@@ -723,7 +728,8 @@ delivery), then for each source runs, each step as its own measured process:
 5. the same job again with no new input;
 
 and then the daily-aggregate job, and the incremental pipeline: one hour's volume of every source (1/72 of
-the set, another seed) ingested and aggregated by `jobs/run_pipeline.py` in one process. It reports wall time, records per second, peak RSS of the process tree
+the set, another seed, delivered on the day after the set as a real next hour is) ingested and aggregated
+by `jobs/run_pipeline.py` in one process. It reports wall time, records per second, peak RSS of the process tree
 (JVM and Python separately; Spark runs `local[*]`, so executors live inside the driver JVM) and the
 ratios ingest/DuckDB and ingest/floor, and checks the counts in `job_runs` against the manifest.
 Every Spark step includes its JVM start-up (~10 s); DuckDB has none.
@@ -732,9 +738,10 @@ Every Spark step includes its JVM start-up (~10 s); DuckDB has none.
 `make bench-large` runs it at the sizes of the targets: scale 7 (about 400k CloudTrail records) with the
 S3 access logs at scale 33 (about 2M lines; the generator's objects hold about 50 lines, so about 40k objects).
 
-Targets (goals, not test assertions): CloudTrail and S3 access ingest/DuckDB <= 1.0 (S3 objects average
-under 150 lines); a rerun with no new input under 20 s; 4x data costs at most 4.4x time; driver peak
-memory does not grow with the input.
+Targets (issue #13; goals, not test assertions): each ingest within 1.5x Spark's own bare conversion and
+within 4x DuckDB; one new hour of every source through `jobs/run_pipeline.py`, aggregates included, under
+30 s; a rerun with no new input under 20 s; 4x data costs at most 4.4x time; driver peak memory does
+not grow with the input.
 
 Full results: `bench/results/<date>-<commit>.json`.
 """
