@@ -215,9 +215,9 @@ def check_incremental(expected: dict[str, Any], got: dict[str, Any] | None) -> d
     if not got or "_read_error" in got:
         return {"ok": False, "mismatches": {"job_run": "no job_runs row"}}
     # A rerun lists only its window (the days since the ledger's last object, #16), so it sees
-    # fewer objects than the first run; every one it does list must already be done.
-    # Listed objects skipped for any reason, outside_window too (objects_skipped leaves it out), were
-    # not candidates. complete_export_task counts objects of task folders the listing never entered.
+    # fewer objects than the first run; every listed object that no skip reason took (outside_window
+    # included, which objects_skipped leaves out) must already be done. complete_export_task counts
+    # objects of task folders the listing never entered, so they are not among the listed.
     skipped = sum(n for k, n in (got.get("skipped_by_reason") or {}).items() if k != "complete_export_task")
     want = {
         "records_read": 0,

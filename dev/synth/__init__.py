@@ -20,9 +20,8 @@ from synth import cloudtrail, crawler, s3_access
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = (
-    3  # 2: a truncated S3 access line always leaves a quote open; 3: one-day crawler sets have no export
-)
+# 2: a truncated S3 access line always leaves a quote open; 3: a one-day crawler set has no export.
+GENERATOR_VERSION = 3
 FIRST_DAY = dt.date(2024, 3, 4)
 N_DAYS = 3
 SOURCES = {"cloudtrail": cloudtrail.generate, "s3access": s3_access.generate, "crawler": crawler.generate}

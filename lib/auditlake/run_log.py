@@ -149,19 +149,12 @@ def mark_abandoned(
     source: str | None,
     current: str,
     stale_after: dt.timedelta,
-    rows: list[Any] | None = None,
+    rows: list[Any],
 ) -> list[str]:
     """Mark ``running`` rows of ``job``/``source`` whose run is gone as ``abandoned``; return their ids.
 
-    ``rows``: the job's ``running`` rows when the caller has read them already.
+    ``rows``: the job's ``running`` rows as ``start_run`` read them (``_job_rows``).
     """
-    if rows is None:
-        rows = (
-            lake_mod.read_table(spark, lake, "job_runs")
-            .where((F.col("status") == "running") & (F.col("job") == job))
-            .select("run_id", "source", "status", "driver", "started_at")
-            .collect()
-        )
     now = _now()
     gone = [
         r["run_id"]
