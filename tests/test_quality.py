@@ -353,20 +353,62 @@ def test_one_pass_judges_every_known_entry_as_gx_own_engine_does(spark):
         "expectations": [
             {"type": "expect_column_values_to_not_be_null", "column": "s", "severity": "warning"},
             {"type": "expect_column_values_to_not_be_null", "column": "k", "severity": "warning"},
-            {"type": "expect_column_values_to_be_between", "column": "n", "min_value": 0, "max_value": 10,
-             "severity": "warning"},
-            {"name": "n_mostly_small", "type": "expect_column_values_to_be_between", "column": "n",
-             "min_value": 0, "max_value": 10, "mostly": 0.7, "severity": "warning"},
-            {"type": "expect_column_values_to_be_in_set", "column": "s", "value_set": ["a", "b", "x"],
-             "severity": "warning"},
-            {"type": "expect_column_values_to_match_regex", "column": "s", "regex": "^[ab]$", "severity": "warning"},
-            {"type": "expect_column_values_to_not_match_regex", "column": "k", "regex": "9", "severity": "warning"},
-            {"name": "no_seven", "type": "unexpected_rows_expectation", "column": "n",
-             "unexpected_row_predicate": "n = 7", "severity": "warning", "level": "row"},
-            {"name": "k_unique", "type": "unexpected_rows_expectation", "column": "k", "severity": "warning",
-             "unexpected_rows_query": "SELECT k FROM {batch} GROUP BY k HAVING count(*) > 1"},
+            {
+                "type": "expect_column_values_to_be_between",
+                "column": "n",
+                "min_value": 0,
+                "max_value": 10,
+                "severity": "warning",
+            },
+            {
+                "name": "n_mostly_small",
+                "type": "expect_column_values_to_be_between",
+                "column": "n",
+                "min_value": 0,
+                "max_value": 10,
+                "mostly": 0.7,
+                "severity": "warning",
+            },
+            {
+                "type": "expect_column_values_to_be_in_set",
+                "column": "s",
+                "value_set": ["a", "b", "x"],
+                "severity": "warning",
+            },
+            {
+                "type": "expect_column_values_to_match_regex",
+                "column": "s",
+                "regex": "^[ab]$",
+                "severity": "warning",
+            },
+            {
+                "type": "expect_column_values_to_not_match_regex",
+                "column": "k",
+                "regex": "9",
+                "severity": "warning",
+            },
+            {
+                "name": "no_seven",
+                "type": "unexpected_rows_expectation",
+                "column": "n",
+                "unexpected_row_predicate": "n = 7",
+                "severity": "warning",
+                "level": "row",
+            },
+            {
+                "name": "k_unique",
+                "type": "unexpected_rows_expectation",
+                "column": "k",
+                "severity": "warning",
+                "unexpected_rows_query": "SELECT k FROM {batch} GROUP BY k HAVING count(*) > 1",
+            },
             {"type": "expect_table_row_count_to_equal", "value": 5, "severity": "warning"},
-            {"name": "six_rows", "type": "expect_table_row_count_to_equal", "value": 6, "severity": "warning"},
+            {
+                "name": "six_rows",
+                "type": "expect_table_row_count_to_equal",
+                "value": 6,
+                "severity": "warning",
+            },
         ],
     }
     specs = quality.resolve_specs("scratch", suite, now=NOW, window=quality.plausible_window(CFG, NOW))
@@ -389,7 +431,11 @@ def test_one_pass_leaves_what_it_cannot_count_to_gx_engine(spark):
         "table": "scratch",
         "expectations": [
             {"type": "expect_column_values_to_not_be_null", "column": "a", "severity": "warning"},
-            {"type": "expect_compound_columns_to_be_unique", "column_list": ["a", "b"], "severity": "warning"},
+            {
+                "type": "expect_compound_columns_to_be_unique",
+                "column_list": ["a", "b"],
+                "severity": "warning",
+            },
         ],
     }
     specs = quality.resolve_specs("scratch", suite, now=NOW, window=quality.plausible_window(CFG, NOW))
