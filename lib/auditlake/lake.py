@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+import uuid
 from typing import Any
 
 import pyspark.sql.functions as F
@@ -173,7 +174,7 @@ def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[A
     already be free of duplicate keys.
     """
     contract = load_contract(table)
-    target = ensure_delta_table(spark, lake, contract)
+    ensure_delta_table(spark, lake, contract)
     batch = conform(df, contract)
     cond = [f"t.`{k}` <=> s.`{k}`" for k in contract.keys]
     if contract.partition_by:
@@ -187,34 +188,54 @@ def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[A
     # A MERGE also on a table's first load: two runs loading a new table at the same time would
     # both append (blind appends never conflict in Delta) and duplicate every key; two merges
     # conflict on the partitions they read, and the retried one inserts only what is missing.
+    uri = table_uri(lake, table)
+
     def merge() -> int:
-        before = table_version(target)
-        target.alias("t").merge(batch.alias("s"), " AND ".join(cond)).whenNotMatchedInsertAll().execute()
-        return metric_since(spark, target, before, ("numTargetRowsInserted",))
+        return _merge_sql(spark, batch, uri, " AND ".join(cond), "WHEN NOT MATCHED THEN INSERT *")[
+            "num_inserted_rows"
+        ]
 
     return commits.retry_on_conflict(merge, what=f"merge into {table}")
 
 
-def upsert_rows(spark, df: DataFrame, lake: str, table: str, *, count: bool = True) -> int:
-    """Insert new keys and update existing ones with the batch's values; return affected rows.
-
-    ``count=False`` skips reading the commit's metrics back (two history reads) and returns -1.
-    """
+def upsert_rows(spark, df: DataFrame, lake: str, table: str) -> int:
+    """Insert new keys and update existing ones with the batch's values; return affected rows."""
     contract = load_contract(table)
-    target = ensure_delta_table(spark, lake, contract)
+    ensure_delta_table(spark, lake, contract)
     batch = conform(df, contract)
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in contract.keys)
+    uri = table_uri(lake, table)
 
     def upsert() -> int:
-        before = table_version(target) if count else -1
-        target.alias("t").merge(
-            batch.alias("s"), cond
-        ).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
-        if not count:
-            return -1
-        return metric_since(spark, target, before, ("numTargetRowsInserted", "numTargetRowsUpdated"))
+        got = _merge_sql(
+            spark, batch, uri, cond, "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+        )
+        return got["num_inserted_rows"] + got["num_updated_rows"]
 
     return commits.retry_on_conflict(upsert, what=f"upsert into {table}")
+
+
+def _merge_sql(spark, batch: DataFrame, uri: str, cond: str, clauses: str) -> dict[str, int]:
+    """Run ``MERGE INTO`` the Delta table at ``uri`` from ``batch`` (as ``s``); return its row counts.
+
+    SQL, not delta-spark's Python builder: the SQL command returns the commit's own counts
+    (``num_inserted_rows``, ``num_updated_rows``, ...), where the builder's ``execute()`` returns
+    nothing and the counts had to be read back from the table's history, two reads per merge
+    (and the history of up to 50 commit files). The batch is a temp view named for this call, so
+    concurrent merges in one session never see each other's batch.
+    """
+    view = f"auditlake_merge_{uuid.uuid4().hex[:12]}"
+    batch.createOrReplaceTempView(view)
+    try:
+        target = uri.replace("`", "``")
+        row = spark.sql(f"MERGE INTO delta.`{target}` AS t USING {view} AS s ON {cond} {clauses}").first()
+    finally:
+        spark.catalog.dropTempView(view)
+    got = row.asDict() if row is not None else {}
+    return {
+        k: int(got.get(k) or 0)
+        for k in ("num_affected_rows", "num_updated_rows", "num_deleted_rows", "num_inserted_rows")
+    }
 
 
 def append_rows(spark, df: DataFrame, lake: str, table: str) -> None:

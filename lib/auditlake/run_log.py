@@ -76,7 +76,7 @@ def write_run(spark, lake: str, rec: Any, *, recorded: bool | None = None) -> No
             # write), and a cold JVM plans no MERGE before a run with nothing to do.
             lake_mod.append_rows(spark, df, lake, "job_runs")
             return
-    lake_mod.upsert_rows(spark, df, lake, "job_runs", count=False)
+    lake_mod.upsert_rows(spark, df, lake, "job_runs")
     if rec.status != "running":
         _ACTIVE.discard(key)
 
