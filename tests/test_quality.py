@@ -342,85 +342,101 @@ def test_data_docs_are_written_per_run_when_asked(spark, tmp_path):
 
 
 def test_one_pass_judges_every_known_entry_as_gx_own_engine_does(spark):
-    """The counts of one aggregate (plus one query for a predicate-less unexpected-rows entry)
-    give GX what it needs to judge the suite; GX's own engine judges the same batch the same way."""
-    df = spark.createDataFrame(
-        [("a", 1, "k1"), ("b", 7, "k2"), (None, 12, "k2"), ("x", None, "k3"), ("a", 3, "k4")],
-        "s string, n int, k string",
-    ).cache()
-    suite = {
-        "table": "scratch",
-        "expectations": [
-            {"type": "expect_column_values_to_not_be_null", "column": "s", "severity": "warning"},
-            {"type": "expect_column_values_to_not_be_null", "column": "k", "severity": "warning"},
+    """The counts of one aggregate (plus one query per predicate-less unexpected-rows entry and
+    compound key) give GX what it needs to judge the suite; GX's own engine agrees."""
+    rows = [
+        ("a", 1, "k1", 1),
+        ("b", 7, "k2", 5),
+        (None, 12, "k2", 0),
+        ("x", None, "k3", None),
+        ("a", 3, "k1", 3),
+    ]
+    df = spark.createDataFrame(rows, "s string, n int, k string, m int").cache()
+    warn = {"severity": "warning"}
+    entries = [  # (suite entry, whether it passes on the rows above)
+        ({"type": "expect_column_values_to_not_be_null", "column": "s"}, False),
+        ({"type": "expect_column_values_to_not_be_null", "column": "k"}, True),
+        (
+            {"type": "expect_column_values_to_be_between", "column": "n", "min_value": 0, "max_value": 10},
+            False,
+        ),
+        (
             {
-                "type": "expect_column_values_to_be_between",
-                "column": "n",
-                "min_value": 0,
-                "max_value": 10,
-                "severity": "warning",
-            },
-            {
-                "name": "n_mostly_small",
+                "name": "n_mostly",
                 "type": "expect_column_values_to_be_between",
                 "column": "n",
                 "min_value": 0,
                 "max_value": 10,
                 "mostly": 0.7,
-                "severity": "warning",
             },
-            {
-                "type": "expect_column_values_to_be_in_set",
-                "column": "s",
-                "value_set": ["a", "b", "x"],
-                "severity": "warning",
-            },
-            {
-                "type": "expect_column_values_to_match_regex",
-                "column": "s",
-                "regex": "^[ab]$",
-                "severity": "warning",
-            },
-            {
-                "type": "expect_column_values_to_not_match_regex",
-                "column": "k",
-                "regex": "9",
-                "severity": "warning",
-            },
+            True,
+        ),
+        ({"type": "expect_column_values_to_be_in_set", "column": "s", "value_set": ["a", "b", "x"]}, True),
+        ({"type": "expect_column_values_to_match_regex", "column": "s", "regex": "^[ab]$"}, False),
+        ({"type": "expect_column_values_to_not_match_regex", "column": "k", "regex": "9"}, True),
+        (
             {
                 "name": "no_seven",
                 "type": "unexpected_rows_expectation",
                 "column": "n",
                 "unexpected_row_predicate": "n = 7",
-                "severity": "warning",
                 "level": "row",
             },
+            False,
+        ),
+        (
             {
                 "name": "k_unique",
                 "type": "unexpected_rows_expectation",
                 "column": "k",
-                "severity": "warning",
                 "unexpected_rows_query": "SELECT k FROM {batch} GROUP BY k HAVING count(*) > 1",
             },
-            {"type": "expect_table_row_count_to_equal", "value": 5, "severity": "warning"},
+            False,
+        ),
+        ({"type": "expect_table_row_count_to_equal", "value": 5}, True),
+        ({"name": "six_rows", "type": "expect_table_row_count_to_equal", "value": 6}, False),
+        ({"type": "expect_compound_columns_to_be_unique", "column_list": ["k", "m"]}, True),
+        (
             {
-                "name": "six_rows",
-                "type": "expect_table_row_count_to_equal",
-                "value": 6,
-                "severity": "warning",
+                "name": "s_k",
+                "type": "expect_compound_columns_to_be_unique",
+                "column_list": ["s", "k"],
+                "ignore_row_if": "never",
             },
-        ],
-    }
+            False,
+        ),
+        (
+            {
+                "type": "expect_column_pair_values_a_to_be_greater_than_b",
+                "column_A": "n",
+                "column_B": "m",
+                "or_equal": True,
+                "ignore_row_if": "either_value_is_missing",
+            },
+            True,
+        ),
+        (
+            {
+                "name": "n_above_m",
+                "type": "expect_column_pair_values_a_to_be_greater_than_b",
+                "column_A": "n",
+                "column_B": "m",
+                "ignore_row_if": "either_value_is_missing",
+            },
+            False,
+        ),
+    ]
+    suite = {"table": "scratch", "expectations": [{**entry, **warn} for entry, _ in entries]}
+    expected = [passes for _, passes in entries]
     specs = quality.resolve_specs("scratch", suite, now=NOW, window=quality.plausible_window(CFG, NOW))
-    expected = [False, True, False, True, True, False, True, False, False, True, False]
 
     gx_state = quality._gx_for(spark)
-    judged, rows, rest = quality._one_pass(spark, "scratch", df, specs, gx_state.engine)
+    judged, n, rest = quality._one_pass(spark, "scratch", df, specs, gx_state.engine)
     own = gx_state.batch_definition.get_batch(batch_parameters={"dataframe": df}).validate(
         quality._build_suite("scratch", specs), result_format={"result_format": "BOOLEAN_ONLY"}
     )
 
-    assert (rows, rest) == (5, [])
+    assert (n, rest) == (5, [])
     assert [judged[i].success for i in range(len(specs))] == expected
     assert [r.success for r in sorted(own.results, key=quality._index)] == expected
 
@@ -431,11 +447,7 @@ def test_one_pass_leaves_what_it_cannot_count_to_gx_engine(spark):
         "table": "scratch",
         "expectations": [
             {"type": "expect_column_values_to_not_be_null", "column": "a", "severity": "warning"},
-            {
-                "type": "expect_compound_columns_to_be_unique",
-                "column_list": ["a", "b"],
-                "severity": "warning",
-            },
+            {"type": "expect_column_values_to_be_unique", "column": "a", "severity": "warning"},
         ],
     }
     specs = quality.resolve_specs("scratch", suite, now=NOW, window=quality.plausible_window(CFG, NOW))
@@ -444,5 +456,5 @@ def test_one_pass_leaves_what_it_cannot_count_to_gx_engine(spark):
     outcome = quality.validate_batch(spark, "scratch", df, run_id="r", cfg=CFG, suite=suite)
 
     assert (sorted(judged), rows, rest) == ([0], 3, [1])
-    assert failed(outcome) == [("expect_compound_columns_to_be_unique", "a,b")]
+    assert failed(outcome) == [("expect_column_values_to_be_unique", "a")]
     assert [r["unexpected_count"] for r in outcome.results] == [0, 2]

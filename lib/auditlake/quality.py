@@ -42,8 +42,10 @@ entry and row predicate, through the same Columns as the row split) is one colum
 aggregate; an unexpected-rows query without a predicate (key uniqueness) is counted on its own.
 GX then judges each entry from those counts with the expectation's own logic
 (``metrics_validate``): success, ``mostly`` and the recorded result stay GX's. An entry whose
-metrics the pass does not know (compound uniqueness, column pairs) goes through GX's own engine,
-and a failed entry is evaluated again by GX for its counts and samples. Measured on 20,000 rows
+metrics the pass does not know (a column aggregate such as a mean, say) goes through GX's own
+engine, and a failed entry is evaluated again by GX for its counts and samples. Compound keys
+(``expect_compound_columns_to_be_unique``) are counted by a GROUP BY query each, column pairs in
+the aggregate. Measured on 20,000 rows
 of each ingest table: CloudTrail 4.5 s to 1.8 s, S3 access 3.4 s to 1.6 s, crawler 2.3 s to 1.0 s.
 """
 
@@ -664,7 +666,82 @@ def _metric_source(spec: _Spec, index: int, metric: Any) -> tuple[str, Any] | No
         return "query", str((metric.metric_value_kwargs or {})["unexpected_rows_query"])
     if name == "unexpected_rows_query.table":
         return "rows", None
+    pair = (domain.get("column_A"), domain.get("column_B"))
+    if name.startswith("column_pair_values.a_greater_than_b.") and all(pair):
+        kept = _kept_rows(domain.get("ignore_row_if"), list(pair))
+        if kept is None:
+            return None
+        if name.endswith(".filtered_row_count"):
+            return "agg", (f"kept:{index}", _count_where(kept))
+        if name.endswith(".unexpected_count"):
+            a, b = (F.col(c) for c in pair)
+            greater = a >= b if (metric.metric_value_kwargs or {}).get("or_equal") else a > b
+            return "agg", (f"unexpected:{index}", _count_where(kept & ~F.coalesce(greater, F.lit(False))))
+        return None
+    columns = list(domain.get("column_list") or [])
+    if name.startswith("compound_columns.unique.") and columns:
+        kept = _kept_rows(domain.get("ignore_row_if"), columns)
+        if kept is None:
+            return None
+        if name.endswith(".filtered_row_count"):
+            return "agg", (f"kept:{index}", _count_where(kept))
+        if name.endswith(".unexpected_count"):
+            # Every row of a repeated combination is unexpected (GX counts a window over it).
+            keys = ", ".join(f"`{c.replace('`', '``')}`" for c in columns)
+            kept_sql = _kept_sql(domain.get("ignore_row_if"), columns)
+            return "query", (
+                f"SELECT 1 FROM (SELECT count(*) AS n FROM {{batch}} WHERE {kept_sql} GROUP BY {keys} "
+                "HAVING count(*) > 1) LATERAL VIEW explode(sequence(1, n)) copies AS copy"
+            )
     return None
+
+
+# GX's ``ignore_row_if`` for column pairs and column lists: which rows a multi-column entry judges.
+_IGNORE_ROW_IF = {
+    "never": "none",
+    "neither": "none",
+    "all_values_are_missing": "all",
+    "both_values_are_missing": "all",
+    "any_value_is_missing": "any",
+    "either_value_is_missing": "any",
+}
+
+
+def _kept_rows(ignore_row_if: str | None, columns: list[str]) -> Column | None:
+    """The rows a multi-column entry judges, as a Column (None for an unknown ``ignore_row_if``)."""
+    mode = _IGNORE_ROW_IF.get(str(ignore_row_if))
+    nulls = [F.col(c).isNull() for c in columns]
+    if mode == "none":
+        return F.lit(True)
+    if mode == "all":
+        return ~_all(nulls)
+    if mode == "any":
+        return ~_any(nulls)
+    return None
+
+
+def _kept_sql(ignore_row_if: str | None, columns: list[str]) -> str:
+    mode = _IGNORE_ROW_IF.get(str(ignore_row_if))
+    nulls = [f"`{c.replace('`', '``')}` IS NULL" for c in columns]
+    if mode == "all":
+        return "NOT (" + " AND ".join(nulls) + ")"
+    if mode == "any":
+        return "NOT (" + " OR ".join(nulls) + ")"
+    return "true"
+
+
+def _all(conditions: list[Column]) -> Column:
+    out = conditions[0]
+    for c in conditions[1:]:
+        out = out & c
+    return out
+
+
+def _any(conditions: list[Column]) -> Column:
+    out = conditions[0]
+    for c in conditions[1:]:
+        out = out | c
+    return out
 
 
 def _one_pass(
