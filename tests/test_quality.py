@@ -458,3 +458,35 @@ def test_one_pass_leaves_what_it_cannot_count_to_gx_engine(spark):
     assert (sorted(judged), rows, rest) == ([0], 3, [1])
     assert failed(outcome) == [("expect_column_values_to_be_unique", "a")]
     assert [r["unexpected_count"] for r in outcome.results] == [0, 2]
+
+
+def test_one_pass_leaves_a_compound_key_on_a_missing_column_to_gx_engine_which_reports_it(spark):
+    df = spark.createDataFrame([(1, 2), (1, 2)], "a int, b int").cache()
+    suite = {
+        "table": "scratch",
+        "expectations": [
+            {
+                "type": "expect_compound_columns_to_be_unique",
+                "column_list": ["a", "nope"],
+                "ignore_row_if": "never",
+                "severity": "critical",
+            },
+            {
+                "type": "expect_compound_columns_to_be_unique",
+                "column_list": ["a", "b"],
+                "ignore_row_if": "never",
+                "severity": "warning",
+            },
+        ],
+    }
+
+    outcome = quality.validate_batch(spark, "scratch", df, run_id="r", cfg=CFG, suite=suite)
+
+    assert outcome.status == "failed"
+    assert outcome.failures[0].startswith(
+        "scratch: critical expect_compound_columns_to_be_unique failed on column a,nope: error"
+    )
+    assert outcome.warnings == [
+        "scratch: warning expect_compound_columns_to_be_unique failed on column a,b: "
+        "2 unexpected of 2 rows (100.00%), e.g. [a=1, b=2]; [a=1, b=2]"
+    ]

@@ -325,9 +325,10 @@ def table_version(target) -> int:
 def metric_since(spark, target, before: int, names: tuple[str, ...]) -> int:
     """Sum of the named operation metrics of this session's commit made after version ``before``.
 
-    delta-spark's Python ``merge(...).execute()`` returns nothing, and a merge with nothing to
-    insert makes no commit at all: then the answer is 0. Other writers may have committed in
-    between, so the commit is the first after ``before`` that carries this run's tag.
+    For operations whose Python API returns no counts (a ``delete``; merges use ``_merge_sql``,
+    which does). An operation that changed nothing makes no commit: then the answer is 0. Other
+    writers may have committed in between, so the commit is the first after ``before`` that
+    carries this run's tag.
     """
     tag = commits.current_tag(spark)
     rows = target.history(50).select("version", "operationMetrics", "userMetadata").collect()
