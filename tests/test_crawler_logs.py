@@ -826,3 +826,62 @@ def test_ingest_end_to_end_split_run_quarantine_and_rerun(spark, tmp_path):
         )
     )
     assert balance.count() == 0
+
+
+def test_summary_is_made_again_when_a_concurrent_run_adds_events_of_the_run_in_between(
+    spark, tmp_path, monkeypatch
+):
+    """The upsert of crawler_runs is current only if no events came in since the summary's read:
+    here another run of the ingest commits the run's last event right after this run's upsert,
+    so the stored summary (still ``incomplete``) must be made again from the events as they are."""
+    from auditlake import lake as lake_mod
+
+    src, lake = tmp_path / "raw", tmp_path / "lake"
+    task = src / "exports" / "0b9d2c4e-1111-4222-8333-444455556666" / "onudb-crawler"
+    task.mkdir(parents=True)
+    (task / "000000.gz").write_bytes(
+        export_object(
+            [
+                (
+                    "2024-07-05T10:00:00.000Z",
+                    f"{ONU} BENCHMARK : Running Start Crawl for Crawler onudb-crawler",
+                ),
+                ("2024-07-05T10:00:30.000Z", f"{ONU} INFO : Created table export in database onudb"),
+            ]
+        )
+    )
+    finished = ev(
+        "onudb-crawler",
+        "2024-07-05T10:02:00.000Z",
+        f"{ONU} BENCHMARK : Crawler has finished running and is in state READY",
+        0,
+        obj="file:/elsewhere/0b9d2c4e/onudb-crawler/000001.gz",
+    )
+    late = normalize_crawler_events(raw_frame(spark, [finished]))
+    upserts: list[int] = []
+    upsert = lake_mod.upsert_rows
+
+    def upsert_then_a_concurrent_commit(spark_, df, lake_, table, **kw):
+        n = upsert(spark_, df, lake_, table, **kw)
+        if table == "crawler_runs":
+            upserts.append(n)
+            if len(upserts) == 1:
+                lake_mod.merge_new_rows(
+                    spark_, late, lake_, "crawler_log_events", dates=[dt.date(2024, 7, 5)]
+                )
+        return n
+
+    monkeypatch.setattr(lake_mod, "upsert_rows", upsert_then_a_concurrent_commit)
+    rec = _ingest(spark, src, lake, run_id="r1")
+
+    assert rec.records_loaded == 2
+    assert upserts == [1, 1]  # the stale summary, then the one made again
+    assert rec.counters["crawler_runs_upserted"] == 2
+    got = _runs(spark, lake).select(
+        "run_id",
+        "status",
+        F.date_format("finished_at", "yyyy-MM-dd HH:mm:ss"),
+        "duration_seconds",
+        "tables_created",
+    )
+    assert [tuple(r) for r in got.collect()] == [(ONU_ID, "succeeded", "2024-07-05 10:02:00", 120.0, 1)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pyspark.sql.functions as F
 import pytest
@@ -228,3 +229,48 @@ def test_in_batch_duplicates_keep_the_same_copy_whatever_the_row_order(spark):
     unique = spark.createDataFrame(expected, schema)
     same, read, dropped = runner._dedupe(unique, ("event_key",))
     assert same is unique and (read, dropped) == (3, 0)
+
+
+def test_ledger_merge_reads_only_the_ledger_files_of_its_objects_dates(spark, tmp_path):
+    """The ledger holds a source's whole history in one partition. A run's ledger merge compares
+    only the files whose ``object_date`` statistics can hold its objects: with another day's file
+    gone from disk it still commits, where a merge over the whole partition fails to read it."""
+    from types import SimpleNamespace
+
+    from auditlake import lake as lake_mod
+    from auditlake.ingest.objects import SourceObject
+
+    lake = str(tmp_path / "lake")
+    source = SimpleNamespace(name="cloudtrail")
+    modified = dt.datetime(2024, 1, 9, 12, 0)
+
+    def commit(day: dt.date, names: list[str], run_id: str) -> None:
+        todo = [
+            SourceObject(f"s3://logs/AWSLogs/1/CloudTrail/{day:%Y/%m/%d}/{n}.json.gz", 10, modified)
+            for n in names
+        ]
+        ctx = SimpleNamespace(spark=spark, run_id=run_id)
+        runner._commit_ledger(ctx, source, lake, runner._Selected(todo, {o.uri: day for o in todo}))
+
+    day1, day2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
+    commit(day1, ["a", "b"], "r1")
+    commit(day2, ["c"], "r2")
+    ledger = spark.read.format("delta").load(f"{lake}/ingest_ledger")
+    (day1_file,) = ledger.where(F.col("object_date") == day1).inputFiles()
+    os.remove(day1_file.removeprefix("file:"))
+
+    commit(day2, ["c", "d"], "r3")  # c is in the ledger already: only d is new
+
+    rows = ledger.where(F.col("object_date") == day2).select("object_uri", "run_id").collect()
+    assert sorted((r.object_uri.rsplit("/", 1)[-1], r.run_id) for r in rows) == [
+        ("c.json.gz", "r2"),
+        ("d.json.gz", "r3"),
+    ]
+    # The same merge without the date condition reads day 1's file, and fails on it.
+    again = spark.createDataFrame(
+        [("cloudtrail", "s3://logs/x/e.json.gz", 10, modified, day2, "r4", modified)],
+        "source string, object_uri string, object_size bigint, object_modified_at timestamp, "
+        "object_date date, run_id string, processed_at timestamp",
+    )
+    with pytest.raises(Exception, match="(?i)file.*(not exist|not found)|FileNotFound"):
+        lake_mod.merge_new_rows(spark, again, lake, "ingest_ledger", dates=["cloudtrail"])

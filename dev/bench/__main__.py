@@ -86,6 +86,8 @@ def measure(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = job_env(**(env or {}))
     peak = {"total": 0, "jvm": 0, "python": 0}
+    # Which processes made each kind's peak (name, MB), so a figure out of line explains itself.
+    peak_by: dict[str, list[tuple[str, int]]] = {"jvm": [], "python": []}
     cpu: dict[int, float] = {}
     with open(log_path, "wb") as log:
         t0 = time.monotonic()
@@ -96,18 +98,25 @@ def measure(
             except psutil.NoSuchProcess:
                 procs = []
             sums = {"total": 0, "jvm": 0, "python": 0}
+            members: dict[str, list[tuple[str, int]]] = {"jvm": [], "python": []}
             for p in procs:
                 try:
                     rss = p.memory_info().rss
-                    kind = "jvm" if "java" in p.name().lower() else "python"
+                    # By the executable the process runs now (the JVM starts as spark-class's bash).
+                    exe = os.path.basename((p.cmdline() or [p.name()])[0]).lower()
+                    kind = "jvm" if exe.startswith("java") else "python"
                     t = p.cpu_times()
                     cpu[p.pid] = t.user + t.system + t.children_user + t.children_system
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     continue
                 sums["total"] += rss
                 sums[kind] += rss
+                members[kind].append((exe, round(rss / (1024 * 1024))))
             for k, v in sums.items():
-                peak[k] = max(peak[k], v)
+                if v > peak[k]:
+                    peak[k] = v
+                    if k in peak_by:
+                        peak_by[k] = sorted(members[k], key=lambda m: -m[1])[:4]
             if proc.poll() is not None:
                 break
             if time.monotonic() - t0 > timeout:
@@ -123,6 +132,7 @@ def measure(
         "peak_rss_mb": round(peak["total"] / mb),
         "peak_rss_mb_jvm": round(peak["jvm"] / mb),
         "peak_rss_mb_python": round(peak["python"] / mb),
+        "peak_processes": {k: [f"{name} {n} MB" for name, n in v] for k, v in peak_by.items()},
         "log": str(log_path.relative_to(ROOT)) if log_path.is_relative_to(ROOT) else str(log_path),
     }
 

@@ -154,6 +154,8 @@ def read_table(spark, lake: str, table: str) -> DataFrame:
 
 def _partition_literals(values: list[Any]) -> str:
     def lit(v: Any) -> str:
+        if isinstance(v, dt.datetime):
+            raise TypeError(f"no literal for a timestamp value: {v!r}")
         if isinstance(v, dt.date):
             return f"DATE'{v.isoformat()}'"
         return "'" + str(v).replace("'", "''") + "'"
@@ -166,17 +168,32 @@ def partition_values(df: DataFrame, column: str) -> list[Any]:
     return sorted(r[0] for r in df.select(column).distinct().collect() if r[0] is not None)
 
 
-def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[Any] | None = None) -> int:
+def merge_new_rows(
+    spark,
+    df: DataFrame,
+    lake: str,
+    table: str,
+    *,
+    dates: list[Any] | None = None,
+    within: tuple[str, list[Any]] | None = None,
+) -> int:
     """Insert the batch rows whose natural key is not in the table yet; return rows inserted.
 
     Insert-only MERGE on the contract's keys, pruned to the batch's partitions, so a rerun or a
     duplicate delivery inserts nothing and a killed run's rerun completes it. The batch must
     already be free of duplicate keys.
+
+    ``within=(column, values)`` also limits the target rows compared to those with one of these
+    values in a non-partition column (``None`` among them: a null): Delta skips the files whose
+    statistics rule them out, so the merge reads a few files of a partition that grows all year.
+    The caller states that any stored row with a key of the batch has one of those values.
     """
     contract = load_contract(table)
     ensure_delta_table(spark, lake, contract)
     batch = conform(df, contract)
     cond = [f"t.`{k}` <=> s.`{k}`" for k in contract.keys]
+    if within is not None:
+        cond.insert(0, _within(*within))
     if contract.partition_by:
         part = contract.partition_by[0]
         values = dates if dates is not None else partition_values(batch, part)
@@ -198,12 +215,28 @@ def merge_new_rows(spark, df: DataFrame, lake: str, table: str, *, dates: list[A
     return commits.retry_on_conflict(merge, what=f"merge into {table}")
 
 
-def upsert_rows(spark, df: DataFrame, lake: str, table: str) -> int:
-    """Insert new keys and update existing ones with the batch's values; return affected rows."""
+def _within(column: str, values: list[Any]) -> str:
+    """A target-only condition: ``column`` holds one of ``values`` (``None``: a null)."""
+    known = sorted({v for v in values if v is not None})
+    terms = [f"t.`{column}` IN ({_partition_literals(known)})"] if known else []
+    if any(v is None for v in values) or not terms:
+        terms.append(f"t.`{column}` IS NULL")
+    return "(" + " OR ".join(terms) + ")"
+
+
+def upsert_rows(
+    spark, df: DataFrame, lake: str, table: str, *, within: tuple[str, list[Any]] | None = None
+) -> int:
+    """Insert new keys and update existing ones with the batch's values; return affected rows.
+
+    ``within``: as for ``merge_new_rows`` (for a key column it always holds).
+    """
     contract = load_contract(table)
     ensure_delta_table(spark, lake, contract)
     batch = conform(df, contract)
-    cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in contract.keys)
+    cond = " AND ".join(
+        ([_within(*within)] if within is not None else []) + [f"t.`{k}` <=> s.`{k}`" for k in contract.keys]
+    )
     uri = table_uri(lake, table)
 
     def upsert() -> int:

@@ -592,9 +592,11 @@ def _run_suite(
     (``metrics_validate``); an entry whose metrics it does not know goes through GX's own engine.
     A clean batch is done after that pass; a failing one pays for details on its failures only.
     """
+    gx_state = _gx_for(spark)
+    # Not under the lock: ``_one_pass`` takes it only around GX's own objects, so the gates of
+    # ingests run in parallel threads (run_pipeline --parallel) count their batches at once.
+    by_index, batch_rows, rest = _one_pass(spark, table, df, specs, gx_state.engine)
     with _GX_LOCK:
-        gx_state = _gx_for(spark)
-        by_index, batch_rows, rest = _one_pass(spark, table, df, specs, gx_state.engine)
         batch = None
         if rest:
             batch = gx_state.batch_definition.get_batch(batch_parameters={"dataframe": df})
@@ -760,24 +762,27 @@ def _one_pass(
     plans: dict[int, tuple[Any, dict[Any, tuple[str, Any]]]] = {}
     rest: list[int] = []
     aggregates: dict[str, Column] = {}
-    for i, spec in enumerate(specs):
-        expectation = _expectation(table, spec, i)
-        deps = expectation.get_validation_dependencies(
-            execution_engine=engine, runtime_configuration=dict(_FLAGS_ONLY)
-        )
-        sources = {}
-        for metric in deps.metric_configurations.values():
-            source = _metric_source(spec, i, metric)
-            if source is None:
-                break
-            sources[metric.id] = source
-        else:
-            plans[i] = (expectation, sources)
-            for kind, value in sources.values():
-                if kind == "agg":
-                    aggregates.setdefault(*value)
-            continue
-        rest.append(i)
+    # GX's objects are shared by the threads of one process: the lock is held while they are used
+    # (here and for the judgement below), not while Spark counts.
+    with _GX_LOCK:
+        for i, spec in enumerate(specs):
+            expectation = _expectation(table, spec, i)
+            deps = expectation.get_validation_dependencies(
+                execution_engine=engine, runtime_configuration=dict(_FLAGS_ONLY)
+            )
+            sources = {}
+            for metric in deps.metric_configurations.values():
+                source = _metric_source(spec, i, metric)
+                if source is None:
+                    break
+                sources[metric.id] = source
+            else:
+                plans[i] = (expectation, sources)
+                for kind, value in sources.values():
+                    if kind == "agg":
+                        aggregates.setdefault(*value)
+                continue
+            rest.append(i)
     if not plans:
         return {}, None, rest
 
@@ -802,8 +807,8 @@ def _one_pass(
                 except Exception:  # noqa: BLE001 - left for GX's engine, which reports it
                     query_counts[query] = None
 
-    results: dict[int, Any] = {}
-    for i, (expectation, sources) in plans.items():
+    measured: dict[int, dict[Any, Any]] = {}
+    for i, (_, sources) in plans.items():
         metrics: dict[Any, Any] = {}
         for metric_id, (kind, value) in sources.items():
             if kind == "agg":
@@ -816,14 +821,19 @@ def _one_pass(
                 metrics[metric_id] = []  # the rows themselves: a failed entry's second pass fetches them
         if any(v is None for v in metrics.values()):
             rest.append(i)
-            continue
-        try:
-            results[i] = expectation.metrics_validate(
-                metrics, runtime_configuration=dict(_FLAGS_ONLY), execution_engine=engine
-            )
-        except Exception:  # noqa: BLE001 - GX's engine evaluates it and reports the error
-            log.debug("%s: %s not judged from the one pass", table, specs[i].name, exc_info=True)
-            rest.append(i)
+        else:
+            measured[i] = metrics
+
+    results: dict[int, Any] = {}
+    with _GX_LOCK:
+        for i, metrics in measured.items():
+            try:
+                results[i] = plans[i][0].metrics_validate(
+                    metrics, runtime_configuration=dict(_FLAGS_ONLY), execution_engine=engine
+                )
+            except Exception:  # noqa: BLE001 - GX's engine evaluates it and reports the error
+                log.debug("%s: %s not judged from the one pass", table, specs[i].name, exc_info=True)
+                rest.append(i)
     log.debug("%s: %d entries judged from one pass, %d left for GX's engine", table, len(results), len(rest))
     return results, counts.get("rows"), sorted(rest)
 

@@ -76,7 +76,9 @@ def write_run(spark, lake: str, rec: Any, *, recorded: bool | None = None) -> No
             # write), and a cold JVM plans no MERGE before a run with nothing to do.
             lake_mod.append_rows(spark, df, lake, "job_runs")
             return
-    lake_mod.upsert_rows(spark, df, lake, "job_runs")
+    # The run id is a key, so the row to update is among the files whose run id statistics allow
+    # it: the merge reads the run's own start row, not the whole year of job_runs.
+    lake_mod.upsert_rows(spark, df, lake, "job_runs", within=("run_id", [rec.run_id]))
     if rec.status != "running":
         _ACTIVE.discard(key)
 

@@ -326,7 +326,12 @@ def _commit(ctx: JobContext, source: Source, lake: str, batch: _Batch, rec: RunR
 def _commit_ledger(ctx: JobContext, source: Source, lake: str, selected: _Selected) -> None:
     """Record the objects as processed: last, so a crash before it makes the rerun read them again."""
     ledger = _ledger_frame(ctx.spark, source.name, selected.todo, selected.dates, ctx.run_id)
-    lake_mod.merge_new_rows(ctx.spark, ledger, lake, "ingest_ledger", dates=[source.name])
+    # An object's date comes from its key, so a stored row of the same object has the same one:
+    # the merge compares only the ledger files of those dates, not the source's whole history.
+    days = [selected.dates.get(o.uri) for o in selected.todo]
+    lake_mod.merge_new_rows(
+        ctx.spark, ledger, lake, "ingest_ledger", dates=[source.name], within=("object_date", days)
+    )
 
 
 def _record(spark: SparkSession, lake: str, rec: RunRecord) -> None:

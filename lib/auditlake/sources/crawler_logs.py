@@ -40,6 +40,7 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import types as T
 
+from auditlake import commits
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
 from auditlake.ingest.decoding import DEFAULT_MAX_RECORD_BYTES, scan_json, too_deep
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 SOURCE = "crawler_logs"
 EVENTS_TABLE = "crawler_log_events"
 RUNS_TABLE = "crawler_runs"
-# after_commit: summary passes at most (one, plus one per concurrent run that changed the same crawler runs).
+# after_commit: summary passes at most (one, plus one per concurrent run that added events meanwhile).
 MAX_SUMMARY_PASSES = 4
 
 WRITE_TEST_MARKER = "aws-logs-write-test"
@@ -629,27 +630,46 @@ class CrawlerLogsSource:
     def after_commit(
         self, spark, lake: str, deduped_tables: dict[str, DataFrame], *, run_id: str, cfg: dict[str, Any]
     ) -> dict[str, int]:
-        """Recompute every run the batch touched from all its events in the lake; upsert what changed."""
+        """Recompute every run the batch touched from all its events in the lake; upsert what changed.
+
+        A run's other events are read from the event days around the batch's own, ``ingest.
+        crawler_run_span_days`` either side (a partition filter, so a year of events is not
+        scanned for one hour's runs). The summary is read at one version of the events table, and
+        the upsert is done when that version is still the newest after it: otherwise a concurrent
+        run of this ingest added events in between, and the summary is made again.
+        """
         batch = deduped_tables.get(EVENTS_TABLE)
         if batch is None:
             return {}
-        # Per crawler, what the ERROR metric filter on the log group counts (published as metrics).
-        self.errors_by_crawler = {
-            r[0]: int(r[1])
-            for r in batch.groupBy("crawler_name")
-            .agg(F.sum(F.col("error_filter_match").cast("int")))
+        # One job: per crawler, what the ERROR metric filter on the log group counts (published
+        # as metrics), and the event days of the batch's run events.
+        run_event_day = F.when(F.col("run_id").isNotNull(), F.col("event_date"))
+        per_crawler = (
+            batch.groupBy("crawler_name")
+            .agg(
+                F.sum(F.col("error_filter_match").cast("int")),
+                F.min(run_event_day),
+                F.max(run_event_day),
+            )
             .collect()
-        }
-        touched = batch.where(F.col("run_id").isNotNull()).select("crawler_name", "run_id").distinct()
-        if touched.isEmpty():
+        )
+        self.errors_by_crawler = {r[0]: int(r[1]) for r in per_crawler}
+        days = [d for r in per_crawler for d in (r[2], r[3]) if d is not None]
+        if not days:
             return {RUNS_TABLE: 0}
+        span = dt.timedelta(days=int(config_mod.get(cfg, "ingest.crawler_run_span_days", 7)))
+        first, last = min(days) - span, max(days) + span
+        touched = batch.where(F.col("run_id").isNotNull()).select("crawler_name", "run_id").distinct()
+        uri = lake_mod.table_uri(lake, EVENTS_TABLE)
         upserted = 0
-        # Until the stored runs match a summary of the events as committed now: a concurrent run
-        # of this ingest may have added events of the same crawler run between this run's read and
-        # its upsert, and the last of the two to check repairs the other's summary.
         for _ in range(MAX_SUMMARY_PASSES):
-            events = lake_mod.read_table(spark, lake, EVENTS_TABLE).join(
-                F.broadcast(touched), on=["crawler_name", "run_id"], how="left_semi"
+            version = commits.latest_version(spark, uri)
+            events = (
+                spark.read.format("delta")
+                .option("versionAsOf", version)
+                .load(uri)
+                .where(F.col("event_date").between(F.lit(first), F.lit(last)))
+                .join(F.broadcast(touched), on=["crawler_name", "run_id"], how="left_semi")
             )
             runs = aggregate_crawler_runs(events)
             changed = changed_runs(runs, lake_mod.read_table(spark, lake, RUNS_TABLE)).persist(
@@ -661,4 +681,6 @@ class CrawlerLogsSource:
                 upserted += lake_mod.upsert_rows(spark, changed, lake, RUNS_TABLE)
             finally:
                 changed.unpersist()
+            if commits.latest_version(spark, uri) == version:
+                break  # no events came in since the summary's read: the runs stored now are current
         return {RUNS_TABLE: upserted}
