@@ -273,17 +273,21 @@ def _dedupe_batch(parsed: ParsedBatch, batch: _Batch, rec: RunRecord) -> None:
 
 
 def _materialize_small(df: DataFrame) -> DataFrame:
-    """A small frame (the quarantine) computed once into at most one partition per core, with a
-    plan of one node.
+    """A small frame (the quarantine), cached in at most one partition per core, behind a plan of
+    one node.
 
     The quarantine is a union of the parse's bad rows and each table's rows failing a row check:
     as many partitions as all its branches together (269 for 400k CloudTrail records in 2,800
-    objects) and each branch the whole parse plan. Every later use of it (its counts, its merge)
-    paid that many tasks and that plan's analysis again. A local checkpoint (kept in memory and
-    on disk by the block manager, not in a reliable store) cuts both; ``_unpersist`` frees it.
+    objects), each branch the whole parse plan. Every later use of it (its counts, its merge)
+    paid that many tasks and the analysis of that plan again. Rebuilt from its rows' RDD (in the
+    JVM, no Python workers) it keeps its lineage, so a lost executor's blocks are recomputed,
+    unlike a local checkpoint's.
     """
-    cores = max(1, df.sparkSession.sparkContext.defaultParallelism)
-    return df.coalesce(cores).localCheckpoint(eager=True)
+    spark = df.sparkSession
+    cores = max(1, spark.sparkContext.defaultParallelism)
+    narrow = df.coalesce(cores)
+    rebuilt = DataFrame(spark._jsparkSession.createDataFrame(narrow._jdf.toJavaRDD(), narrow._jdf.schema()), spark)
+    return rebuilt.persist(StorageLevel.MEMORY_AND_DISK)
 
 
 def _gate(ctx: JobContext, lake: str, batch: _Batch, rec: RunRecord) -> None:
@@ -364,11 +368,3 @@ def _record(spark: SparkSession, lake: str, rec: RunRecord) -> None:
 def _unpersist(batch: _Batch) -> None:
     for df in batch.persisted:
         df.unpersist()
-        _free_checkpoint(df)
-
-
-def _free_checkpoint(df: DataFrame) -> None:
-    """Drop the blocks of a locally checkpointed frame (``unpersist`` does not reach them)."""
-    plan = df._jdf.queryExecution().analyzed()
-    if plan.nodeName() == "LogicalRDD":
-        plan.rdd().unpersist(False)
