@@ -286,7 +286,9 @@ def _materialize_small(df: DataFrame) -> DataFrame:
     spark = df.sparkSession
     cores = max(1, spark.sparkContext.defaultParallelism)
     narrow = df.coalesce(cores)
-    rebuilt = DataFrame(spark._jsparkSession.createDataFrame(narrow._jdf.toJavaRDD(), narrow._jdf.schema()), spark)
+    rebuilt = DataFrame(
+        spark._jsparkSession.createDataFrame(narrow._jdf.toJavaRDD(), narrow._jdf.schema()), spark
+    )
     return rebuilt.persist(StorageLevel.MEMORY_AND_DISK)
 
 
