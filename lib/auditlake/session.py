@@ -52,7 +52,9 @@ def spark_conf(cfg: dict[str, Any]) -> dict[str, str]:
             {
                 "spark.jars": ",".join(local_jars(config_mod.get(cfg, "spark.jars_dir"))),
                 "spark.ui.enabled": "false",
-                "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+                "spark.driver.extraJavaOptions": " ".join(
+                    ["-Duser.timezone=UTC", str(config_mod.get(cfg, "spark.driver_java_options") or "")]
+                ).strip(),
                 "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
             }
         )
