@@ -231,6 +231,24 @@ def test_in_batch_duplicates_keep_the_same_copy_whatever_the_row_order(spark):
     assert same is unique and (read, dropped) == (3, 0)
 
 
+def test_in_batch_duplicates_of_a_compound_key_with_a_null_part_are_one_key(spark):
+    """Only the repeated keys' rows are ranked; a null key part matches a null (a null repeats too)."""
+    schema = "bucket string, request_id string, line string"
+    rows = [
+        ("b1", None, "z"),
+        ("b1", None, "a"),
+        ("b1", "r1", "only"),
+        ("b2", "r1", "q"),
+        ("b2", "r1", "p"),
+        (None, "r9", "solo"),
+    ]
+    kept, read, dropped = runner._dedupe(spark.createDataFrame(rows, schema), ("bucket", "request_id"))
+    assert (read, dropped) == (6, 2)
+    got = [tuple(r) for r in kept.collect()]
+    assert len(got) == 4
+    assert set(got) == {("b1", None, "a"), ("b1", "r1", "only"), ("b2", "r1", "p"), (None, "r9", "solo")}
+
+
 def test_ledger_merge_reads_only_the_ledger_files_of_its_objects_dates(spark, tmp_path):
     """The ledger holds a source's whole history in one partition. A run's ledger merge compares
     only the files whose ``object_date`` statistics can hold its objects: with another day's file

@@ -128,7 +128,10 @@ def build_lake(work: Path, fixtures: Path) -> Path:
     env = job_env()
     options = {job: option for job, option, _ in INGESTS}
     pipeline = [f"{options[job]}={sources[src]}" for job, src in INGEST_JOBS]
-    for job, extra in ((PIPELINE_JOB, [*pipeline, "--parallel", "--detect"]),):
+    # One JVM for three ingests, the aggregates and the detections: long-lived enough for C2 to
+    # pay off (docs/operations.md, "Local JVM"), so not conf/local.yaml's C1 only.
+    tiered = ["--conf", "spark.driver_java_options="]
+    for job, extra in ((PIPELINE_JOB, [*pipeline, "--parallel", "--detect", *tiered]),):
         script = REPO / "jobs" / f"{job}.py"
         cmd = [sys.executable, str(script), "--lake", str(lake), *extra]
         started = time.monotonic()
