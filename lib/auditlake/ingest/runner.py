@@ -14,7 +14,9 @@ missing: the end state is that of one clean run.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+import operator
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -127,10 +129,7 @@ def _first_of_each_key(df: DataFrame, keys: tuple[str, ...], repeated: DataFrame
         return first(df)
     b, r = df.alias("b"), repeated.alias("r")
     # Null-safe: a key column may be null in some sources, and a null key repeats like any other.
-    same_key = [F.col(f"b.`{k}`").eqNullSafe(F.col(f"r.`{k}`")) for k in keys]
-    cond = same_key[0]
-    for c in same_key[1:]:
-        cond = cond & c
+    cond = functools.reduce(operator.and_, (F.col(f"b.`{k}`").eqNullSafe(F.col(f"r.`{k}`")) for k in keys))
     single = b.join(r, cond, "left_anti")
     copies = b.join(r, cond, "left_semi")
     return single.unionByName(first(copies))
@@ -291,8 +290,8 @@ def _dedupe_batch(parsed: ParsedBatch, batch: _Batch, rec: RunRecord) -> None:
         if d is not df:
             d = d.persist(StorageLevel.MEMORY_AND_DISK)
             batch.persisted.append(d)
-            # Filled here, so that the dedupe's shuffle is timed as parse, not as the gate's
-            # first use of the frame (it was 19-29 s of "quality" at 400k CloudTrail records).
+            # Filled here, so that the dedupe's shuffle is timed as parse, not as part of the
+            # gate's first use of the frame.
             d.count()
         read += rows
         # Counted from the key groups, independently of the frame the quality gate counts.
