@@ -1,7 +1,7 @@
 """The nightly pipeline in one SparkSession: ingest CloudTrail, S3 access and crawler logs, then the aggregates.
 
     python jobs/run_pipeline.py --lake s3://lake/ [--cloudtrail-source URI] [--s3-access-source URI]
-        [--crawler-source URI] [--parallel] [--no-aggregates] [--detect] [--since D --until D]
+        [--crawler-source URI] [--no-parallel] [--no-aggregates] [--detect] [--since D --until D]
 
 ``--detect`` runs the detection pack last, in the same session (one JVM instead of two).
 

@@ -147,6 +147,40 @@ def test_local_session_points_workers_at_this_interpreter_and_package():
     assert tiered["spark.driver.extraJavaOptions"] == "-Duser.timezone=UTC"
 
 
+def test_the_sessions_jvm_view_resolves_each_class_name_once(spark):
+    from pyspark import SparkContext
+
+    jvm = spark.sparkContext._jvm
+    assert jvm is SparkContext._jvm is spark._jvm
+    # Resolved once, then the same object: no round trip that searches the classpath again.
+    assert jvm.functions is jvm.functions
+    assert jvm.org.apache.spark.sql.delta is jvm.org.apache.spark.sql.delta
+    # The remembered names still reach the JVM.
+    assert jvm.java.lang.Math.max(3, 7) == 7
+    assert spark.range(3).where(F.col("id") > F.lit(0)).count() == 2
+
+
+def test_a_spark_setting_can_be_set_from_the_command_line_and_the_environment(monkeypatch):
+    """Below ``spark.conf`` a dotted name is one key: Spark's settings are dotted names themselves."""
+    from auditlake.session import spark_conf
+
+    overrides = cli._conf_overrides(
+        ["spark.conf.spark.sql.codegen.wholeStage=false", "quality.enabled=false"]
+    )
+    assert overrides == {
+        "spark": {"conf": {"spark.sql.codegen.wholeStage": False}},
+        "quality": {"enabled": False},
+    }
+    monkeypatch.setenv("AUDITLAKE_CONF__SPARK__CONF__spark.sql.adaptive.enabled", "false")
+    cfg = load_config("local", overrides)
+    assert cfg["quality"]["enabled"] is False
+    conf = spark_conf(cfg)
+    assert conf["spark.sql.codegen.wholeStage"] == "false"
+    assert conf["spark.sql.adaptive.enabled"] == "false"
+    # Settings of conf/local.yaml stay beside the overridden ones.
+    assert conf["spark.sql.shuffle.partitions"] == "4"
+
+
 def test_delta_check_names_each_missing_glue_parameter():
     def no_delta_jar(name: str) -> bool:
         return False

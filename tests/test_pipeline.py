@@ -50,6 +50,8 @@ def test_pipeline_runs_every_job_in_one_session(spark, tmp_path, capsys):
             "--crawler-source",
             str(RAW / "crawler"),
             "--detect",
+            # One after another here; the test below runs the ingests in threads (the default).
+            "--no-parallel",
         ],
     )
     assert code == 0, capsys.readouterr().err
@@ -123,7 +125,6 @@ def test_parallel_failed_ingest_does_not_stop_the_others(spark, tmp_path, capsys
             str(lake),
             "--run-id",
             "par",
-            "--parallel",
             "--s3-access-source",
             str(RAW / "s3access"),
             "--crawler-source",

@@ -72,7 +72,7 @@ def _conf_overrides(pairs: list[str]) -> dict[str, Any]:
             raise UsageError(f"--conf expects KEY=VALUE, got {pair!r}")
         key, raw = pair.split("=", 1)
         node = out
-        parts = key.strip().split(".")
+        parts = config_mod.split_key(key.strip())
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = yaml.safe_load(raw)

@@ -31,6 +31,20 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+# A mapping whose keys are dotted names themselves (Spark's settings): a key below it is one key.
+_OPAQUE_PREFIX = ("spark", "conf")
+
+
+def split_key(dotted: str) -> list[str]:
+    """``a.b.c`` -> ``[a, b, c]``; below ``spark.conf`` the rest is one key (``spark.conf.spark.x.y``
+    -> ``[spark, conf, spark.x.y]``), since Spark's own settings are dotted names."""
+    parts = dotted.split(".")
+    n = len(_OPAQUE_PREFIX)
+    if len(parts) > n + 1 and tuple(parts[:n]) == _OPAQUE_PREFIX:
+        return [*parts[:n], ".".join(parts[n:])]
+    return parts
+
+
 def _set_path(cfg: dict[str, Any], dotted: list[str], value: Any) -> None:
     node = cfg
     for part in dotted[:-1]:
@@ -49,7 +63,12 @@ def load_config(env: str = "local", overrides: dict[str, Any] | None = None) -> 
         raise ConfigError(f"cannot load configuration for env {env!r}: {exc}") from exc
     for name, raw in sorted(os.environ.items()):
         if name.startswith(_ENV_PREFIX):
-            dotted = [p.lower() for p in name[len(_ENV_PREFIX) :].split("__") if p]
+            parts = [p for p in name[len(_ENV_PREFIX) :].split("__") if p]
+            # Lower-cased, except a Spark setting's name, which is case-sensitive
+            # (AUDITLAKE_CONF__SPARK__CONF__spark.sql.codegen.wholeStage).
+            dotted = [p.lower() for p in parts[:2]] + parts[2:]
+            if tuple(dotted[:2]) != _OPAQUE_PREFIX:
+                dotted = [p.lower() for p in dotted]
             if dotted:
                 _set_path(cfg, dotted, yaml.safe_load(raw))
     cfg = deep_merge(cfg, overrides or {})
