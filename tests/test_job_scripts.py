@@ -8,6 +8,7 @@ through ``bash -c``.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -158,6 +159,9 @@ def test_the_sessions_jvm_view_resolves_each_class_name_once(spark):
     # The remembered names still reach the JVM.
     assert jvm.java.lang.Math.max(3, 7) == 7
     assert spark.range(3).where(F.col("id") > F.lit(0)).count() == 2
+    # Python's own protocols stay in Python.
+    assert not hasattr(jvm, "__deepcopy__")
+    assert copy.copy(jvm).functions is jvm.functions
 
 
 def test_a_spark_setting_can_be_set_from_the_command_line_and_the_environment(monkeypatch):

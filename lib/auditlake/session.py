@@ -161,6 +161,10 @@ class _RememberedNames:
         self._names: dict[str, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_target", "_names"):
+            # Python's own protocols (copy, pickle, hasattr of a dunder) never reach the JVM, and
+            # a copy made without __init__ does not recurse looking for its own fields.
+            raise AttributeError(name)
         got = self._names.get(name)
         if got is not None:
             return got
