@@ -64,11 +64,10 @@ def load_config(env: str = "local", overrides: dict[str, Any] | None = None) -> 
     for name, raw in sorted(os.environ.items()):
         if name.startswith(_ENV_PREFIX):
             parts = [p for p in name[len(_ENV_PREFIX) :].split("__") if p]
-            # Lower-cased, except a Spark setting's name, which is case-sensitive
-            # (AUDITLAKE_CONF__SPARK__CONF__spark.sql.codegen.wholeStage).
-            dotted = [p.lower() for p in parts[:2]] + parts[2:]
-            if tuple(dotted[:2]) != _OPAQUE_PREFIX:
-                dotted = [p.lower() for p in dotted]
+            dotted = [p.lower() for p in parts]
+            if tuple(dotted[: len(_OPAQUE_PREFIX)]) == _OPAQUE_PREFIX:
+                # A Spark setting's name is case-sensitive (..__SPARK__CONF__spark.sql.codegen.wholeStage).
+                dotted[len(_OPAQUE_PREFIX) :] = parts[len(_OPAQUE_PREFIX) :]
             if dotted:
                 _set_path(cfg, dotted, yaml.safe_load(raw))
     cfg = deep_merge(cfg, overrides or {})

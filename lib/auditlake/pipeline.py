@@ -16,8 +16,9 @@ succeeded), as each job alone would have exited.
 The ingests run in threads of the one session (Spark schedules their jobs side by side; with
 ``--no-parallel`` one after another). A small run is bound by the driver (planning, Delta's commit
 protocol), which a thread per ingest spreads over the cores: a new hour of all three sources,
-aggregates included, took 174 s one after another and 124 s in threads on 2 cores. the tables every ingest writes (run records, quality results, ledger, quarantine)
-are created first, so no two threads race to create the same Delta table. Each ingest writes its
+aggregates included, took 174 s one after another and 124 s in threads on 2 cores. The tables
+every ingest writes (run records, quality results, ledger, quarantine) are created first, so no
+two threads race to create the same Delta table. Each ingest writes its
 own partitions of the ledger and the quarantine, and appends to the shared record tables, which
 Delta commits without conflict.
 """
