@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from delta.tables import DeltaTable
 
+from auditlake import commits
 from auditlake import lake as lake_mod
 from auditlake.cli import run_job
 from auditlake.pipeline import JOB_NAME, add_arguments, run_pipeline
@@ -32,6 +34,11 @@ def _runs(spark, lake: Path) -> dict[str, object]:
 
 def _rows(spark, lake: Path, table: str) -> int:
     return lake_mod.read_table(spark, str(lake), table).count()
+
+
+def _commit_runs(spark, lake: Path, table: str) -> set[str | None]:
+    history = DeltaTable.forPath(spark, lake_mod.table_uri(str(lake), table)).history()
+    return {commits.tag_run_id(r["userMetadata"]) for r in history.select("userMetadata").collect()}
 
 
 def test_pipeline_runs_every_job_in_one_session(spark, tmp_path, capsys):
@@ -125,6 +132,8 @@ def test_parallel_failed_ingest_does_not_stop_the_others(spark, tmp_path, capsys
             str(lake),
             "--run-id",
             "par",
+            "--cloudtrail-source",
+            str(RAW / "cloudtrail"),
             "--s3-access-source",
             str(RAW / "s3access"),
             "--crawler-source",
@@ -137,14 +146,21 @@ def test_parallel_failed_ingest_does_not_stop_the_others(spark, tmp_path, capsys
     assert err.startswith("auditlake: run_pipeline: error: ingest_crawler_logs failed (exit 4): SourceError")
     runs = _runs(spark, lake)
     assert {j: r["status"] for j, r in runs.items()} == {
+        "ingest_cloudtrail": "succeeded",
         "ingest_s3_access": "succeeded",
         "ingest_crawler_logs": "failed",
         AGG: "succeeded",
     }
     assert runs["ingest_s3_access"]["records_loaded"] == 1258
     assert _rows(spark, lake, "s3_access_logs") == 1258
-    # The failed crawler run wrote nothing, so only the S3 run names days to rebuild: its three days.
-    assert runs[AGG]["counters"]["ingest_runs"] == 1
+    # Ingests in threads each tag their commits with their own run (a session each): every commit
+    # of a table names the run that wrote it, and the aggregates count the two runs that wrote.
+    assert {t: _commit_runs(spark, lake, t) for t in ("cloudtrail_events", "s3_access_logs")} == {
+        "cloudtrail_events": {"par-ingest_cloudtrail"},
+        "s3_access_logs": {"par-ingest_s3_access"},
+    }
+    # The failed crawler run wrote nothing: the aggregates rebuild the days of the other two.
+    assert runs[AGG]["counters"]["ingest_runs"] == 2
     assert runs[AGG]["counters"]["agg_s3_requests_daily_days_replaced"] == 3
     assert _rows(spark, lake, "agg_s3_requests_daily") > 0
 

@@ -341,6 +341,20 @@ def test_data_docs_are_written_per_run_when_asked(spark, tmp_path):
     assert "scratch" in text
 
 
+def test_a_batch_of_another_session_gets_its_failure_details_from_gx_engine(spark):
+    """The pipeline runs each job in a session of its own over one SparkContext: GX's engine, made
+    once, must run its unexpected-rows query where the batch's temporary view is."""
+    quality._gx_for(spark)  # made for the main session
+    other = spark.newSession()
+    rows = [*clean_rows(), ct_row("e1", t(1))]
+
+    outcome = validate(other, ct_batch(other, rows))
+
+    assert failed(outcome) == [("key_unique_in_batch", "event_id,recipient_account_id")]
+    assert "2 unexpected of 4 rows" in outcome.message()
+    assert "event_id=e1, recipient_account_id=111122223333" in outcome.message()
+
+
 def test_one_pass_judges_every_known_entry_as_gx_own_engine_does(spark):
     """The counts of one aggregate (plus one query per predicate-less unexpected-rows entry and
     compound key) give GX what it needs to judge the suite; GX's own engine agrees."""

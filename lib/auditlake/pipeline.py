@@ -2,8 +2,9 @@
 
 Each job runs through the same entry function as when run alone (``run_ingest`` with its source,
 ``build_daily_aggregates``, and with ``--detect`` ``detect``), with its own job name, run id and
-``job_runs`` row; only the session (JVM start, first Delta use, the Great Expectations import) is
-shared.
+``job_runs`` row. They share one SparkContext (JVM start, first Delta use, the Great Expectations
+import); each has a session of its own on it (``job_session``), so that its settings, above all
+the run tag every Delta commit carries, are its own when jobs run side by side.
 
 Failure policy: a failed ingest does not stop the others, and the aggregates job runs anyway. It
 rebuilds the days of every ingest run recorded since its last run, failed ones included (a failed
@@ -33,10 +34,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditlake.context import JobContext
 from auditlake.errors import AuditlakeError, UsageError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +129,14 @@ def _run_one(
         job=job,
         args=args,
         cfg=parent.cfg,
-        spark=parent.spark,
+        spark=job_session(parent.spark),
         run_id=_run_id(parent.args.run_id, job),
         started_at=dt.datetime.now(dt.UTC),
     )
     outcome = JobOutcome(job, ctx.run_id)
     started = time.monotonic()
     # Names this job's Spark jobs in the UI and event log (a thread-local property in pinned-thread mode).
-    parent.spark.sparkContext.setJobGroup(ctx.run_id, job, interruptOnCancel=False)
+    ctx.spark.sparkContext.setJobGroup(ctx.run_id, job, interruptOnCancel=False)
     try:
         main(ctx)
     except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the others
@@ -144,11 +148,31 @@ def _run_one(
             "%s (run %s) failed with exit code %d: %s", job, ctx.run_id, outcome.exit_code, outcome.error
         )
     finally:
-        sc = parent.spark.sparkContext
+        sc = ctx.spark.sparkContext
         for key in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
             sc.setLocalProperty(key, None)  # type: ignore[arg-type]  # None clears the property
     outcome.seconds = round(time.monotonic() - started, 2)
     return outcome
+
+
+def job_session(spark: SparkSession) -> SparkSession:
+    """A session of its own for one job of the pipeline: the same SparkContext (JVM, executors,
+    cached frames, Delta's log cache), its own SQL settings and temporary views.
+
+    Own settings because a job tags every Delta commit it makes with its run id through a session
+    setting (``commits.tag_commits``): ingests in threads of one session overwrote each other's
+    tag, and a table's commits named the wrong run. Settings changed on ``spark`` since it was
+    built are carried over (those it was built with every session of the context has).
+    """
+    session = spark.newSession()
+    for key, value in spark.sql("SET").collect():
+        if session.conf.get(key, None) == value:
+            continue
+        try:
+            session.conf.set(key, value)
+        except Exception:  # noqa: BLE001 - a static or Spark-core key cannot differ between sessions
+            log.debug("not carried to the job's session: %s", key)
+    return session
 
 
 def _prepare_shared_tables(parent: JobContext) -> None:

@@ -476,7 +476,9 @@ def _gx_for(spark: SparkSession) -> _Gx:
     _await_prefetch()
     with _GX_LOCK:
         cached = _GX_CACHE.get("gx")
-        if cached is None or cached.spark is not spark:
+        # One per SparkContext: the pipeline's jobs each have a session of their own, and
+        # ``_run_suite`` points GX's engine at the session of the batch it validates.
+        if cached is None or cached.spark.sparkContext is not spark.sparkContext:
             started = time.perf_counter()
             cached = _GX_CACHE["gx"] = _Gx(spark)
             log.info("great expectations context ready in %.2fs", time.perf_counter() - started)
@@ -597,6 +599,9 @@ def _run_suite(
     # ingests run in parallel threads (run_pipeline --parallel) count their batches at once.
     by_index, batch_rows, rest = _one_pass(spark, table, df, specs, gx_state.engine)
     with _GX_LOCK:
+        # GX's engine runs a suite's SQL (an unexpected-rows query over a temporary view of the
+        # batch) in its own session: the batch's, whichever job's session that is.
+        gx_state.engine.spark = df.sparkSession
         batch = None
         if rest:
             batch = gx_state.batch_definition.get_batch(batch_parameters={"dataframe": df})
