@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
 from argparse import Namespace
 from pathlib import Path
 
@@ -15,9 +16,10 @@ from chispa import assert_df_equality
 from auditlake import aggregates as agg
 from auditlake import commits
 from auditlake import lake as lake_mod
-from auditlake.aggregate_job import build_daily_aggregates
+from auditlake.aggregate_job import _threads, build_daily_aggregates, in_threads
 from auditlake.config import load_config
 from auditlake.context import JobContext
+from auditlake.errors import ConfigError
 from auditlake.tables import load_contract
 
 D1 = dt.date(2024, 3, 1)
@@ -1058,3 +1060,25 @@ def test_job_script_runs_from_the_command_line(spark, tmp_path):
     )
     assert code == 2
     assert os.path.exists(os.path.join(os.path.dirname(__file__), "..", "jobs", "build_daily_aggregates.py"))
+
+
+def test_in_threads_keeps_order_and_raises_the_first_error_once_all_finished(spark):
+    finished = []
+
+    def work(x: int) -> int:
+        threading.Event().wait(0.05 * (3 - x))  # the later items finish first
+        finished.append(x)
+        if x in (1, 2):
+            raise ValueError(f"bad {x}")
+        return 10 * x
+
+    assert in_threads(lambda x: 10 * x, [1, 2, 3], threads=3) == [10, 20, 30]
+    with pytest.raises(ValueError, match="bad 1"):
+        in_threads(work, [0, 1, 2], threads=3)
+    assert sorted(finished) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("value, message", [(0, "at least 1, not 0"), ("many", "a whole number, not 'many'")])
+def test_aggregate_threads_setting_is_checked(value, message):
+    with pytest.raises(ConfigError, match=message):
+        _threads({"aggregates": {"threads": value}})

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyspark.sql.functions as F
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from auditlake import aggregate_plan, commits, metrics, quality, run_log
@@ -211,7 +210,7 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
         with rec.phase("quality"):
             record_gate(ctx.spark, lake, rec, outcomes)
         with rec.phase("write"):
-            _write(ctx.spark, lake, built, opts, rec)
+            _write(ctx.spark, lake, built, opts, rec, _threads(ctx.cfg))
         _record(ctx.spark, lake, rec, plan)
         metrics.publish_run(ctx.cfg, rec)
         return rec
@@ -250,6 +249,35 @@ def _plan(
     return plan
 
 
+def _threads(cfg: dict[str, Any]) -> int:
+    threads = config_mod.get(cfg, "aggregates.threads", 3)
+    try:
+        n = int(threads)
+    except (TypeError, ValueError):
+        raise ConfigError(f"aggregates.threads must be a whole number, not {threads!r}") from None
+    if n < 1:
+        raise ConfigError(f"aggregates.threads must be at least 1, not {n}")
+    return n
+
+
+def in_threads(fn: Callable[[Any], Any], items: list[Any], threads: int) -> list[Any]:
+    """``fn`` over ``items`` in up to ``threads`` threads of this session; results in ``items``' order.
+
+    Every call finishes before this returns; the first error (in ``items``' order) is then raised.
+    The threads inherit the caller's Spark job group (``inheritable_thread_target``).
+    """
+    if threads <= 1 or len(items) < 2:
+        return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pyspark import inheritable_thread_target
+
+    target = inheritable_thread_target(fn)
+    with ThreadPoolExecutor(max_workers=min(threads, len(items)), thread_name_prefix="aggregate") as pool:
+        futures = [pool.submit(target, item) for item in items]
+    return [f.result() for f in futures]
+
+
 def _build(
     ctx: JobContext,
     lake: str,
@@ -259,41 +287,63 @@ def _build(
     built: dict[str, _Built],
     inputs: dict[str, DataFrame],
 ) -> list[quality.QualityOutcome]:
-    """Build and cache each planned aggregate into ``built`` (from ``inputs`` where pinned); return its outcomes."""
-    outcomes = []
-    for spec in SPECS:
-        days = plan.get(spec.table)
-        if not days:
-            continue
-        df = build_aggregate(ctx.spark, lake, spec, days, opts, inputs).persist(StorageLevel.MEMORY_AND_DISK)
-        built[spec.table] = _Built(df, days, {})
-        prints = built[spec.table].prints = day_fingerprints(df)
-        n = sum(count for count, _ in prints.values())
-        rec.counters["rows_built"] = rec.counters.get("rows_built", 0) + n
-        outcomes.append(
-            quality.validate_batch(
-                ctx.spark, spec.table, df, run_id=ctx.run_id, cfg=ctx.cfg, expected_row_count=n
-            )
+    """Build, cache and gate each planned aggregate into ``built`` (from ``inputs`` where pinned).
+
+    The aggregates are independent: they are built in threads (``aggregates.threads``), so that
+    one aggregate's planning and bookkeeping on the driver overlaps another's tasks. A small
+    rebuild (an hour of new data) is a few dozen small Spark jobs, bound by the driver.
+    """
+    specs = [spec for spec in SPECS if plan.get(spec.table)]
+    # Every input read once, before the threads: all of them share one snapshot per table.
+    for spec in specs:
+        for table, _ in spec.inputs:
+            if table not in inputs:
+                inputs[table] = lake_mod.read_table(ctx.spark, lake, table)
+
+    def one(spec: AggregateSpec) -> tuple[_Built, quality.QualityOutcome]:
+        days = plan[spec.table]
+        # Cached behind a one-node plan: its fingerprint, gate and write are then planned over
+        # that node, not over the aggregate's joins and windows again each time.
+        df = lake_mod.cached_flat(build_aggregate(ctx.spark, lake, spec, days, opts, inputs))
+        b = built[spec.table] = _Built(df, days, {})
+        b.prints = day_fingerprints(df)
+        n = sum(count for count, _ in b.prints.values())
+        outcome = quality.validate_batch(
+            ctx.spark, spec.table, df, run_id=ctx.run_id, cfg=ctx.cfg, expected_row_count=n
         )
+        return b, outcome
+
+    results = in_threads(one, specs, _threads(ctx.cfg))
+    # In the specs' order (the threads filled it as each finished): writes and counters follow it.
+    for spec in specs:
+        built[spec.table] = built.pop(spec.table)
+    outcomes = []
+    for b, outcome in results:
+        rec.counters["rows_built"] = rec.counters.get("rows_built", 0) + sum(n for n, _ in b.prints.values())
+        outcomes.append(outcome)
     return outcomes
 
 
 def _write(
-    spark: SparkSession, lake: str, built: dict[str, _Built], opts: dict[str, Any], rec: RunRecord
+    spark: SparkSession,
+    lake: str,
+    built: dict[str, _Built],
+    opts: dict[str, Any],
+    rec: RunRecord,
+    threads: int = 1,
 ) -> None:
     """Replace the days whose rows differ from what each table holds; leave the others untouched."""
-    rewritten: set[dt.date] = set()
-    for table, b in built.items():
+
+    def one(item: tuple[str, _Built]) -> list[dt.date]:
+        table, b = item
         stored = lake_mod.existing_partitions(spark, lake, table, b.days)
         old = day_fingerprints(_read_aggregate(spark, lake, table, stored)) if stored else {}
         changed = changed_days(b.prints, old)
-        rec.counters[f"{table}_days_checked"] = len(b.days)
-        rec.counters[f"{table}_days_replaced"] = len(changed)
         if changed:
             batch = b.df.where(F.col("dt").isin(changed))
-            lake_mod.replace_partitions(spark, batch, lake, table, changed, fmt=opts["format"])
-            rec.loaded_by_table[table] = sum(b.prints[d][0] for d in changed if d in b.prints)
-            rewritten.update(changed)
+            lake_mod.replace_partitions(
+                spark, batch, lake, table, changed, fmt=opts["format"], present=list(b.prints)
+            )
         log.info(
             "%s: %d days checked, %d replaced %s",
             table,
@@ -301,6 +351,16 @@ def _write(
             len(changed),
             [d.isoformat() for d in changed],
         )
+        return changed
+
+    rewritten: set[dt.date] = set()
+    items = list(built.items())
+    for (table, b), changed in zip(items, in_threads(one, items, threads), strict=True):
+        rec.counters[f"{table}_days_checked"] = len(b.days)
+        rec.counters[f"{table}_days_replaced"] = len(changed)
+        if changed:
+            rec.loaded_by_table[table] = sum(b.prints[d][0] for d in changed if d in b.prints)
+            rewritten.update(changed)
     # Rows built = rows written (days that changed) + rows the table already held unchanged.
     rec.records_read = rec.counters.get("rows_built", 0)
     rec.records_loaded = sum(rec.loaded_by_table.values())

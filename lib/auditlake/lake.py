@@ -19,6 +19,7 @@ import uuid
 from typing import Any
 
 import pyspark.sql.functions as F
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 
 from auditlake import commits, hadoop_fs
@@ -283,13 +284,21 @@ def append_rows(spark, df: DataFrame, lake: str, table: str) -> None:
 
 
 def replace_partitions(
-    spark, df: DataFrame, lake: str, table: str, values: list[Any], fmt: str | None = None
+    spark,
+    df: DataFrame,
+    lake: str,
+    table: str,
+    values: list[Any],
+    fmt: str | None = None,
+    present: list[Any] | None = None,
 ) -> None:
     """Replace exactly the given partitions with the batch (aggregates); others are untouched.
 
     A value with no rows in the batch ends up empty; batch rows outside ``values`` are not
     written. Parquet: dynamic partition overwrite replaces the partitions the batch has rows
     for, and the folders of the values the batch has no rows for are deleted afterwards.
+    ``present``: the values the batch has rows for, when the caller knows them (else one query
+    over the batch finds them).
     """
     if not values:
         return
@@ -306,7 +315,7 @@ def replace_partitions(
             what=f"replace partitions of {table}",
         )
         return
-    present = set(partition_values(batch, part))
+    present = set(partition_values(batch, part) if present is None else present) & set(values)
     if present:
         # Dynamic partition overwrite: only partitions present in the batch are replaced.
         (
@@ -318,6 +327,23 @@ def replace_partitions(
     emptied = [v for v in values if v not in present]
     if emptied:
         _delete_partition_dirs(spark, uri, part, emptied)
+
+
+def cached_flat(df: DataFrame, partitions: int | None = None) -> DataFrame:
+    """``df`` cached behind a plan of one node (its rows' RDD), optionally in ``partitions`` partitions.
+
+    Every query over a cached frame is analysed in full before Spark swaps the cached part in: a
+    frame reached through a long plan (an aggregate built of joins, windows and unions; a
+    quarantine made of one branch per parse path) paid that plan's analysis again for each count,
+    check and write over it. Rebuilt from its rows' RDD (in the JVM, no Python workers) it keeps
+    its lineage, so a lost executor's blocks are recomputed, unlike a local checkpoint's.
+    """
+    spark = df.sparkSession
+    narrow = df.coalesce(partitions) if partitions else df
+    rebuilt = DataFrame(
+        spark._jsparkSession.createDataFrame(narrow._jdf.toJavaRDD(), narrow._jdf.schema()), spark
+    )
+    return rebuilt.persist(StorageLevel.MEMORY_AND_DISK)
 
 
 def existing_partitions(spark, lake: str, table: str, values: list[Any]) -> list[Any]:

@@ -305,22 +305,14 @@ def _dedupe_batch(parsed: ParsedBatch, batch: _Batch, rec: RunRecord) -> None:
 
 def _materialize_small(df: DataFrame) -> DataFrame:
     """A small frame (the quarantine), cached in at most one partition per core, behind a plan of
-    one node.
+    one node (``lake.cached_flat``).
 
     The quarantine is a union of the parse's bad rows and each table's rows failing a row check:
     as many partitions as all its branches together (269 for 400k CloudTrail records in 2,800
     objects), each branch the whole parse plan. Every later use of it (its counts, its merge)
-    paid that many tasks and the analysis of that plan again. Rebuilt from its rows' RDD (in the
-    JVM, no Python workers) it keeps its lineage, so a lost executor's blocks are recomputed,
-    unlike a local checkpoint's.
+    paid that many tasks and the analysis of that plan again.
     """
-    spark = df.sparkSession
-    cores = max(1, spark.sparkContext.defaultParallelism)
-    narrow = df.coalesce(cores)
-    rebuilt = DataFrame(
-        spark._jsparkSession.createDataFrame(narrow._jdf.toJavaRDD(), narrow._jdf.schema()), spark
-    )
-    return rebuilt.persist(StorageLevel.MEMORY_AND_DISK)
+    return lake_mod.cached_flat(df, max(1, df.sparkSession.sparkContext.defaultParallelism))
 
 
 def _gate(ctx: JobContext, lake: str, batch: _Batch, rec: RunRecord) -> None:
