@@ -159,6 +159,16 @@ def test_parallel_failed_ingest_does_not_stop_the_others(spark, tmp_path, capsys
         "cloudtrail_events": {"par-ingest_cloudtrail"},
         "s3_access_logs": {"par-ingest_s3_access"},
     }
+    # The pipeline recorded the three ingests as running in a commit of its own; each ingest then
+    # wrote its end row, and every commit of job_runs names its run.
+    assert _commit_runs(spark, lake, "job_runs") == {
+        "par",
+        "par-ingest_cloudtrail",
+        "par-ingest_s3_access",
+        "par-ingest_crawler_logs",
+        f"par-{AGG}",
+    }
+    assert runs["ingest_crawler_logs"]["started_at"] < runs["ingest_crawler_logs"]["ended_at"]
     # The failed crawler run wrote nothing: the aggregates rebuild the days of the other two.
     assert runs[AGG]["counters"]["ingest_runs"] == 2
     assert runs[AGG]["counters"]["agg_s3_requests_daily_days_replaced"] == 3

@@ -238,3 +238,45 @@ def test_run_rows_over_a_table_folder_left_without_its_first_commit(spark, tmp_p
     rows = _table(spark, lake, "job_runs").collect()
     assert [(r.run_id, r.status, r.records_read) for r in rows] == [("r-1", "running", 0)]
     assert DeltaTable.forPath(spark, str(lake / "job_runs")).history().count() == 4  # create, 3 writes
+
+
+def test_runs_started_together_then_each_abandons_its_own_dead_runs(spark, tmp_path):
+    """The pipeline records its ingests as running in one read and one append of ``job_runs``;
+    each ingest's own start then reads and writes nothing more, a retried run id keeps one row,
+    and each job's dead runs (a driver that is gone) are marked abandoned by that job's run only."""
+    from auditlake import run_log
+    from auditlake.runs import RunRecord, now_utc
+
+    lake = str(tmp_path / "lake")
+    started = now_utc()
+
+    def rec(run_id: str, job: str, source: str) -> RunRecord:
+        return RunRecord(run_id, job, source, f"s3://b/{source}", "local", started)
+
+    dead = rec("dead-ct", "ingest_cloudtrail", "cloudtrail")
+    run_log.write_run(spark, lake, dead)
+    # As a killed run on this host leaves it: its driver process no longer exists.
+    lake_mod.upsert_rows(
+        spark,
+        _table(spark, lake, "job_runs")
+        .where(F.col("run_id") == "dead-ct")
+        .withColumn("driver", F.lit(f"{run_log.socket.gethostname()}:999999999")),
+        lake,
+        "job_runs",
+        within=("run_id", ["dead-ct"]),
+    )
+    run_log._ACTIVE.discard(("dead-ct", "ingest_cloudtrail"))
+    retried = rec("p-s3", "ingest_s3_access", "s3_access")
+    run_log.write_run(spark, lake, retried)  # a retry given the same --run-id
+    versions = DeltaTable.forPath(spark, f"{lake}/job_runs").history().count()
+
+    together = [rec("p-ct", "ingest_cloudtrail", "cloudtrail"), rec("p-s3", "ingest_s3_access", "s3_access")]
+    run_log.start_runs(spark, lake, together)
+    # One append for the new run, one update for the retried one.
+    assert DeltaTable.forPath(spark, f"{lake}/job_runs").history().count() == versions + 2
+    assert run_log.start_run(spark, lake, together[1]) == []
+    assert run_log.start_run(spark, lake, together[0]) == ["dead-ct"]
+    states = {r.run_id: r.status for r in _table(spark, lake, "job_runs").collect()}
+    assert states == {"dead-ct": "abandoned", "p-ct": "running", "p-s3": "running"}
+    # The rows read ahead served one start each: a later start of the same run reads again.
+    assert run_log._STARTED_AHEAD == {}

@@ -42,6 +42,8 @@ from auditlake.errors import AuditlakeError, UsageError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+    from auditlake.ingest.source import Source
+
 log = logging.getLogger(__name__)
 
 JOB_NAME = "run_pipeline"
@@ -93,20 +95,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _ingest_main(job: str) -> Callable[[JobContext], Any]:
-    from auditlake.ingest.runner import run_ingest
-
+def _ingest_source(job: str) -> Source:
     if job == "ingest_cloudtrail":
         from auditlake.sources.cloudtrail import CloudTrailSource
 
-        return lambda ctx: run_ingest(ctx, CloudTrailSource())
+        return CloudTrailSource()
     if job == "ingest_s3_access":
         from auditlake.sources.s3_access import S3AccessSource
 
-        return lambda ctx: run_ingest(ctx, S3AccessSource())
+        return S3AccessSource()
     from auditlake.sources.crawler_logs import CrawlerLogsSource
 
-    return lambda ctx: run_ingest(ctx, CrawlerLogsSource())
+    return CrawlerLogsSource()
+
+
+def _ingest_main(job: str) -> Callable[[JobContext], Any]:
+    from auditlake.ingest.runner import run_ingest
+
+    source = _ingest_source(job)
+    return lambda ctx: run_ingest(ctx, source)
 
 
 def _run_id(base: str | None, job: str) -> str:
@@ -119,13 +126,11 @@ def _exit_code(exc: BaseException) -> int:
     return exc.exit_code if isinstance(exc, AuditlakeError) else 1
 
 
-def _run_one(
-    parent: JobContext, job: str, source: str | None, main: Callable[[JobContext], Any]
-) -> JobOutcome:
-    """Run one job in the parent's session with its own context; never raises (the outcome says how it ended)."""
+def _job_context(parent: JobContext, job: str, source: str | None) -> JobContext:
+    """The context of one job of the pipeline: its own run id, arguments and session."""
     args = copy.copy(parent.args)
     args.source = source
-    ctx = JobContext(
+    return JobContext(
         job=job,
         args=args,
         cfg=parent.cfg,
@@ -133,6 +138,11 @@ def _run_one(
         run_id=_run_id(parent.args.run_id, job),
         started_at=dt.datetime.now(dt.UTC),
     )
+
+
+def _run_one(ctx: JobContext, main: Callable[[JobContext], Any]) -> JobOutcome:
+    """Run one job in its context; never raises (the outcome says how it ended)."""
+    job = ctx.job
     outcome = JobOutcome(job, ctx.run_id)
     started = time.monotonic()
     # Names this job's Spark jobs in the UI and event log (a thread-local property in pinned-thread mode).
@@ -185,20 +195,48 @@ def _prepare_shared_tables(parent: JobContext) -> None:
         lake_mod.ensure_delta_table(parent.spark, lake, load_contract(table))
 
 
+def _start_ahead(parent: JobContext, contexts: dict[str, JobContext]) -> None:
+    """Record the ingests as running in one read and one append of ``job_runs`` (``run_log.start_runs``).
+
+    Best effort: should it fail, each ingest records its own start (and reports the error). An
+    ingest whose record cannot be made (a malformed source URI) is left to fail on its own.
+    """
+    from auditlake import run_log
+    from auditlake.ingest.objects import normalize_uri
+    from auditlake.ingest.runner import run_record
+
+    recs = []
+    for job, ctx in contexts.items():
+        try:
+            recs.append(run_record(ctx, _ingest_source(job)))
+        except Exception:  # noqa: BLE001 - the ingest reports it when it runs
+            log.debug("%s: no start row ahead", job, exc_info=True)
+    try:
+        run_log.start_runs(parent.spark, normalize_uri(parent.args.lake), recs)
+    except Exception as exc:  # noqa: BLE001 - each ingest then records its own start
+        log.warning("could not record the ingests' start rows together (%s); each records its own", exc)
+
+
 def run_ingests(parent: JobContext) -> list[JobOutcome]:
     """Run every ingest whose source was given, in threads, or one after another (``--no-parallel``)."""
     todo = [(job, getattr(parent.args, dest)) for job, _, dest in INGESTS if getattr(parent.args, dest, None)]
     if not parent.args.parallel or len(todo) < 2:
-        return [_run_one(parent, job, src, _ingest_main(job)) for job, src in todo]
+        return [_run_one(_job_context(parent, job, src), _ingest_main(job)) for job, src in todo]
     from pyspark import InheritableThread
 
+    from auditlake import commits
+
+    # The pipeline's own commits (the shared tables, the ingests' start rows) name its run.
+    commits.tag_commits(parent.spark, parent.run_id, parent.job)
     _prepare_shared_tables(parent)
+    contexts = {job: _job_context(parent, job, src) for job, src in todo}
+    _start_ahead(parent, contexts)
     results: dict[str, JobOutcome] = {}
 
-    def work(job: str, src: str) -> None:
-        results[job] = _run_one(parent, job, src, _ingest_main(job))
+    def work(job: str) -> None:
+        results[job] = _run_one(contexts[job], _ingest_main(job))
 
-    threads = [InheritableThread(target=work, args=(job, src), name=job) for job, src in todo]
+    threads = [InheritableThread(target=work, args=(job,), name=job) for job, _ in todo]
     for t in threads:
         t.start()
     for t in threads:
@@ -219,12 +257,12 @@ def run_pipeline(ctx: JobContext) -> list[JobOutcome]:
         from auditlake.aggregate_job import JOB_NAME as AGG_JOB
         from auditlake.aggregate_job import build_daily_aggregates
 
-        outcomes.append(_run_one(ctx, AGG_JOB, None, build_daily_aggregates))
+        outcomes.append(_run_one(_job_context(ctx, AGG_JOB, None), build_daily_aggregates))
     if getattr(ctx.args, "detect", False):
         from auditlake.detect import JOB_NAME as DETECT_JOB
         from auditlake.detect import detect
 
-        outcomes.append(_run_one(ctx, DETECT_JOB, None, detect))
+        outcomes.append(_run_one(_job_context(ctx, DETECT_JOB, None), detect))
     from auditlake.runs import summary_log
 
     summary_log.info(

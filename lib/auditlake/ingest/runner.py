@@ -155,13 +155,18 @@ class _Batch:
     row_quarantined: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
+def run_record(ctx: JobContext, source: Source) -> RunRecord:
+    """The running record of an ingest of ``source`` from ``ctx.args.source``."""
+    return RunRecord.for_job(ctx, source.name, redact(normalize_uri(ctx.args.source)))
+
+
 def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
     """Run one ingest of ``source`` from ``ctx.args.source`` into ``ctx.args.lake``.
 
     Steps: list -> parse + dedupe -> gate -> commit -> record; a failing step records a failed run.
     """
     lake = normalize_uri(ctx.args.lake)
-    rec = RunRecord.for_job(ctx, source.name, redact(normalize_uri(ctx.args.source)))
+    rec = run_record(ctx, source)
     try:
         run_log.start_run(ctx.spark, lake, rec, ctx.cfg)
         selected = _list(ctx, source, lake, rec)
