@@ -672,9 +672,9 @@ class CrawlerLogsSource:
                 .join(F.broadcast(touched), on=["crawler_name", "run_id"], how="left_semi")
             )
             runs = aggregate_crawler_runs(events)
-            changed = changed_runs(runs, lake_mod.read_table(spark, lake, RUNS_TABLE)).persist(
-                StorageLevel.MEMORY_AND_DISK
-            )
+            # Cached behind a one-node plan: the emptiness check and the MERGE plan that node,
+            # not the read, join and aggregation of the events again.
+            changed = lake_mod.cached_flat(changed_runs(runs, lake_mod.read_table(spark, lake, RUNS_TABLE)))
             try:
                 if changed.isEmpty():
                     break
