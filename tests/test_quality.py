@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
@@ -504,3 +508,33 @@ def test_one_pass_leaves_a_compound_key_on_a_missing_column_to_gx_engine_which_r
         "scratch: warning expect_compound_columns_to_be_unique failed on column a,b: "
         "2 unexpected of 2 rows (100.00%), e.g. [a=1, b=2]; [a=1, b=2]"
     ]
+
+
+def test_suites_resolve_in_threads_of_a_fresh_process_before_gx_is_imported(tmp_path):
+    """The aggregates job gates its aggregates in threads; the first of them imports GX. A thread
+    that looked an expectation type up while another was importing GX found its registry empty
+    ("unknown expectation type 'expect_column_values_to_not_be_null'")."""
+    script = tmp_path / "threads.py"
+    script.write_text(
+        "import datetime as dt, sys, threading, time\n"
+        "from auditlake import quality\n"
+        "assert 'great_expectations' not in sys.modules\n"
+        "now = dt.datetime(2024, 3, 2, tzinfo=dt.UTC)\n"
+        "tables = ['agg_cloudtrail_daily', 'agg_crawler_daily', 'entity_activity_daily',\n"
+        "          'agg_s3_requests_daily', 'agg_glue_jobs_daily', 'agg_data_access_daily']\n"
+        "errors = []\n"
+        "def resolve(table, delay):\n"
+        "    time.sleep(delay)  # arriving all through the first thread's import of GX\n"
+        "    try:\n"
+        "        quality.resolve_specs(table, quality.load_suite(table), now=now)\n"
+        "    except Exception as exc:\n"
+        "        errors.append(f'{table}: {exc}')\n"
+        "threads = [threading.Thread(target=resolve, args=(t, 0.05 * i)) for i, t in enumerate(tables * 5)]\n"
+        "[t.start() for t in threads]\n"
+        "[t.join() for t in threads]\n"
+        "print(errors or 'ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(quality.__file__).parents[1])}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "ok"

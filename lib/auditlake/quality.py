@@ -190,7 +190,7 @@ def resolve_specs(
     ``window`` is the plausible event-time window (defaults to ``plausible_window({}, now)``).
     """
     window = window or plausible_window({}, now)
-    _await_prefetch()
+    _gx_imported()
     from great_expectations.expectations.registry import get_expectation_impl
 
     entries = suite.get("expectations") or []
@@ -472,8 +472,24 @@ def _await_prefetch() -> None:
         thread.join()
 
 
-def _gx_for(spark: SparkSession) -> _Gx:
+_IMPORT_LOCK = threading.Lock()
+
+
+def _gx_imported() -> None:
+    """Great Expectations imported in full, its expectation types registered, before a lookup.
+
+    GX registers its expectation types while its package imports. Its registry module is
+    importable before that is done, so a thread that looked a type up while another thread
+    imported GX found none ("unknown expectation type"): the aggregates job gates its aggregates
+    in threads, the first of which imports GX. One thread imports under the lock; the others wait.
+    """
     _await_prefetch()
+    with _IMPORT_LOCK:
+        import great_expectations  # noqa: F401
+
+
+def _gx_for(spark: SparkSession) -> _Gx:
+    _gx_imported()
     with _GX_LOCK:
         cached = _GX_CACHE.get("gx")
         # One per SparkContext: the pipeline's jobs each have a session of their own, and
@@ -487,6 +503,7 @@ def _gx_for(spark: SparkSession) -> _Gx:
 
 def _expectation(table: str, spec: _Spec, index: int) -> Any:
     """The GX expectation for ``spec``, tagged with its index in the suite."""
+    _gx_imported()
     from great_expectations.expectations.registry import get_expectation_impl
 
     cls = get_expectation_impl(spec.type)
@@ -871,6 +888,7 @@ def _counts_rows(expectation_type: str) -> bool:
         ColumnPairMapExpectation,
         MulticolumnMapExpectation,
     )
+    _gx_imported()
     from great_expectations.expectations.registry import get_expectation_impl
 
     if expectation_type == "unexpected_rows_expectation":
