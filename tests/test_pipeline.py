@@ -10,7 +10,7 @@ from delta.tables import DeltaTable
 from auditlake import commits
 from auditlake import lake as lake_mod
 from auditlake.cli import run_job
-from auditlake.pipeline import JOB_NAME, add_arguments, run_pipeline
+from auditlake.pipeline import JOB_NAME, add_arguments, job_session, run_pipeline
 
 RAW = Path(__file__).resolve().parents[1] / "demo" / "raw"
 AGG = "build_daily_aggregates"
@@ -173,6 +173,22 @@ def test_parallel_failed_ingest_does_not_stop_the_others(spark, tmp_path, capsys
     assert runs[AGG]["counters"]["ingest_runs"] == 2
     assert runs[AGG]["counters"]["agg_s3_requests_daily_days_replaced"] == 3
     assert _rows(spark, lake, "agg_s3_requests_daily") > 0
+
+
+def test_a_job_session_has_its_own_settings_and_the_parent_s_runtime_ones(spark):
+    secret = "spark.auditlake.test.secret.key"  # a key SET would show masked
+    partitions = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set(secret, "s3cr3t")
+    spark.conf.set("spark.sql.shuffle.partitions", "3")
+    try:
+        job = job_session(spark)
+        assert job is not spark
+        assert (job.conf.get(secret), job.conf.get("spark.sql.shuffle.partitions")) == ("s3cr3t", "3")
+        tag = commits.tag_commits(job, "r-1", "ingest_cloudtrail")
+        assert commits.current_tag(job) == tag != commits.current_tag(spark)
+    finally:
+        spark.conf.unset(secret)
+        spark.conf.set("spark.sql.shuffle.partitions", partitions)
 
 
 @pytest.mark.parametrize(

@@ -171,18 +171,28 @@ def job_session(spark: SparkSession) -> SparkSession:
 
     Own settings because a job tags every Delta commit it makes with its run id through a session
     setting (``commits.tag_commits``): ingests in threads of one session overwrote each other's
-    tag, and a table's commits named the wrong run. Settings changed on ``spark`` since it was
-    built are carried over (those it was built with every session of the context has).
+    tag, and a table's commits named the wrong run. Settings set on ``spark`` after its context
+    was made (on Glue, the job's settings applied to the session Glue made) are carried over;
+    those the context was made with every session has. Read from the JVM, not with ``SET``,
+    which masks the values of secret-looking keys.
     """
     session = spark.newSession()
-    for key, value in spark.sql("SET").collect():
-        if session.conf.get(key, None) == value:
+    own = _settings(session)
+    for key, value in _settings(spark).items():
+        if own.get(key) == value:
             continue
         try:
             session.conf.set(key, value)
         except Exception:  # noqa: BLE001 - a static or Spark-core key cannot differ between sessions
             log.debug("not carried to the job's session: %s", key)
     return session
+
+
+def _settings(spark: SparkSession) -> dict[str, str]:
+    """Every setting of the session with its value as the JVM holds it."""
+    scala_map = spark._jsparkSession.conf().getAll()
+    converters = spark.sparkContext._jvm.scala.collection.JavaConverters
+    return dict(converters.mapAsJavaMapConverter(scala_map).asJava())
 
 
 def _prepare_shared_tables(parent: JobContext) -> None:

@@ -888,6 +888,7 @@ def _counts_rows(expectation_type: str) -> bool:
         ColumnPairMapExpectation,
         MulticolumnMapExpectation,
     )
+
     _gx_imported()
     from great_expectations.expectations.registry import get_expectation_impl
 
