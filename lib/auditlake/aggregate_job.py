@@ -115,7 +115,7 @@ def _options(cfg: dict[str, Any]) -> dict[str, Any]:
         agg.parse_cidrs(cidrs)
     except ValueError as exc:
         raise ConfigError(f"aggregates.trusted_cidrs: {exc}") from None
-    return {"format": fmt, "trusted_cidrs": [str(c).strip() for c in cidrs]}
+    return {"format": fmt, "trusted_cidrs": [str(c).strip() for c in cidrs], "threads": _threads(cfg)}
 
 
 def window_days(since: dt.date | None, until: dt.date | None) -> list[dt.date]:
@@ -210,7 +210,7 @@ def build_daily_aggregates(ctx: JobContext) -> RunRecord:
         with rec.phase("quality"):
             record_gate(ctx.spark, lake, rec, outcomes)
         with rec.phase("write"):
-            _write(ctx.spark, lake, built, opts, rec, _threads(ctx.cfg))
+            _write(ctx.spark, lake, built, opts, rec)
         _record(ctx.spark, lake, rec, plan)
         metrics.publish_run(ctx.cfg, rec)
         return rec
@@ -300,7 +300,7 @@ def _build(
             if table not in inputs:
                 inputs[table] = lake_mod.read_table(ctx.spark, lake, table)
 
-    def one(spec: AggregateSpec) -> tuple[_Built, quality.QualityOutcome]:
+    def one(spec: AggregateSpec) -> tuple[int, quality.QualityOutcome]:
         days = plan[spec.table]
         # Cached behind a one-node plan: its fingerprint, gate and write are then planned over
         # that node, not over the aggregate's joins and windows again each time.
@@ -311,17 +311,14 @@ def _build(
         outcome = quality.validate_batch(
             ctx.spark, spec.table, df, run_id=ctx.run_id, cfg=ctx.cfg, expected_row_count=n
         )
-        return b, outcome
+        return n, outcome
 
-    results = in_threads(one, specs, _threads(ctx.cfg))
+    results = in_threads(one, specs, opts["threads"])
     # In the specs' order (the threads filled it as each finished): writes and counters follow it.
     for spec in specs:
         built[spec.table] = built.pop(spec.table)
-    outcomes = []
-    for b, outcome in results:
-        rec.counters["rows_built"] = rec.counters.get("rows_built", 0) + sum(n for n, _ in b.prints.values())
-        outcomes.append(outcome)
-    return outcomes
+    rec.counters["rows_built"] = rec.counters.get("rows_built", 0) + sum(n for n, _ in results)
+    return [outcome for _, outcome in results]
 
 
 def _write(
@@ -330,7 +327,6 @@ def _write(
     built: dict[str, _Built],
     opts: dict[str, Any],
     rec: RunRecord,
-    threads: int = 1,
 ) -> None:
     """Replace the days whose rows differ from what each table holds; leave the others untouched."""
 
@@ -355,7 +351,7 @@ def _write(
 
     rewritten: set[dt.date] = set()
     items = list(built.items())
-    for (table, b), changed in zip(items, in_threads(one, items, threads), strict=True):
+    for (table, b), changed in zip(items, in_threads(one, items, opts["threads"]), strict=True):
         rec.counters[f"{table}_days_checked"] = len(b.days)
         rec.counters[f"{table}_days_replaced"] = len(changed)
         if changed:

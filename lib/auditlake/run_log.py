@@ -59,15 +59,22 @@ def run_row(rec: Any) -> dict[str, Any]:
     return row
 
 
+def _runs_frame(spark, recs: list[Any]) -> Any:
+    """The ``job_runs`` rows of the records, as a frame of the table's contract."""
+    contract = load_contract("job_runs")
+    rows = [run_row(rec) for rec in recs]
+    return spark.createDataFrame(
+        [tuple(r.get(c) for c in contract.column_names) for r in rows], contract.schema
+    )
+
+
 def write_run(spark, lake: str, rec: Any, *, recorded: bool | None = None) -> None:
     """Insert or update the run's ``job_runs`` row (idempotent, safe beside concurrent runs).
 
     ``recorded``: whether ``job_runs`` already holds the run's row, when the caller has read it
     (``start_run`` reads the job's rows once for this and for ``mark_abandoned``).
     """
-    contract = load_contract("job_runs")
-    row = run_row(rec)
-    df = spark.createDataFrame([tuple(row.get(c) for c in contract.column_names)], contract.schema)
+    df = _runs_frame(spark, [rec])
     key = (rec.run_id, rec.job)
     # Known as active before its row is visible: a concurrent run in this process must not
     # take the new row for one of a run that died.
@@ -134,11 +141,7 @@ def start_runs(spark, lake: str, recs: list[Any]) -> None:
         else:
             fresh.append(rec)
     if fresh:
-        contract = load_contract("job_runs")
-        df = spark.createDataFrame(
-            [tuple(run_row(rec).get(c) for c in contract.column_names) for rec in fresh], contract.schema
-        )
-        lake_mod.append_rows(spark, df, lake, "job_runs")
+        lake_mod.append_rows(spark, _runs_frame(spark, fresh), lake, "job_runs")
     for rec in recs:
         _STARTED_AHEAD[(rec.run_id, rec.job)] = [
             r for r in rows if r["job"] == rec.job and (r["status"] == "running" or r["run_id"] == rec.run_id)
