@@ -33,7 +33,9 @@ def spark():
                 "master": "local[2]",
                 # One JVM runs the whole suite: C2's compiled planner pays for itself here
                 # (two test files: 158 s with C2 against 194 s with conf/local.yaml's C1 only).
-                "driver_java_options": "",
+                # A code cache larger than the default 240 MB: the suite plans thousands of queries
+                # in this one JVM, and a full cache stops the compiler (docs/operations.md).
+                "driver_java_options": "-XX:ReservedCodeCacheSize=512m",
                 "conf": {
                     "spark.sql.shuffle.partitions": 2,
                     "spark.default.parallelism": 2,
