@@ -145,7 +145,10 @@ def test_local_session_points_workers_at_this_interpreter_and_package():
     assert conf["spark.pyspark.driver.python"] == sys.executable
     assert conf["spark.executorEnv.PYTHONPATH"].split(os.pathsep)[0] == str(REPO / "lib")
     # A local job's JVM compiles with C1 only (conf/local.yaml); a long-lived session can set C2 back.
-    assert conf["spark.driver.extraJavaOptions"] == "-Duser.timezone=UTC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m"
+    assert (
+        conf["spark.driver.extraJavaOptions"]
+        == "-Duser.timezone=UTC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m"
+    )
     tiered = spark_conf(load_config("local", {"spark": {"driver_java_options": ""}}))
     assert tiered["spark.driver.extraJavaOptions"] == "-Duser.timezone=UTC"
 
