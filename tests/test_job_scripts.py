@@ -140,7 +140,7 @@ def test_python_worker_failure_is_one_line_naming_the_python_error(spark):
 def test_local_session_points_workers_at_this_interpreter_and_package():
     from auditlake.session import spark_conf
 
-    conf = spark_conf(load_config("local"))
+    conf = spark_conf(load_config("local", {"spark": {"cds_archive": ""}}))
     assert conf["spark.pyspark.python"] == sys.executable
     assert conf["spark.pyspark.driver.python"] == sys.executable
     assert conf["spark.executorEnv.PYTHONPATH"].split(os.pathsep)[0] == str(REPO / "lib")
@@ -149,7 +149,7 @@ def test_local_session_points_workers_at_this_interpreter_and_package():
         conf["spark.driver.extraJavaOptions"]
         == "-Duser.timezone=UTC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m"
     )
-    tiered = spark_conf(load_config("local", {"spark": {"driver_java_options": ""}}))
+    tiered = spark_conf(load_config("local", {"spark": {"driver_java_options": "", "cds_archive": ""}}))
     assert tiered["spark.driver.extraJavaOptions"] == "-Duser.timezone=UTC"
 
 
@@ -250,3 +250,22 @@ def test_glue_session_without_delta_stops_with_exit_2_and_one_line(tmp_path):
         f"--datalake-formats delta --conf spark.sql.extensions={DELTA_EXTENSION} "
         f"--conf spark.sql.catalog.spark_catalog={DELTA_CATALOG}"
     ]
+
+
+def test_local_jobs_start_from_the_class_archive_setup_built(tmp_path):
+    """``make setup`` writes the JVM class-data-sharing archive; local sessions start from it."""
+    from auditlake.session import spark_conf
+    from cds_archive import check
+
+    archive = REPO / "jvm" / "cds" / "auditlake.jsa"
+    assert archive.is_file(), "make setup builds it (dev/cds_archive.py)"
+    options = spark_conf(load_config("local"))["spark.driver.extraJavaOptions"].split()
+    assert f"-XX:SharedArchiveFile={archive}" in options
+    off = spark_conf(load_config("local", {"spark": {"cds_archive": ""}}))["spark.driver.extraJavaOptions"]
+    assert "SharedArchiveFile" not in off
+    # Usable: a local session made to refuse to start without it (-Xshare:on) runs a query.
+    assert check(archive) is None
+    # A truncated archive is not refused by the JVM but crashes it: the check catches it.
+    truncated = tmp_path / "truncated.jsa"
+    truncated.write_bytes(archive.read_bytes()[: 2**20])
+    assert "could not start" in (check(truncated) or "")

@@ -34,6 +34,18 @@ def local_jars(jars_dir: str | None = None) -> list[str]:
     return jars
 
 
+def cds_options(archive: str | None) -> list[str]:
+    """JVM options that start a local driver from the class-data-sharing archive, if it is there.
+
+    ``archive``: ``spark.cds_archive`` (relative to the repository), written by ``make setup``
+    (``dev/cds_archive.py``). Absent or unset: the JVM starts from the JDK's own archive only.
+    """
+    if not archive:
+        return []
+    path = Path(archive) if Path(archive).is_absolute() else _REPO_ROOT / archive
+    return [f"-XX:SharedArchiveFile={path}"] if path.is_file() else []
+
+
 def under_spark_submit() -> bool:
     """True when spark-submit started this Python driver: it owns master, jars and the JVM."""
     return bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
@@ -53,8 +65,12 @@ def spark_conf(cfg: dict[str, Any]) -> dict[str, str]:
                 "spark.jars": ",".join(local_jars(config_mod.get(cfg, "spark.jars_dir"))),
                 "spark.ui.enabled": "false",
                 "spark.driver.extraJavaOptions": " ".join(
-                    ["-Duser.timezone=UTC", str(config_mod.get(cfg, "spark.driver_java_options") or "")]
-                ).strip(),
+                    [
+                        "-Duser.timezone=UTC",
+                        *str(config_mod.get(cfg, "spark.driver_java_options") or "").split(),
+                        *cds_options(config_mod.get(cfg, "spark.cds_archive")),
+                    ]
+                ),
                 "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
             }
         )
