@@ -1,7 +1,8 @@
 """Build the JVM class-data-sharing archive that local Spark sessions start from (``make setup``).
 
-A local job is a fresh JVM that loads and verifies some ten thousand classes of Spark, Scala,
-Hadoop and Delta before its first query. A dynamic CDS archive (JDK 13+) holds those classes
+A local job is a fresh JVM that loads and verifies some ten thousand classes of Spark, Scala
+and Hadoop before its first query (Delta's come through ``spark.jars``, a class loader the
+archive does not cover). A dynamic CDS archive (JDK 13+) holds those classes
 already parsed and verified: the JVM maps the file and skips that work. The archive is written by
 one real run at its exit (``-XX:ArchiveClassesAtExit``): the nightly pipeline over the bundled
 demo logs into a throw-away lake, so it holds what the ingests, the quality gate and the
@@ -63,8 +64,7 @@ def build(out: Path) -> int:
             f"spark.driver_java_options={options}",
         ]
         started = time.monotonic()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
-        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+        done = subprocess.run(command, cwd=REPO, env=_clean_env(), capture_output=True, text=True)
         # The JVM writes the archive as it exits, which can be after the Python driver has: a
         # truncated archive is not refused but crashes every JVM that maps it (SIGBUS).
         jvm_gone = _wait_for_jvm(str(partial))
@@ -90,6 +90,11 @@ def build(out: Path) -> int:
         f"cds_archive: {out.relative_to(REPO)} ({out.stat().st_size // 2**20} MB) in {time.monotonic() - started:.0f}s"
     )
     return 0
+
+
+def _clean_env() -> dict[str, str]:
+    """This environment without a parent PySpark's gateway: the child starts a JVM of its own."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
 
 
 def _wait_for_jvm(marker: str, timeout: float = 300.0) -> bool:
@@ -127,9 +132,13 @@ def check(archive: Path) -> str | None:
     """Why ``archive`` is not usable by a local session, or None: a session started with
     ``-Xshare:on`` (the JVM refuses to start rather than run without it) runs one query."""
     options = f"{java_options()} -XX:SharedArchiveFile={archive} -Xshare:on".strip()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
     code = CHECK.format(lib=str(REPO / "lib"), options=options)
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    # Run from a directory of its own: a JVM that crashes on a bad archive writes its
+    # hs_err_pid*.log into the working directory, which must not be the repository.
+    with tempfile.TemporaryDirectory(prefix="auditlake-cds-check-") as cwd:
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=cwd, env=_clean_env(), capture_output=True, text=True
+        )
     if done.returncode == 0:
         return None
     return f"a local session could not start from it (exit {done.returncode}): {done.stderr.strip()[-1500:]}"
