@@ -661,7 +661,7 @@ def test_rerun_duplicates_and_killed_run(spark, tmp_path, monkeypatch):
         raise RuntimeError("killed before the ledger")
 
     with monkeypatch.context() as m:
-        m.setattr(runner, "_ledger_frame", crash)
+        m.setattr(runner, "_ledger_rows", crash)
         assert run(spark, str(source), killed) != 0
     assert run(spark, str(source), killed) == 0
     # Which of two delivered copies keeps its row is either's; the rows themselves must match.

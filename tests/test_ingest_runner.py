@@ -166,17 +166,17 @@ def test_run_is_exactly_once_and_balances(spark, raw, tmp_path, capsys):
 def test_killed_before_ledger_then_rerun_matches_clean_run(spark, raw, tmp_path, monkeypatch):
     _SPARK[:] = [spark]
     lake = tmp_path / "lake"
-    real_frame = runner._ledger_frame
+    real_frame = runner._ledger_rows
 
     def boom(*a, **k):
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(runner, "_ledger_frame", boom)
+    monkeypatch.setattr(runner, "_ledger_rows", boom)
     assert _run(raw, lake) == 1
     assert _table(spark, lake, "cloudtrail_insights").count() == 3
     failed = _table(spark, lake, "job_runs").collect()[0]
     assert failed.status == "failed" and failed.error == "killed"
-    monkeypatch.setattr(runner, "_ledger_frame", real_frame)
+    monkeypatch.setattr(runner, "_ledger_rows", real_frame)
     assert _run(raw, lake) == 0
     assert _table(spark, lake, "cloudtrail_insights").count() == 3
     assert _table(spark, lake, "quarantine").count() == 1

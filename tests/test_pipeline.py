@@ -159,20 +159,68 @@ def test_parallel_failed_ingest_does_not_stop_the_others(spark, tmp_path, capsys
         "cloudtrail_events": {"par-ingest_cloudtrail"},
         "s3_access_logs": {"par-ingest_s3_access"},
     }
-    # The pipeline recorded the three ingests as running in a commit of its own; each ingest then
-    # wrote its end row, and every commit of job_runs names its run.
-    assert _commit_runs(spark, lake, "job_runs") == {
-        "par",
+    # The pipeline recorded the three ingests as running in a commit of its own, and after them the
+    # two that succeeded as ended, with their objects in the ledger, in one commit of each table
+    # (run_log.DeferredWrites); the failed ingest wrote its own end row. Every commit names its run.
+    assert _commit_runs(spark, lake, "job_runs") == {"par", "par-ingest_crawler_logs", f"par-{AGG}"}
+    assert _commit_runs(spark, lake, "ingest_ledger") == {"par"}
+    ledger = lake_mod.read_table(spark, str(lake), "ingest_ledger")
+    assert {
+        r["source"]: r["n"]
+        for r in ledger.groupBy("source").count().withColumnRenamed("count", "n").collect()
+    } == {
+        "cloudtrail": 13,
+        "s3_access": 25,
+    }
+    assert {r["run_id"] for r in ledger.select("run_id").collect()} == {
         "par-ingest_cloudtrail",
         "par-ingest_s3_access",
-        "par-ingest_crawler_logs",
-        f"par-{AGG}",
     }
     assert runs["ingest_crawler_logs"]["started_at"] < runs["ingest_crawler_logs"]["ended_at"]
     # The failed crawler run wrote nothing: the aggregates rebuild the days of the other two.
     assert runs[AGG]["counters"]["ingest_runs"] == 2
     assert runs[AGG]["counters"]["agg_s3_requests_daily_days_replaced"] == 3
     assert _rows(spark, lake, "agg_s3_requests_daily") > 0
+
+
+def test_ingests_whose_end_rows_cannot_be_written_are_failed_runs(spark, tmp_path, capsys, monkeypatch):
+    """The pipeline writes its ingests' ledger rows and end rows after them (run_log.DeferredWrites):
+    when the end rows cannot be written, the runs are recorded failed and the pipeline fails; their
+    objects are in the ledger already, so the next run has nothing left to do."""
+    from auditlake import run_log
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("job_runs unavailable")
+
+    lake = tmp_path / "lake"
+    argv = [
+        "--lake",
+        str(lake),
+        "--cloudtrail-source",
+        str(RAW / "cloudtrail"),
+        "--s3-access-source",
+        str(RAW / "s3access"),
+        "--no-aggregates",
+    ]
+    with monkeypatch.context() as m:
+        m.setattr(run_log, "end_runs", unavailable)
+        assert _pipeline(spark, [*argv, "--run-id", "first"]) == 1
+    assert (
+        "ingest_cloudtrail failed (exit 1): could not record the end of the run: RuntimeError: job_runs unavailable"
+        in (capsys.readouterr().err)
+    )
+    runs = _runs(spark, lake)
+    assert {j: (r["status"], r["error"]) for j, r in runs.items()} == {
+        "ingest_cloudtrail": ("failed", "job_runs unavailable"),
+        "ingest_s3_access": ("failed", "job_runs unavailable"),
+    }
+    assert (_rows(spark, lake, "cloudtrail_events"), _rows(spark, lake, "ingest_ledger")) == (1372, 38)
+    assert _pipeline(spark, [*argv, "--run-id", "second"]) == 0
+    second = {
+        r["job"]: (r["status"], r["objects_processed"], r["records_loaded"])
+        for r in lake_mod.read_table(spark, str(lake), "job_runs").where("run_id LIKE 'second-%'").collect()
+    }
+    assert second == {"ingest_cloudtrail": ("succeeded", 0, 0), "ingest_s3_access": ("succeeded", 0, 0)}
 
 
 def test_a_job_session_has_its_own_settings_and_the_parent_s_runtime_ones(spark):

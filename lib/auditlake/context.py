@@ -20,3 +20,6 @@ class JobContext:
     spark: SparkSession
     run_id: str
     started_at: dt.datetime
+    # ``run_log.DeferredWrites`` when the pipeline writes this job's ledger and end rows together
+    # with those of the ingests beside it (``pipeline.run_ingests``); None: the job writes its own.
+    deferred: Any = None

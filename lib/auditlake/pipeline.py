@@ -20,8 +20,11 @@ protocol), which a thread per ingest spreads over the cores: a new hour of all t
 aggregates included, took 174 s one after another and 124 s in threads on 2 cores. The tables
 every ingest writes (run records, quality results, ledger, quarantine) are created first, so no
 two threads race to create the same Delta table. Each ingest writes its
-own partitions of the ledger and the quarantine, and appends to the shared record tables, which
-Delta commits without conflict.
+own partitions of the quarantine, and appends to the shared record tables, which
+Delta commits without conflict. What the ingests record after their data, their objects in the
+ledger and their end rows in ``job_runs``, the pipeline writes for all of them once they have
+ended, in one merge and one upsert (``run_log.DeferredWrites``): four commits fewer per night,
+each seconds of driver time on a small run.
 """
 
 from __future__ import annotations
@@ -239,7 +242,12 @@ def run_ingests(parent: JobContext) -> list[JobOutcome]:
     # The pipeline's own commits (the shared tables, the ingests' start rows) name its run.
     commits.tag_commits(parent.spark, parent.run_id, parent.job)
     _prepare_shared_tables(parent)
+    from auditlake import run_log
+
+    deferred = run_log.DeferredWrites()
     contexts = {job: _job_context(parent, job, src) for job, src in todo}
+    for ctx in contexts.values():
+        ctx.deferred = deferred
     _start_ahead(parent, contexts)
     results: dict[str, JobOutcome] = {}
 
@@ -251,7 +259,30 @@ def run_ingests(parent: JobContext) -> list[JobOutcome]:
         t.start()
     for t in threads:
         t.join()
+    _flush(parent, deferred, results)
     return [results[job] for job, _ in todo]
+
+
+def _flush(parent: JobContext, deferred: Any, results: dict[str, JobOutcome]) -> None:
+    """Write the ingests' ledger rows and end rows (``run_log.DeferredWrites``) in the parent's session.
+
+    Should that fail, the runs it would have ended are failed runs: each records its failure on
+    its own (best effort) and the pipeline exits with the error's code.
+    """
+    from auditlake.ingest.objects import normalize_uri
+    from auditlake.runs import record_failed_run
+
+    lake = normalize_uri(parent.args.lake)
+    try:
+        deferred.flush(parent.spark, lake)
+    except Exception as exc:  # noqa: BLE001 - reported as the failure of the runs it would have ended
+        for rec in deferred.pending_ends():
+            record_failed_run(parent.spark, lake, rec, exc)
+            outcome = results.get(rec.job)
+            if outcome is not None and not outcome.exit_code:
+                outcome.exit_code = _exit_code(exc)
+                outcome.error = f"could not record the end of the run: {type(exc).__name__}: {exc}"[:400]
+                log.error("%s (run %s) failed: %s", rec.job, rec.run_id, outcome.error)
 
 
 def run_pipeline(ctx: JobContext) -> list[JobOutcome]:

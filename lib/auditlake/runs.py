@@ -144,9 +144,17 @@ class RunRecord:
         return "\n".join(lines)
 
 
-def write_run_record(spark: SparkSession, lake: str, record: RunRecord) -> None:
-    """Insert or update the run's ``job_runs`` row (``run_log``: written at start and at end)."""
-    run_log.write_run(spark, lake, record)
+def write_run_record(
+    spark: SparkSession, lake: str, record: RunRecord, deferred: run_log.DeferredWrites | None = None
+) -> None:
+    """Insert or update the run's ``job_runs`` row (``run_log``: written at start and at end).
+
+    ``deferred``: the end row goes there, and the pipeline writes it with its other ingests' rows.
+    """
+    if deferred is not None and record.status != "running":
+        deferred.add_end(record)
+    else:
+        run_log.write_run(spark, lake, record)
     if record.status == "running":
         return
     row = record.as_row()

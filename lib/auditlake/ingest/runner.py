@@ -20,6 +20,7 @@ import operator
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pyspark.sql.functions as F
 import pyspark.sql.types as T
@@ -56,18 +57,14 @@ def in_window(day: dt.date | None, since: dt.date | None, until: dt.date | None,
     return True
 
 
-def _ledger_frame(
-    spark: SparkSession,
-    source_name: str,
-    objects: Iterable[SourceObject],
-    dates: dict[str, dt.date | None],
-    run_id: str,
-) -> DataFrame:
+def _ledger_rows(
+    source_name: str, objects: Iterable[SourceObject], dates: dict[str, dt.date | None], run_id: str
+) -> list[tuple[Any, ...]]:
+    """The ``ingest_ledger`` rows of the processed objects."""
     now = now_utc()
-    rows = [
+    return [
         (source_name, redact(o.uri), o.size, o.modified_at, dates.get(o.uri), run_id, now) for o in objects
     ]
-    return spark.createDataFrame(rows, load_contract("ingest_ledger").schema)
 
 
 def _dedupe(df: DataFrame, keys: tuple[str, ...]) -> tuple[DataFrame, int, int]:
@@ -172,7 +169,7 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
         selected = _list(ctx, source, lake, rec)
         if selected.todo:
             _process(ctx, source, lake, selected, rec)
-        _record(ctx.spark, lake, rec)
+        _record(ctx.spark, lake, rec, ctx.deferred)
         metrics.publish_run(ctx.cfg, rec, source)
         return rec
     except Exception as exc:
@@ -373,17 +370,22 @@ def _commit(ctx: JobContext, source: Source, lake: str, batch: _Batch, rec: RunR
 
 def _commit_ledger(ctx: JobContext, source: Source, lake: str, selected: _Selected) -> None:
     """Record the objects as processed: last, so a crash before it makes the rerun read them again."""
-    ledger = _ledger_frame(ctx.spark, source.name, selected.todo, selected.dates, ctx.run_id)
+    rows = _ledger_rows(source.name, selected.todo, selected.dates, ctx.run_id)
     # An object's date comes from its key, so a stored row of the same object has the same one:
     # the merge compares only the ledger files of those dates, not the source's whole history.
     days = [selected.dates.get(o.uri) for o in selected.todo]
+    if ctx.deferred is not None:
+        # The pipeline merges the ledger rows of all its ingests at once, after their data.
+        ctx.deferred.add_ledger(source.name, rows, days)
+        return
+    ledger = ctx.spark.createDataFrame(rows, load_contract("ingest_ledger").schema)
     lake_mod.merge_new_rows(
         ctx.spark, ledger, lake, "ingest_ledger", dates=[source.name], within=("object_date", days)
     )
 
 
-def _record(spark: SparkSession, lake: str, rec: RunRecord) -> None:
-    """Check that the run balances, write its record, and show its summary."""
+def _record(spark: SparkSession, lake: str, rec: RunRecord, deferred: run_log.DeferredWrites | None) -> None:
+    """Check that the run balances, write its record (or hand it to the pipeline), show its summary."""
     rec.status = "succeeded"
     rec.ended_at = now_utc()
     if not rec.balanced():
@@ -391,7 +393,7 @@ def _record(spark: SparkSession, lake: str, rec: RunRecord) -> None:
             f"run {rec.run_id} does not balance: read {rec.records_read} != loaded {rec.records_loaded} "
             f"+ quarantined {rec.records_quarantined} + duplicates {rec.records_duplicate}"
         )
-    write_run_record(spark, lake, rec)
+    write_run_record(spark, lake, rec, deferred)
     summary_log.info(rec.summary())
 
 
