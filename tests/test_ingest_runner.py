@@ -267,7 +267,7 @@ def test_ledger_merge_reads_only_the_ledger_files_of_its_objects_dates(spark, tm
             SourceObject(f"s3://logs/AWSLogs/1/CloudTrail/{day:%Y/%m/%d}/{n}.json.gz", 10, modified)
             for n in names
         ]
-        ctx = SimpleNamespace(spark=spark, run_id=run_id)
+        ctx = SimpleNamespace(spark=spark, run_id=run_id, deferred=None)
         runner._commit_ledger(ctx, source, lake, runner._Selected(todo, {o.uri: day for o in todo}))
 
     day1, day2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
