@@ -1,15 +1,15 @@
 """Build the JVM class-data-sharing archive that local Spark sessions start from (``make setup``).
 
-A local job is a fresh JVM that loads and verifies some ten thousand classes of Spark, Scala
-and Hadoop before its first query (Delta's come through ``spark.jars``, a class loader the
-archive does not cover). A dynamic CDS archive (JDK 13+) holds those classes
+A local job is a fresh JVM that loads and verifies some ten thousand classes of Spark, Scala,
+Hadoop and Delta before its first query (the pinned jars are on the local driver's class path,
+``session.local_jar_conf``, so the archive covers them). A dynamic CDS archive (JDK 13+) holds those classes
 already parsed and verified: the JVM maps the file and skips that work. The archive is written by
 one real run at its exit (``-XX:ArchiveClassesAtExit``): the nightly pipeline over the bundled
 demo logs into a throw-away lake, so it holds what the ingests, the quality gate and the
 aggregates load. ``conf/local.yaml``'s ``spark.cds_archive`` points local sessions at it.
 
-The archive is specific to the JDK build and to the JVM's class path (pyspark's jars): ``make``
-rebuilds it when the virtualenv or the pinned jars change. A JVM given an archive it cannot use
+The archive is specific to the JDK build and to the JVM's class path (pyspark's jars and the
+pinned ones): ``make`` rebuilds it when the virtualenv, the pinned jars or ``session.py`` change. A JVM given an archive it cannot use
 says so on stderr and starts without it; nothing else changes. EMR and Glue start their own JVMs
 and never use it.
 
@@ -128,10 +128,15 @@ spark.stop()
 """
 
 
-def check(archive: Path) -> str | None:
+def check(archive: Path, class_log: Path | None = None) -> str | None:
     """Why ``archive`` is not usable by a local session, or None: a session started with
-    ``-Xshare:on`` (the JVM refuses to start rather than run without it) runs one query."""
+    ``-Xshare:on`` (the JVM refuses to start rather than run without it) runs one query.
+
+    ``class_log``: also log each class the session's JVM loads, with where from, to that file.
+    """
     options = f"{java_options()} -XX:SharedArchiveFile={archive} -Xshare:on".strip()
+    if class_log is not None:
+        options += f" -Xlog:class+load=info:file={class_log}"
     code = CHECK.format(lib=str(REPO / "lib"), options=options)
     # Run from a directory of its own: a JVM that crashes on a bad archive writes its
     # hs_err_pid*.log into the working directory, which must not be the repository.

@@ -151,6 +151,18 @@ def test_local_session_points_workers_at_this_interpreter_and_package():
     )
     tiered = spark_conf(load_config("local", {"spark": {"driver_java_options": "", "cds_archive": ""}}))
     assert tiered["spark.driver.extraJavaOptions"] == "-Duser.timezone=UTC"
+    # A local master's executors are in the driver JVM: the pinned jars go on its class path (where
+    # the class archive covers them); a cluster's executors get them through spark.jars.
+    on_path = [Path(p) for p in conf["spark.driver.extraClassPath"].split(os.pathsep)]
+    assert {p.parent for p in on_path} == {REPO / "jvm" / "jars"}
+    assert any(p.name.startswith("delta-spark_") for p in on_path)
+    assert REPO / "jvm" / "jars" / "auditlake-logstore.jar" in on_path
+    assert "spark.jars" not in conf
+    cluster = spark_conf(
+        load_config("local", {"spark": {"master": "spark://127.0.0.1:7077", "cds_archive": ""}})
+    )
+    assert "spark.driver.extraClassPath" not in cluster
+    assert [Path(p) for p in cluster["spark.jars"].split(",")] == on_path
 
 
 def test_the_sessions_jvm_view_resolves_each_class_name_once(spark):
@@ -263,8 +275,13 @@ def test_local_jobs_start_from_the_class_archive_setup_built(tmp_path):
     assert f"-XX:SharedArchiveFile={archive}" in options
     off = spark_conf(load_config("local", {"spark": {"cds_archive": ""}}))["spark.driver.extraJavaOptions"]
     assert "SharedArchiveFile" not in off
-    # Usable: a local session made to refuse to start without it (-Xshare:on) runs a query.
-    assert check(archive) is None
+    # Usable: a local session made to refuse to start without it (-Xshare:on) runs a query, and
+    # Delta's classes (on the driver's class path, not in spark.jars) come from the archive too.
+    classes = tmp_path / "classes.log"
+    assert check(archive, class_log=classes) is None
+    loaded = classes.read_text()
+    assert "io.delta.sql.DeltaSparkSessionExtension source: shared objects file" in loaded
+    assert "org.apache.spark.SparkContext source: shared objects file" in loaded
     # A truncated archive is not refused by the JVM but crashes it: the check catches it.
     truncated = tmp_path / "truncated.jsa"
     truncated.write_bytes(archive.read_bytes()[: 2**20])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -123,8 +124,45 @@ def test_pipeline_runs_every_job_in_one_session(spark, tmp_path, capsys):
     assert "pipeline nightly: ingest_cloudtrail=ok" in capsys.readouterr().out
 
 
-def test_parallel_failed_ingest_does_not_stop_the_others(spark, tmp_path, capsys):
+def _record_start_order(monkeypatch) -> list[str]:
+    """Record, in order, each ingest's listing ending, the start rows written ahead, each run's start.
+
+    The start rows wait (up to a minute) until three ingests have listed: they are written while
+    the ingests list, not before their threads start."""
+    from auditlake import pipeline, run_log
+    from auditlake.ingest import runner
+
+    events: list[str] = []
+    listed = threading.Condition()
+    real_list, real_ahead, real_start = runner._list, pipeline._start_ahead, run_log.start_run
+
+    def list_(ctx, source, lake, rec):
+        try:
+            return real_list(ctx, source, lake, rec)
+        finally:
+            with listed:
+                events.append(f"listed {source.name}")
+                listed.notify_all()
+
+    def ahead(parent, contexts):
+        with listed:
+            listed.wait_for(lambda: sum(e.startswith("listed") for e in events) == 3, timeout=60)
+        events.append("start rows ahead")
+        real_ahead(parent, contexts)
+
+    def start(spark, lake, rec, cfg=None):
+        events.append(f"started {rec.source}")
+        return real_start(spark, lake, rec, cfg)
+
+    monkeypatch.setattr(runner, "_list", list_)
+    monkeypatch.setattr(pipeline, "_start_ahead", ahead)
+    monkeypatch.setattr(run_log, "start_run", start)
+    return events
+
+
+def test_parallel_failed_ingest_does_not_stop_the_others(spark, tmp_path, capsys, monkeypatch):
     lake = tmp_path / "lake"
+    order = _record_start_order(monkeypatch)
     code = _pipeline(
         spark,
         [
@@ -177,6 +215,11 @@ def test_parallel_failed_ingest_does_not_stop_the_others(spark, tmp_path, capsys
         "par-ingest_s3_access",
     }
     assert runs["ingest_crawler_logs"]["started_at"] < runs["ingest_crawler_logs"]["ended_at"]
+    # The ingests listed (the crawler's failed) while their start rows were written, and each run
+    # started, its first write, only after those rows: the failed crawler run too.
+    assert sorted(order[:3]) == ["listed cloudtrail", "listed crawler_logs", "listed s3_access"]
+    assert order[3] == "start rows ahead"
+    assert sorted(order[4:7]) == ["started cloudtrail", "started crawler_logs", "started s3_access"]
     # The failed crawler run wrote nothing: the aggregates rebuild the days of the other two.
     assert runs[AGG]["counters"]["ingest_runs"] == 2
     assert runs[AGG]["counters"]["agg_s3_requests_daily_days_replaced"] == 3

@@ -23,3 +23,7 @@ class JobContext:
     # ``run_log.DeferredWrites`` when the pipeline writes this job's ledger and end rows together
     # with those of the ingests beside it (``pipeline.run_ingests``); None: the job writes its own.
     deferred: Any = None
+    # A ``threading.Event`` when the pipeline writes this ingest's start row while the ingest lists
+    # (``pipeline.run_ingests``): set once that row is written (or could not be); None: the job
+    # records its own start before it reads anything.
+    start_rows_written: Any = None

@@ -18,8 +18,9 @@ The ingests run in threads of the one session (Spark schedules their jobs side b
 ``--no-parallel`` one after another). A small run is bound by the driver (planning, Delta's commit
 protocol), which a thread per ingest spreads over the cores: a new hour of all three sources,
 aggregates included, took 174 s one after another and 124 s in threads on 2 cores. The tables
-every ingest writes (run records, quality results, ledger, quarantine) are created first, so no
-two threads race to create the same Delta table. Each ingest writes its
+every ingest writes (run records, quality results, ledger, quarantine) are created and the
+ingests' start rows written while the ingests list their objects, and before any of them writes,
+so no two threads race to create the same Delta table. Each ingest writes its
 own partitions of the quarantine, and appends to the shared record tables, which
 Delta commits without conflict. What the ingests record after their data, their objects in the
 ledger and their end rows in ``job_runs``, the pipeline writes for all of them once they have
@@ -33,6 +34,7 @@ import argparse
 import copy
 import datetime as dt
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -237,18 +239,14 @@ def run_ingests(parent: JobContext) -> list[JobOutcome]:
         return [_run_one(_job_context(parent, job, src), _ingest_main(job)) for job, src in todo]
     from pyspark import InheritableThread
 
-    from auditlake import commits
-
-    # The pipeline's own commits (the shared tables, the ingests' start rows) name its run.
-    commits.tag_commits(parent.spark, parent.run_id, parent.job)
-    _prepare_shared_tables(parent)
-    from auditlake import run_log
+    from auditlake import commits, run_log
 
     deferred = run_log.DeferredWrites()
+    written = threading.Event()
     contexts = {job: _job_context(parent, job, src) for job, src in todo}
     for ctx in contexts.values():
         ctx.deferred = deferred
-    _start_ahead(parent, contexts)
+        ctx.start_rows_written = written
     results: dict[str, JobOutcome] = {}
 
     def work(job: str) -> None:
@@ -257,8 +255,19 @@ def run_ingests(parent: JobContext) -> list[JobOutcome]:
     threads = [InheritableThread(target=work, args=(job,), name=job) for job, _ in todo]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    # While the ingests list (reads only), the shared tables are made and their start rows written;
+    # each ingest waits for them before its first write (``runner._start_and_list``). Should making
+    # the tables fail, the ingests go on (each makes what it writes to) and the error is raised
+    # once they have ended.
+    try:
+        # The pipeline's own commits (the shared tables, the ingests' start rows) name its run.
+        commits.tag_commits(parent.spark, parent.run_id, parent.job)
+        _prepare_shared_tables(parent)
+        _start_ahead(parent, contexts)
+    finally:
+        written.set()
+        for t in threads:
+            t.join()
     _flush(parent, deferred, results)
     return [results[job] for job, _ in todo]
 

@@ -46,6 +46,23 @@ def cds_options(archive: str | None) -> list[str]:
     return [f"-XX:SharedArchiveFile={path}"] if path.is_file() else []
 
 
+def local_jar_conf(cfg: dict[str, Any]) -> dict[str, str]:
+    """How a local session gets the pinned jars.
+
+    A ``local`` master runs its executors inside the driver JVM, so the jars go on the driver's
+    own class path (``spark.driver.extraClassPath``): classes of the JVM's application class loader
+    are what a class-data-sharing archive can hold, so Delta's and hadoop-aws's classes load from
+    the archive too (through ``spark.jars`` they came from Spark's own class loader, which JDK 17's
+    archive does not cover). Measured on 2 cores, the pipeline hour 81.8 / 75.0 / 73.7 s ->
+    79.7 / 70.3 / 71.6 s (alternating runs). Any other master (a standalone cluster) ships them to
+    its executors with ``spark.jars``.
+    """
+    jars = local_jars(config_mod.get(cfg, "spark.jars_dir"))
+    if str(config_mod.get(cfg, "spark.master", "local[*]")).startswith("local"):
+        return {"spark.driver.extraClassPath": os.pathsep.join(jars)}
+    return {"spark.jars": ",".join(jars)}
+
+
 def under_spark_submit() -> bool:
     """True when spark-submit started this Python driver: it owns master, jars and the JVM."""
     return bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
@@ -62,7 +79,7 @@ def spark_conf(cfg: dict[str, Any]) -> dict[str, str]:
     if env == "local" and not under_spark_submit():
         conf.update(
             {
-                "spark.jars": ",".join(local_jars(config_mod.get(cfg, "spark.jars_dir"))),
+                **local_jar_conf(cfg),
                 "spark.ui.enabled": "false",
                 "spark.driver.extraJavaOptions": " ".join(
                     [

@@ -165,8 +165,7 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
     lake = normalize_uri(ctx.args.lake)
     rec = run_record(ctx, source)
     try:
-        run_log.start_run(ctx.spark, lake, rec, ctx.cfg)
-        selected = _list(ctx, source, lake, rec)
+        selected = _start_and_list(ctx, source, lake, rec)
         if selected.todo:
             _process(ctx, source, lake, selected, rec)
         _record(ctx.spark, lake, rec, ctx.deferred)
@@ -176,6 +175,30 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
         record_failed_run(ctx.spark, lake, rec, exc)
         metrics.publish_run(ctx.cfg, rec, source)
         raise
+
+
+def _start_and_list(ctx: JobContext, source: Source, lake: str, rec: RunRecord) -> _Selected:
+    """Record the run as running (``run_log.start_run``) and list what it has to do.
+
+    Alone, a run records its start before it reads anything. In the pipeline its start row is
+    being written ahead (``ctx.start_rows_written``) while it lists: listing only reads (the
+    source, the ledger), so the run lists meanwhile and starts once the row is there; nothing it
+    writes, its failed-run row included, comes before its start row.
+    """
+    written = ctx.start_rows_written
+    if written is None:
+        run_log.start_run(ctx.spark, lake, rec, ctx.cfg)
+        return _list(ctx, source, lake, rec)
+    listing_error: Exception | None = None
+    try:
+        selected = _list(ctx, source, lake, rec)
+    except Exception as exc:  # noqa: BLE001 - raised once the run has started
+        listing_error = exc
+    written.wait()
+    run_log.start_run(ctx.spark, lake, rec, ctx.cfg)
+    if listing_error is not None:
+        raise listing_error
+    return selected
 
 
 def _list(ctx: JobContext, source: Source, lake: str, rec: RunRecord) -> _Selected:
