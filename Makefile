@@ -36,8 +36,8 @@ $(JARS_STAMP): jvm/pom.xml $(LOGSTORE_SRC)
 
 # The JVM class-data-sharing archive local sessions start from (dev/cds_archive.py: one pipeline run
 # over demo/raw). Tied to the JDK and to the driver's class path (pyspark's jars and ours, put on it
-# by lib/auditlake/session.py): rebuilt when either stamp or that file changes. Should the run fail,
-# it says why once and local jobs start without it (a few seconds slower each).
+# by lib/auditlake/session.py): rebuilt when either stamp, that file or the script changes. Should
+# the run fail, it says why once and local jobs start without it (a few seconds slower each).
 $(CDS_STAMP): $(VENV_STAMP) $(JARS_STAMP) lib/auditlake/session.py dev/cds_archive.py
 	rm -rf jvm/cds && mkdir -p jvm/cds
 	-$(PY) dev/cds_archive.py jvm/cds/auditlake.jsa

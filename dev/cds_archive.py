@@ -2,15 +2,16 @@
 
 A local job is a fresh JVM that loads and verifies some ten thousand classes of Spark, Scala,
 Hadoop and Delta before its first query (the pinned jars are on the local driver's class path,
-``session.local_jar_conf``, so the archive covers them). A dynamic CDS archive (JDK 13+) holds those classes
-already parsed and verified: the JVM maps the file and skips that work. The archive is written by
+``session.local_jar_conf``, so the archive covers them). A dynamic CDS archive (JDK 13+) holds
+those classes already parsed and verified: the JVM maps the file and skips that work. The archive is written by
 one real run at its exit (``-XX:ArchiveClassesAtExit``): the nightly pipeline over the bundled
 demo logs into a throw-away lake, so it holds what the ingests, the quality gate and the
 aggregates load. ``conf/local.yaml``'s ``spark.cds_archive`` points local sessions at it.
 
 The archive is specific to the JDK build and to the JVM's class path (pyspark's jars and the
-pinned ones): ``make`` rebuilds it when the virtualenv, the pinned jars or ``session.py`` change. A JVM given an archive it cannot use
-says so on stderr and starts without it; nothing else changes. EMR and Glue start their own JVMs
+pinned ones): ``make`` rebuilds it when the virtualenv, the pinned jars, ``session.py`` or this
+script change. A JVM given an archive it cannot use says so on stderr and starts without it;
+nothing else changes. EMR and Glue start their own JVMs
 and never use it.
 
     python dev/cds_archive.py jvm/cds/auditlake.jsa

@@ -257,8 +257,8 @@ def run_ingests(parent: JobContext) -> list[JobOutcome]:
         t.start()
     # While the ingests list (reads only), the shared tables are made and their start rows written;
     # each ingest waits for them before its first write (``runner._start_and_list``). Should making
-    # the tables fail, the ingests go on (each makes what it writes to) and the error is raised
-    # once they have ended.
+    # the tables fail, the ingests go on (each makes what it writes to), what they did is recorded,
+    # and the error is raised once they have ended.
     try:
         # The pipeline's own commits (the shared tables, the ingests' start rows) name its run.
         commits.tag_commits(parent.spark, parent.run_id, parent.job)
@@ -268,7 +268,7 @@ def run_ingests(parent: JobContext) -> list[JobOutcome]:
         written.set()
         for t in threads:
             t.join()
-    _flush(parent, deferred, results)
+        _flush(parent, deferred, results)
     return [results[job] for job, _ in todo]
 
 
