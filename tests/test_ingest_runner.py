@@ -222,12 +222,12 @@ def test_in_batch_duplicates_keep_the_same_copy_whatever_the_row_order(spark):
     ]
     for ordered in (rows, rows[::-1]):
         df = spark.createDataFrame(ordered, schema).coalesce(1)
-        kept, read, dropped = runner._dedupe(df, ("event_key",))
+        kept, read, dropped, _ = runner._dedupe(df, ("event_key",))
         assert (read, dropped) == (5, 2)
         assert sorted(tuple(r) for r in kept.collect()) == expected
 
     unique = spark.createDataFrame(expected, schema)
-    same, read, dropped = runner._dedupe(unique, ("event_key",))
+    same, read, dropped, _ = runner._dedupe(unique, ("event_key",))
     assert same is unique and (read, dropped) == (3, 0)
 
 
@@ -242,11 +242,37 @@ def test_in_batch_duplicates_of_a_compound_key_with_a_null_part_are_one_key(spar
         ("b2", "r1", "p"),
         (None, "r9", "solo"),
     ]
-    kept, read, dropped = runner._dedupe(spark.createDataFrame(rows, schema), ("bucket", "request_id"))
+    kept, read, dropped, _ = runner._dedupe(spark.createDataFrame(rows, schema), ("bucket", "request_id"))
     assert (read, dropped) == (6, 2)
     got = [tuple(r) for r in kept.collect()]
     assert len(got) == 4
     assert set(got) == {("b1", None, "a"), ("b1", "r1", "only"), ("b2", "r1", "p"), (None, "r9", "solo")}
+
+
+def test_dedupe_returns_the_partition_values_of_the_rows_it_keeps(spark):
+    """The dedupe's one job also gives the merge its partitions: the non-null days of the batch.
+    When copies of a key disagree on the day (or one has none), which day survives depends on the
+    copy kept, so it returns None and the runner asks the deduplicated frame instead."""
+    schema = "event_id string, event_date date, detail string"
+    d1, d2, d3 = dt.date(2024, 3, 1), dt.date(2024, 3, 2), dt.date(2024, 3, 3)
+    rows = [("a", d2, "x"), ("b", d1, "y"), ("a", d2, "z"), ("c", None, "n"), ("e", d2, "w")]
+    kept, read, dropped, parts = runner._dedupe(
+        spark.createDataFrame(rows, schema), ("event_id",), "event_date"
+    )
+    assert (read, dropped, parts) == (5, 1, [d1, d2])
+    assert sorted(r["event_id"] for r in kept.collect()) == ["a", "b", "c", "e"]
+
+    unique = spark.createDataFrame([("a", d3, "x"), ("b", d1, "y")], schema)
+    same, read, dropped, parts = runner._dedupe(unique, ("event_id",), "event_date")
+    assert same is unique and (read, dropped, parts) == (2, 0, [d1, d3])
+
+    for other in (d3, None):
+        mixed = spark.createDataFrame([("a", d2, "x"), ("a", other, "y"), ("b", d1, "z")], schema)
+        _, read, dropped, parts = runner._dedupe(mixed, ("event_id",), "event_date")
+        assert (read, dropped, parts) == (3, 1, None)
+
+    _, _, _, parts = runner._dedupe(unique, ("event_id",))
+    assert parts is None
 
 
 def test_ledger_merge_reads_only_the_ledger_files_of_its_objects_dates(spark, tmp_path):

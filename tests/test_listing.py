@@ -332,6 +332,13 @@ def test_ledger_lookup_returns_only_listed_objects(spark, tmp_path):
     )
     assert listing.ledger_high_water_mark(spark, lake, "cloudtrail") == dt.date(2024, 2, 9)
     assert listing.ledger_high_water_mark(spark, lake, "s3_access") is None
+    # The pipeline's ingests share one read of the marks; a source outside the set reads its own.
+    shared = listing.HighWaterMarks(spark, ["cloudtrail", "s3_access"])
+    assert shared.get(lake, "cloudtrail") == dt.date(2024, 2, 9)
+    assert shared.get(lake, "s3_access") is None
+    assert shared.get(lake, "crawler_logs") is None
+    window = listing.resolve_window(spark, lake, "cloudtrail", None, None, 2, marks=shared)
+    assert window == listing.Window(dt.date(2024, 2, 7), None, "high_water_mark")
     from auditlake.ingest.objects import SourceObject
 
     cands = [

@@ -27,3 +27,6 @@ class JobContext:
     # (``pipeline.run_ingests``): set once that row is written (or could not be); None: the job
     # records its own start before it reads anything.
     start_rows_written: Any = None
+    # ``listing.HighWaterMarks`` when the pipeline's ingests share one read of the ledger's
+    # high-water marks (``pipeline.run_ingests``); None: the ingest reads its own source's.
+    ledger_marks: Any = None

@@ -240,13 +240,16 @@ def run_ingests(parent: JobContext) -> list[JobOutcome]:
     from pyspark import InheritableThread
 
     from auditlake import commits, run_log
+    from auditlake.ingest import listing
 
     deferred = run_log.DeferredWrites()
     written = threading.Event()
     contexts = {job: _job_context(parent, job, src) for job, src in todo}
+    marks = listing.HighWaterMarks(parent.spark, [_ingest_source(job).name for job in contexts])
     for ctx in contexts.values():
         ctx.deferred = deferred
         ctx.start_rows_written = written
+        ctx.ledger_marks = marks
     results: dict[str, JobOutcome] = {}
 
     def work(job: str) -> None:

@@ -34,6 +34,7 @@ import datetime as dt
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,20 +96,22 @@ def resolve_window(
     slack_days: int,
     *,
     reprocess: bool = False,
+    marks: HighWaterMarks | None = None,
 ) -> Window:
     """The delivery-day window to list.
 
     Records in a file are never later than its folder's day, so the upper end gets the slack.
     Without ``--since`` (and without ``--until``) the window starts at the ledger's high-water
     mark minus the slack, so late objects of the last days are still seen. ``--reprocess``
-    without dates is a backfill of everything.
+    without dates is a backfill of everything. ``marks``: the marks the pipeline's ingests share
+    (one read of the ledger for all of them); None reads this source's.
     """
     upper = until + dt.timedelta(days=slack_days) if until else None
     if since or until:
         return Window(since, upper, "arguments")
     if reprocess:
         return Window(None, None, "everything")
-    hwm = ledger_high_water_mark(spark, lake, source)
+    hwm = marks.get(lake, source) if marks is not None else ledger_high_water_mark(spark, lake, source)
     if hwm is None:
         return Window(None, None, "everything")
     return Window(hwm - dt.timedelta(days=slack_days), None, "high_water_mark")
@@ -127,6 +130,48 @@ def ledger_high_water_mark(spark, lake: str, source: str) -> dt.date | None:
         .collect()[0]
     )
     return row[0]
+
+
+def ledger_high_water_marks(spark, lake: str, sources: list[str]) -> dict[str, dt.date | None]:
+    """``ledger_high_water_mark`` of each of ``sources`` in one aggregate over their partitions."""
+    uri = lake_mod.table_uri(lake, "ingest_ledger")
+    marks: dict[str, dt.date | None] = dict.fromkeys(sources)
+    if not sources or not lake_mod.delta_exists(spark, uri):
+        return marks
+    rows = (
+        spark.read.format("delta")
+        .load(uri)
+        .where(F.col("source").isin(list(sources)))
+        .groupBy("source")
+        .agg(F.max("object_date"))
+        .collect()
+    )
+    marks.update({r[0]: r[1] for r in rows})
+    return marks
+
+
+class HighWaterMarks:
+    """The ledger's high-water marks of a set of sources, read once, by whichever ingest asks first.
+
+    The pipeline's ingests list at the same time, in threads of one session: each read the ledger
+    for its own mark, three planned and run queries of the same small table where one does. The
+    others wait for the first one's read (a lock); should it fail, each asks again on its own.
+    """
+
+    def __init__(self, spark, sources: list[str]):
+        self._spark = spark
+        self._sources = list(sources)
+        self._lock = threading.Lock()
+        self._marks: dict[str, dt.date | None] | None = None
+
+    def get(self, lake: str, source: str) -> dt.date | None:
+        """``source``'s mark in the ledger of ``lake`` (every ingest of a pipeline has the same)."""
+        with self._lock:
+            if self._marks is None:
+                self._marks = ledger_high_water_marks(self._spark, lake, self._sources)
+        if source not in self._marks:
+            return ledger_high_water_mark(self._spark, lake, source)
+        return self._marks[source]
 
 
 def ledger_done(

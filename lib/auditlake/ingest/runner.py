@@ -67,13 +67,21 @@ def _ledger_rows(
     ]
 
 
-def _dedupe(df: DataFrame, keys: tuple[str, ...]) -> tuple[DataFrame, int, int]:
-    """Drop in-batch duplicate keys: ``(deduplicated frame, rows in the batch, rows dropped)``.
+def _dedupe(
+    df: DataFrame, keys: tuple[str, ...], part: str | None = None
+) -> tuple[DataFrame, int, int, list[Any] | None]:
+    """Drop in-batch duplicate keys: ``(deduplicated frame, rows in the batch, rows dropped,
+    partition values)``.
 
     One job groups the batch by its key columns only (a shuffle of the keys, not of whole rows)
     and returns the row count and the duplicate count together. A batch without duplicates, the
     usual case, is returned as it is: no shuffle of whole rows and no second cached copy. A batch
     with duplicates ranks only the copies of its repeated keys (see ``_first_of_each_key``).
+
+    ``part``: the table's partition column, whose distinct non-null values the same job returns
+    (the merge's partition pruning), where a job over the deduplicated frame counted them again.
+    They are those of the deduplicated frame whenever every key's copies agree on the column;
+    should some differ (None is returned then), the caller asks the deduplicated frame.
 
     Of a key's copies the first in the order of the frame's other atomic columns is kept, never an
     arbitrary one: copies can differ outside the key (a crawler event delivered by both an export
@@ -81,20 +89,28 @@ def _dedupe(df: DataFrame, keys: tuple[str, ...]) -> tuple[DataFrame, int, int]:
     the killed run kept, so that its end state is the clean run's.
     """
     if not keys:
-        return df, df.count(), 0
-    per_key = df.groupBy(*keys).agg(F.count(F.lit(1)).alias("n"))
-    row = per_key.agg(
+        return df, df.count(), 0, None
+    per_key_aggs = [F.count(F.lit(1)).alias("n")]
+    batch_aggs = [
         F.sum("n").alias("rows"),
         F.sum(F.when(F.col("n") > 1, F.col("n") - 1)).alias("extra"),
         F.count(F.when(F.col("n") > 1, True)).alias("repeated"),
-    ).collect()[0]
+    ]
+    if part is not None:
+        per_key_aggs += [F.min(part).alias("p0"), F.max(part).alias("p1"), F.count(part).alias("pn")]
+        # A key whose copies hold different values (or some a null) in the partition column.
+        mixed = (F.col("p0") != F.col("p1")) | ((F.col("pn") > 0) & (F.col("pn") < F.col("n")))
+        batch_aggs += [F.collect_set("p0").alias("parts"), F.count(F.when(mixed, True)).alias("mixed")]
+    per_key = df.groupBy(*keys).agg(*per_key_aggs)
+    row = per_key.agg(*batch_aggs).collect()[0]
     rows, extra = int(row["rows"] or 0), int(row["extra"] or 0)
+    parts = sorted(row["parts"]) if part is not None and not row["mixed"] else None
     if extra == 0:
-        return df, rows, 0
+        return df, rows, 0, parts
     repeated = per_key.where(F.col("n") > 1).select(*keys)
     if int(row["repeated"]) <= REPEATED_KEYS_BROADCAST_MAX:
         repeated = F.broadcast(repeated)
-    return _first_of_each_key(df, keys, repeated), rows, extra
+    return _first_of_each_key(df, keys, repeated), rows, extra, parts
 
 
 # Up to this many repeated keys are broadcast to split the batch without a shuffle of its rows
@@ -150,6 +166,8 @@ class _Batch:
     persisted: list[DataFrame] = field(default_factory=list)
     # Rows the row-level checks quarantined, per table and reason (reported by the gate).
     row_quarantined: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Distinct non-null values of each partitioned table's partition column (its merge's pruning).
+    partitions: dict[str, list[Any]] = field(default_factory=dict)
 
 
 def run_record(ctx: JobContext, source: Source) -> RunRecord:
@@ -207,7 +225,14 @@ def _list(ctx: JobContext, source: Source, lake: str, rec: RunRecord) -> _Select
     slack = int(config_mod.get(ctx.cfg, "ingest.listing_slack_days", 1))
     with rec.phase("list"):
         window = listing.resolve_window(
-            ctx.spark, lake, source.name, args.since, args.until, slack, reprocess=args.reprocess
+            ctx.spark,
+            lake,
+            source.name,
+            args.since,
+            args.until,
+            slack,
+            reprocess=args.reprocess,
+            marks=ctx.ledger_marks,
         )
         found = listing.list_window(
             ctx.spark,
@@ -311,7 +336,11 @@ def _dedupe_batch(parsed: ParsedBatch, batch: _Batch, rec: RunRecord) -> None:
         if not parsed.persisted:
             df = df.persist(StorageLevel.MEMORY_AND_DISK)
             batch.persisted.append(df)
-        d, rows, dropped = _dedupe(df, load_contract(table).keys)
+        contract = load_contract(table)
+        part = contract.partition_by[0] if contract.partition_by else None
+        d, rows, dropped, parts = _dedupe(df, contract.keys, part)
+        if part is not None:
+            batch.partitions[table] = parts if parts is not None else lake_mod.partition_values(d, part)
         if d is not df:
             d = d.persist(StorageLevel.MEMORY_AND_DISK)
             batch.persisted.append(d)
@@ -371,9 +400,7 @@ def _commit(ctx: JobContext, source: Source, lake: str, batch: _Batch, rec: RunR
             lake_mod.ensure_delta_table(spark, lake, contract)
             rec.loaded_by_table[table] = 0
             continue
-        part_values = (
-            lake_mod.partition_values(d, contract.partition_by[0]) if contract.partition_by else None
-        )
+        part_values = batch.partitions.get(table) if contract.partition_by else None
         inserted = lake_mod.merge_new_rows(spark, d, lake, table, dates=part_values)
         rec.loaded_by_table[table] = inserted
         if part_values and inserted:
