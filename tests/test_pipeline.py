@@ -214,6 +214,26 @@ def test_parallel_failed_ingest_does_not_stop_the_others(spark, tmp_path, capsys
         "par-ingest_cloudtrail",
         "par-ingest_s3_access",
     }
+    # Their passed gates' results and their quarantined rows too: one commit of each, the
+    # pipeline's (the aggregates job records its own results).
+    assert _commit_runs(spark, lake, "quarantine") == {"par"}
+    assert _commit_runs(spark, lake, "dq_results") == {"par", f"par-{AGG}"}
+    quarantined = lake_mod.read_table(spark, str(lake), "quarantine").groupBy("source", "run_id").count()
+    assert {(r["source"], r["run_id"]): r["count"] for r in quarantined.collect()} == {
+        ("cloudtrail", "par-ingest_cloudtrail"): 3,
+        ("s3_access", "par-ingest_s3_access"): 2,
+    }
+    assert {j: r["records_quarantined"] for j, r in runs.items() if j.startswith("ingest_")} == {
+        "ingest_cloudtrail": 3,
+        "ingest_s3_access": 2,
+        "ingest_crawler_logs": 0,
+    }
+    # 15 expectations on each of the two CloudTrail tables, 17 on the S3 access table.
+    results = lake_mod.read_table(spark, str(lake), "dq_results").where("run_id LIKE 'par-ingest_%'")
+    assert {r["run_id"]: r["count"] for r in results.groupBy("run_id").count().collect()} == {
+        "par-ingest_cloudtrail": 30,
+        "par-ingest_s3_access": 17,
+    }
     assert runs["ingest_crawler_logs"]["started_at"] < runs["ingest_crawler_logs"]["ended_at"]
     # The ingests listed (the crawler's failed) while their start rows were written, and each run
     # started, its first write, only after those rows: the failed crawler run too.

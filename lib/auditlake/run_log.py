@@ -105,23 +105,37 @@ def end_runs(spark, lake: str, recs: list[Any]) -> None:
 
 
 class DeferredWrites:
-    """The ledger rows and final ``job_runs`` rows of the pipeline's ingests, written for all at once.
+    """What the pipeline's ingests record after their data, written for all of them at once.
 
-    Each ingest of a pipeline made two commits of its own after its data: a merge into
-    ``ingest_ledger`` and the upsert of its end row. Both only record what the run did, and both
-    are safe to make later: an object is in the ledger only after its rows are committed (a run
-    killed before ``flush`` leaves its objects out of the ledger, and the rerun's merges insert
-    nothing twice), and a run whose end row is missing stays ``running`` until the next run of
-    its job marks it abandoned. So the pipeline hands them here and ``flush`` makes one merge and
-    one upsert for all its ingests, where each ingest made its own: on 2 cores every Delta commit
-    of a small run costs seconds of driver time (the plans, the snapshot update, the log write).
-    Thread-safe: the ingests add from their threads.
+    Each ingest of a pipeline made four commits of its own besides its data: the append of its
+    quality results to ``dq_results``, the merge of its quarantined rows, the merge of its objects
+    into ``ingest_ledger`` and the upsert of its end row. All four only record what the run did or
+    set aside, and all are safe to make later: an object is in the ledger only after its rows, its
+    quarantined rows included, are committed (a run killed before ``flush`` leaves its objects
+    out of the ledger, so the rerun reads them again, gates them, records their results and its
+    merges insert nothing twice), and a run whose end row is missing stays ``running`` until the
+    next run of its job marks it abandoned. So the pipeline hands them here and ``flush`` makes one
+    commit of each kind for all its ingests: on 2 cores every Delta commit of a small run costs
+    seconds of driver time (the plans, the snapshot update, the log write). A gate that fails
+    still records its results at once. Thread-safe: the ingests add from their threads.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._results: list[tuple[list[Any], str]] = []
+        self._quarantine: list[tuple[str, Any]] = []
         self._ledger: list[tuple[str, list[tuple[Any, ...]], list[dt.date | None]]] = []
         self._ends: list[Any] = []
+
+    def add_results(self, outcomes: list[Any], run_id: str) -> None:
+        """The quality outcomes of a run's passed gate (``dq_results`` rows, ``quality.results_frame``)."""
+        with self._lock:
+            self._results.append((list(outcomes), run_id))
+
+    def add_quarantine(self, source: str, frame: Any) -> None:
+        """A run's quarantined rows: a cached frame, unpersisted here once merged."""
+        with self._lock:
+            self._quarantine.append((source, frame))
 
     def add_ledger(self, source: str, rows: list[tuple[Any, ...]], days: list[dt.date | None]) -> None:
         """The ledger rows of one run (``ingest_ledger`` columns) and the object dates they hold."""
@@ -139,13 +153,35 @@ class DeferredWrites:
             return list(self._ends)
 
     def flush(self, spark, lake: str) -> None:
-        """One merge of every ledger row, then one upsert of every end row; raise if either fails.
+        """One commit of each kind: results, quarantine, ledger, end rows; raise if one fails.
 
-        The ledger first: an end row never says ``succeeded`` for a run whose objects are not in
-        the ledger. What was written is forgotten, so a second call writes only what came after.
+        The ledger after the quarantine, the end rows last: an object is in the ledger only once
+        all its rows are, and an end row never says ``succeeded`` for a run whose objects are not
+        in the ledger. What was written is forgotten, so a second call writes only what came after.
         """
+        from auditlake import quality
+
         with self._lock:
+            results, quarantine = list(self._results), list(self._quarantine)
             ledger, ends = list(self._ledger), list(self._ends)
+        if results:
+            frames = [quality.results_frame(spark, outcomes, run_id) for outcomes, run_id in results]
+            lake_mod.append_rows(spark, _union(spark, frames), lake, "dq_results")
+            with self._lock:
+                self._results = self._results[len(results) :]
+        if quarantine:
+            frames = [frame for _, frame in quarantine]
+            lake_mod.merge_new_rows(
+                spark,
+                _union(spark, frames),
+                lake,
+                "quarantine",
+                dates=sorted({source for source, _ in quarantine}),
+            )
+            with self._lock:
+                self._quarantine = self._quarantine[len(quarantine) :]
+            for frame in frames:
+                frame.unpersist()
         if ledger:
             rows = [row for _, source_rows, _ in ledger for row in source_rows]
             frame = spark.createDataFrame(rows, load_contract("ingest_ledger").schema)
@@ -163,6 +199,17 @@ class DeferredWrites:
             end_runs(spark, lake, ends)
             with self._lock:
                 self._ends = self._ends[len(ends) :]
+
+
+def _union(spark, frames: list[Any]) -> Any:
+    """The frames' rows as one frame of ``spark``'s session (they come from the ingests' sessions,
+    and a merge finds its batch as a temporary view of the session that runs it)."""
+    from pyspark.sql import DataFrame
+
+    jdf = frames[0]._jdf
+    for frame in frames[1:]:
+        jdf = jdf.unionByName(frame._jdf)
+    return DataFrame(spark._jsparkSession.createDataFrame(jdf.toJavaRDD(), jdf.schema()), spark)
 
 
 def _recorded(spark, lake: str, key: tuple[str, str]) -> bool:

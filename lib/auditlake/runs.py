@@ -195,16 +195,26 @@ def dq_status(statuses: set[str]) -> str:
 
 
 def record_gate(
-    spark: SparkSession, lake: str, rec: RunRecord, outcomes: list[quality.QualityOutcome]
+    spark: SparkSession,
+    lake: str,
+    rec: RunRecord,
+    outcomes: list[quality.QualityOutcome],
+    deferred: run_log.DeferredWrites | None = None,
 ) -> None:
-    """Fold the gate's outcomes into ``rec``, append them to ``dq_results``; raise if any table failed."""
+    """Fold the gate's outcomes into ``rec``, append them to ``dq_results``; raise if any table failed.
+
+    ``deferred``: a passed gate's results go there, and the pipeline appends them with its other
+    ingests' results; a failed gate's are appended at once, before the error stops the run.
+    """
     rec.dq_status = dq_status({o.status for o in outcomes})
     rec.dq_warnings = [w for o in outcomes for w in o.warnings]
     # Failed expectations by severity, for the DataQualityFailures metric.
     rec.counters["dq_failed_critical"] = sum(len(o.failures) for o in outcomes)
     rec.counters["dq_failed_warning"] = len(rec.dq_warnings)
-    if outcomes:
-        lake_mod.append_rows(spark, quality.results_frame(spark, outcomes, rec.run_id), lake, "dq_results")
     failed = [o for o in outcomes if o.status == "failed"]
+    if outcomes and deferred is not None and not failed:
+        deferred.add_results(outcomes, rec.run_id)
+    elif outcomes:
+        lake_mod.append_rows(spark, quality.results_frame(spark, outcomes, rec.run_id), lake, "dq_results")
     if failed:
         raise QualityGateError("; ".join(o.message() for o in failed))

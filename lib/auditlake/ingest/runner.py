@@ -387,7 +387,7 @@ def _gate(ctx: JobContext, lake: str, batch: _Batch, rec: RunRecord) -> None:
         for table, d in batch.tables.items()
         if batch.row_counts[table]  # nothing to validate and nothing to commit
     ]
-    record_gate(ctx.spark, lake, rec, outcomes)
+    record_gate(ctx.spark, lake, rec, outcomes, ctx.deferred)
 
 
 def _commit(ctx: JobContext, source: Source, lake: str, batch: _Batch, rec: RunRecord) -> None:
@@ -411,7 +411,12 @@ def _commit(ctx: JobContext, source: Source, lake: str, batch: _Batch, rec: RunR
     rec.records_loaded = sum(rec.loaded_by_table.values())
     rec.records_duplicate = rec.records_read - rec.records_loaded - rec.records_quarantined
     rec.touched_dates = sorted(touched)
-    if rec.records_quarantined:
+    if rec.records_quarantined and ctx.deferred is not None:
+        # The pipeline merges the quarantined rows of all its ingests at once, before their ledger
+        # rows; it unpersists the frame once written.
+        ctx.deferred.add_quarantine(source.name, batch.quarantine)
+        batch.persisted.remove(batch.quarantine)
+    elif rec.records_quarantined:
         lake_mod.merge_new_rows(spark, batch.quarantine, lake, "quarantine", dates=[source.name])
     extra = source.after_commit(spark, lake, batch.tables, run_id=ctx.run_id, cfg=ctx.cfg)
     for table, n in extra.items():
