@@ -125,10 +125,12 @@ def test_pipeline_runs_every_job_in_one_session(spark, tmp_path, capsys):
 
 
 def _record_start_order(monkeypatch) -> list[str]:
-    """Record, in order, each ingest's listing ending, the start rows written ahead, each run's start.
+    """Record, in order, each ingest's listing ending, the start rows written ahead, each run's start
+    and the flush of the ingests' deferred rows.
 
     The start rows wait (up to a minute) until three ingests have listed: they are written while
-    the ingests list, not before their threads start."""
+    the ingests list, not before their threads start. The flush waits (up to a minute) until the
+    aggregates job has started: it runs while the aggregates do, not before them."""
     from auditlake import pipeline, run_log
     from auditlake.ingest import runner
 
@@ -151,12 +153,22 @@ def _record_start_order(monkeypatch) -> list[str]:
         real_ahead(parent, contexts)
 
     def start(spark, lake, rec, cfg=None):
-        events.append(f"started {rec.source}")
+        with listed:
+            events.append(f"started {AGG if rec.job == AGG else rec.source}")
+            listed.notify_all()
         return real_start(spark, lake, rec, cfg)
 
+    def flush(self, spark, lake):
+        with listed:
+            listed.wait_for(lambda: f"started {AGG}" in events, timeout=60)
+        events.append("ingests' rows flushed")
+        return real_flush(self, spark, lake)
+
+    real_flush = run_log.DeferredWrites.flush
     monkeypatch.setattr(runner, "_list", list_)
     monkeypatch.setattr(pipeline, "_start_ahead", ahead)
     monkeypatch.setattr(run_log, "start_run", start)
+    monkeypatch.setattr(run_log.DeferredWrites, "flush", flush)
     return events
 
 
@@ -240,6 +252,8 @@ def test_parallel_failed_ingest_does_not_stop_the_others(spark, tmp_path, capsys
     assert sorted(order[:3]) == ["listed cloudtrail", "listed crawler_logs", "listed s3_access"]
     assert order[3] == "start rows ahead"
     assert sorted(order[4:7]) == ["started cloudtrail", "started crawler_logs", "started s3_access"]
+    # Their deferred rows were written while the aggregates job ran (it reads their data only).
+    assert order[7:] == [f"started {AGG}", "ingests' rows flushed"]
     # The failed crawler run wrote nothing: the aggregates rebuild the days of the other two.
     assert runs[AGG]["counters"]["ingest_runs"] == 2
     assert runs[AGG]["counters"]["agg_s3_requests_daily_days_replaced"] == 3

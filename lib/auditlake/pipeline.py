@@ -232,11 +232,19 @@ def _start_ahead(parent: JobContext, contexts: dict[str, JobContext]) -> None:
         log.warning("could not record the ingests' start rows together (%s); each records its own", exc)
 
 
-def run_ingests(parent: JobContext) -> list[JobOutcome]:
-    """Run every ingest whose source was given, in threads, or one after another (``--no-parallel``)."""
+def run_ingests(parent: JobContext, meanwhile: Callable[[], None] | None = None) -> list[JobOutcome]:
+    """Run every ingest whose source was given, in threads, or one after another (``--no-parallel``).
+
+    ``meanwhile``: what runs once the ingests have ended (the aggregates): in threads, while their
+    deferred rows are written (``_flush``); it reads their data, not those rows. Not run when
+    making the shared tables failed (that error is raised once the rows are written).
+    """
     todo = [(job, getattr(parent.args, dest)) for job, _, dest in INGESTS if getattr(parent.args, dest, None)]
     if not parent.args.parallel or len(todo) < 2:
-        return [_run_one(_job_context(parent, job, src), _ingest_main(job)) for job, src in todo]
+        outcomes = [_run_one(_job_context(parent, job, src), _ingest_main(job)) for job, src in todo]
+        if meanwhile is not None:
+            meanwhile()
+        return outcomes
     from pyspark import InheritableThread
 
     from auditlake import commits, run_log
@@ -262,16 +270,38 @@ def run_ingests(parent: JobContext) -> list[JobOutcome]:
     # each ingest waits for them before its first write (``runner._start_and_list``). Should making
     # the tables fail, the ingests go on (each makes what it writes to), what they did is recorded,
     # and the error is raised once they have ended.
+    error: BaseException | None = None
     try:
         # The pipeline's own commits (the shared tables, the ingests' start rows) name its run.
         commits.tag_commits(parent.spark, parent.run_id, parent.job)
         _prepare_shared_tables(parent)
         _start_ahead(parent, contexts)
+    except BaseException as exc:  # noqa: BLE001 - raised once the ingests have ended
+        error = exc
+    written.set()
+    for t in threads:
+        t.join()
+    # Their rows are written in a thread of their own (the pipeline's session, its commit tag), so
+    # that the aggregates' planning and building overlap those commits.
+    flush_errors: list[BaseException] = []
+
+    def flush() -> None:
+        try:
+            _flush(parent, deferred, results)
+        except BaseException as exc:  # noqa: BLE001 - raised in the pipeline's thread after the join
+            flush_errors.append(exc)
+
+    flusher = InheritableThread(target=flush, name="flush")
+    flusher.start()
+    try:
+        if error is None and meanwhile is not None:
+            meanwhile()
     finally:
-        written.set()
-        for t in threads:
-            t.join()
-        _flush(parent, deferred, results)
+        flusher.join()
+    if error is not None:
+        raise error
+    if flush_errors:
+        raise flush_errors[0]
     return [results[job] for job, _ in todo]
 
 
@@ -305,12 +335,16 @@ def run_pipeline(ctx: JobContext) -> list[JobOutcome]:
         )
     if not any(getattr(ctx.args, dest, None) for _, _, dest in INGESTS) and ctx.args.no_aggregates:
         raise UsageError(f"{ctx.job}: nothing to run: no source given and --no-aggregates")
-    outcomes = run_ingests(ctx)
-    if not ctx.args.no_aggregates:
+    later: list[JobOutcome] = []
+
+    def aggregates() -> None:
         from auditlake.aggregate_job import JOB_NAME as AGG_JOB
         from auditlake.aggregate_job import build_daily_aggregates
 
-        outcomes.append(_run_one(_job_context(ctx, AGG_JOB, None), build_daily_aggregates))
+        later.append(_run_one(_job_context(ctx, AGG_JOB, None), build_daily_aggregates))
+
+    outcomes = run_ingests(ctx, None if ctx.args.no_aggregates else aggregates)
+    outcomes += later
     if getattr(ctx.args, "detect", False):
         from auditlake.detect import JOB_NAME as DETECT_JOB
         from auditlake.detect import detect
