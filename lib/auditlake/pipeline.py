@@ -20,12 +20,12 @@ protocol), which a thread per ingest spreads over the cores: a new hour of all t
 aggregates included, took 174 s one after another and 124 s in threads on 2 cores. The tables
 every ingest writes (run records, quality results, ledger, quarantine) are created and the
 ingests' start rows written while the ingests list their objects, and before any of them writes,
-so no two threads race to create the same Delta table. Each ingest writes its
-own partitions of the quarantine, and appends to the shared record tables, which
-Delta commits without conflict. What the ingests record after their data, their objects in the
-ledger and their end rows in ``job_runs``, the pipeline writes for all of them once they have
-ended, in one merge and one upsert (``run_log.DeferredWrites``): four commits fewer per night,
-each seconds of driver time on a small run.
+so no two threads race to create the same Delta table. What the ingests record beside and after
+their data (their passed gates' results, their quarantined rows, their objects in the ledger and
+their end rows in ``job_runs``) the pipeline writes for all of them once they have ended, one
+commit of each kind (``run_log.DeferredWrites``), in a thread of its own while the aggregates job
+runs: that job reads the ingests' data tables, not those rows, and its planning leaves a core idle
+that the writes use.
 """
 
 from __future__ import annotations
@@ -306,7 +306,7 @@ def run_ingests(parent: JobContext, meanwhile: Callable[[], None] | None = None)
 
 
 def _flush(parent: JobContext, deferred: Any, results: dict[str, JobOutcome]) -> None:
-    """Write the ingests' ledger rows and end rows (``run_log.DeferredWrites``) in the parent's session.
+    """Write the ingests' deferred rows (``run_log.DeferredWrites``) in the parent's session.
 
     Should that fail, the runs it would have ended are failed runs: each records its failure on
     its own (best effort) and the pipeline exits with the error's code.
