@@ -235,9 +235,10 @@ def _start_ahead(parent: JobContext, contexts: dict[str, JobContext]) -> None:
 def run_ingests(parent: JobContext, meanwhile: Callable[[], None] | None = None) -> list[JobOutcome]:
     """Run every ingest whose source was given, in threads, or one after another (``--no-parallel``).
 
-    ``meanwhile``: what runs once the ingests have ended (the aggregates): in threads, while their
-    deferred rows are written (``_flush``); it reads their data, not those rows. Not run when
-    making the shared tables failed (that error is raised once the rows are written).
+    ``meanwhile``: what runs once the ingests have ended (the aggregates). With the ingests in
+    threads it runs while their deferred rows are written (``_flush``): it reads their data, not
+    those rows. Not run when making the shared tables failed (that error is raised once the rows
+    are written).
     """
     todo = [(job, getattr(parent.args, dest)) for job, _, dest in INGESTS if getattr(parent.args, dest, None)]
     if not parent.args.parallel or len(todo) < 2:

@@ -15,6 +15,7 @@ themselves say which run wrote what, also for an abandoned run.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import socket
@@ -22,6 +23,7 @@ import threading
 from typing import Any
 
 import pyspark.sql.functions as F
+from pyspark.sql import DataFrame
 
 from auditlake import commits
 from auditlake import config as config_mod
@@ -166,7 +168,7 @@ class DeferredWrites:
             ledger, ends = list(self._ledger), list(self._ends)
         if results:
             frames = [quality.results_frame(spark, outcomes, run_id) for outcomes, run_id in results]
-            lake_mod.append_rows(spark, _union(spark, frames), lake, "dq_results")
+            lake_mod.append_rows(spark, functools.reduce(DataFrame.unionByName, frames), lake, "dq_results")
             with self._lock:
                 self._results = self._results[len(results) :]
         if quarantine:
@@ -204,8 +206,6 @@ class DeferredWrites:
 def _union(spark, frames: list[Any]) -> Any:
     """The frames' rows as one frame of ``spark``'s session (they come from the ingests' sessions,
     and a merge finds its batch as a temporary view of the session that runs it)."""
-    from pyspark.sql import DataFrame
-
     jdf = frames[0]._jdf
     for frame in frames[1:]:
         jdf = jdf.unionByName(frame._jdf)

@@ -119,17 +119,7 @@ def resolve_window(
 
 def ledger_high_water_mark(spark, lake: str, source: str) -> dt.date | None:
     """The newest ``object_date`` in the ledger for ``source`` (one aggregate row, pruned to the partition)."""
-    uri = lake_mod.table_uri(lake, "ingest_ledger")
-    if not lake_mod.delta_exists(spark, uri):
-        return None
-    row = (
-        spark.read.format("delta")
-        .load(uri)
-        .where(F.col("source") == source)
-        .agg(F.max("object_date"))
-        .collect()[0]
-    )
-    return row[0]
+    return ledger_high_water_marks(spark, lake, [source])[source]
 
 
 def ledger_high_water_marks(spark, lake: str, sources: list[str]) -> dict[str, dt.date | None]:
