@@ -104,6 +104,24 @@ def test_retry_on_conflict_retries_delta_conflicts_only(spark):  # Delta's excep
     assert len(calls) == 1
 
 
+def test_latest_version_sees_commits_made_outside_this_session(spark, tmp_path):
+    """The newest version comes from the log as it is now, not from a snapshot this JVM cached."""
+    table = tmp_path / "t"
+    uri = f"file:{table}"
+    assert commits.latest_version(spark, f"file:{tmp_path / 'missing'}") == -1
+    (tmp_path / "plain").mkdir()
+    assert commits.latest_version(spark, f"file:{tmp_path / 'plain'}") == -1
+    rows = spark.createDataFrame([(1, "a")], "n int, s string")
+    rows.write.format("delta").save(uri)
+    rows.write.format("delta").mode("append").save(uri)
+    assert commits.latest_version(spark, uri) == 1
+    # Another writer's commit (another process, another JVM): version 2 appears in the log only.
+    log_dir = table / "_delta_log"
+    shutil.copy(log_dir / f"{1:020d}.json", log_dir / f"{2:020d}.json")
+    assert commits.latest_version(spark, uri) == 2
+    assert DeltaTable.forPath(spark, uri).history(1).collect()[0]["version"] == 2
+
+
 def test_log_store_settings_per_scheme():
     cfg = load_config("emr")
     conf = log_store_conf(cfg)

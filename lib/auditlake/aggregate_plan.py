@@ -54,6 +54,7 @@ def last_versions(job_runs: DataFrame, job: str) -> dict[str, int]:
 def plan_from_commits(spark, lake: str, tables: Iterable[str], watermark: dict[str, int]) -> CommitPlan:
     """Days each input table's commits after ``watermark`` touched, with the inputs pinned at their latest version."""
     plan = CommitPlan()
+    requests: list[commits.ChangeRequest] = []
     for table in sorted(set(tables)):
         uri = lake_mod.table_uri(lake, table)
         latest = commits.latest_version(spark, uri)
@@ -63,8 +64,7 @@ def plan_from_commits(spark, lake: str, tables: Iterable[str], watermark: dict[s
             continue
         contract = load_contract(table)
         part = contract.partition_by[0] if contract.partition_by else None
-        pinned = spark.read.format("delta").option("versionAsOf", latest).load(uri)
-        plan.inputs[table] = pinned
+        plan.inputs[table] = spark.read.format("delta").option("versionAsOf", latest).load(uri)
         after = watermark.get(table, -1)
         if latest < after:
             # The table was recreated below the version last read: its history restarted.
@@ -72,14 +72,20 @@ def plan_from_commits(spark, lake: str, tables: Iterable[str], watermark: dict[s
                 "%s is at version %d, below the %d last read: rebuilding all its days", table, latest, after
             )
             after = -1
-        changes = commits.changed_partitions(spark, uri, table, part, after, latest)
+        requests.append(commits.ChangeRequest(uri, table, part, after, latest))
+    # One query reads every table's new commit files.
+    changed = commits.changed_partitions_of(spark, requests)
+    for req in requests:
+        table, part, changes = req.table, req.partition_column, changed[req.table]
         plan.run_ids |= changes.run_ids
         if not changes.complete and part:
             # Commits older than the log retention are gone: every day the table holds counts.
             plan.full_rebuilds.append(table)
-            values = {str(v) for v in lake_mod.partition_values(pinned.select(part), part)}
+            values = {str(v) for v in lake_mod.partition_values(plan.inputs[table].select(part), part)}
             plan.days[table] = commits.as_dates(values)
         else:
             plan.days[table] = commits.as_dates(changes.partitions)
-        log.info("%s: versions %d..%d, %d days changed", table, after + 1, latest, len(plan.days[table]))
+        log.info(
+            "%s: versions %d..%d, %d days changed", table, req.after + 1, req.latest, len(plan.days[table])
+        )
     return plan

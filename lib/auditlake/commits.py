@@ -18,6 +18,7 @@ reads the ``add``/``remove`` actions of the versions after a given one straight 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import random
@@ -148,12 +149,17 @@ class TableChanges:
 
 
 def latest_version(spark, uri: str) -> int:
-    """The table's newest committed version; -1 when there is no Delta table at ``uri``."""
-    from delta.tables import DeltaTable
+    """The table's newest committed version; -1 when there is no Delta table at ``uri``.
 
-    if not DeltaTable.isDeltaTable(spark, uri):
-        return -1
-    return int(DeltaTable.forPath(spark, uri).history(1).select("version").collect()[0][0])
+    Asked of Delta's log itself (``DeltaLog.update``: it lists the log from the last checkpoint,
+    as any read of the table does, and keeps the snapshot for the read that usually follows), not
+    of ``DeltaTable.history``, which is a query and a Spark job over the commits (0.23-0.3 s warm,
+    2.5 s on a cold JVM, against 5 ms). ``update``'s arguments are its own defaults, asked of it.
+    """
+    log_class = spark.sparkContext._jvm.org.apache.spark.sql.delta.DeltaLog
+    delta_log = log_class.forTable(spark._jsparkSession, uri)
+    defaults = [getattr(delta_log, f"update$default${i}")() for i in (1, 2, 3)]
+    return int(delta_log.update(*defaults).version())
 
 
 def _commit_files(spark, uri: str, after: int, latest: int) -> tuple[list[str], bool]:
@@ -178,37 +184,57 @@ def changed_partitions(
     or not that run lived to record itself. When commits are missing from the log (older than
     the log retention), ``complete`` is False and the caller must treat every partition as changed.
     """
+    return changed_partitions_of(spark, [ChangeRequest(uri, table, partition_column, after, latest)])[table]
+
+
+@dataclass
+class ChangeRequest:
+    """One table's commits to read for :func:`changed_partitions_of` (``latest`` None: the newest)."""
+
+    uri: str
+    table: str
+    partition_column: str | None
+    after: int
+    latest: int | None = None
+
+
+def changed_partitions_of(spark, requests: list[ChangeRequest]) -> dict[str, TableChanges]:
+    """:func:`changed_partitions` of several tables, their commit files read in one query."""
     import pyspark.sql.functions as F
 
-    latest = latest_version(spark, uri) if latest is None else latest
-    changes = TableChanges(table=table, latest=latest, after=after)
-    if latest <= after:
-        return changes
-    paths, complete = _commit_files(spark, uri, after, latest)
-    changes.complete = complete
-    if not paths:
-        return changes
+    out: dict[str, TableChanges] = {}
+    reads = []
     schema = (
         "add struct<partitionValues: map<string,string>>, "
         "remove struct<partitionValues: map<string,string>>, "
         "commitInfo struct<userMetadata: string>"
     )
-    actions = spark.read.schema(schema).json(paths)
-    rows = (
-        actions.select(
-            F.coalesce(F.col("add.partitionValues"), F.col("remove.partitionValues")).alias("pv"),
-            F.col("commitInfo.userMetadata").alias("meta"),
-        )
-        .where(F.col("pv").isNotNull() | F.col("meta").isNotNull())
-        .collect()
-    )
-    for pv, meta in rows:
-        if pv is not None and partition_column and pv.get(partition_column) is not None:
-            changes.partitions.add(pv[partition_column])
+    for req in requests:
+        latest = latest_version(spark, req.uri) if req.latest is None else req.latest
+        changes = out[req.table] = TableChanges(table=req.table, latest=latest, after=req.after)
+        if latest <= req.after:
+            continue
+        paths, changes.complete = _commit_files(spark, req.uri, req.after, latest)
+        if paths:
+            actions = spark.read.schema(schema).json(paths)
+            reads.append(
+                actions.select(
+                    F.lit(req.table).alias("table"),
+                    F.coalesce(F.col("add.partitionValues"), F.col("remove.partitionValues")).alias("pv"),
+                    F.col("commitInfo.userMetadata").alias("meta"),
+                ).where(F.col("pv").isNotNull() | F.col("meta").isNotNull())
+            )
+    if not reads:
+        return out
+    columns = {req.table: req.partition_column for req in requests}
+    for table, pv, meta in functools.reduce(lambda a, b: a.unionByName(b), reads).collect():
+        changes, column = out[table], columns[table]
+        if pv is not None and column and pv.get(column) is not None:
+            changes.partitions.add(pv[column])
         run_id = tag_run_id(meta)
         if run_id:
             changes.run_ids.add(run_id)
-    return changes
+    return out
 
 
 def days_between(since: dt.date, until: dt.date) -> list[dt.date]:
