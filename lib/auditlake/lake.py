@@ -376,11 +376,6 @@ def _delete_partition_dirs(spark, uri: str, part: str, values: list[Any]) -> Non
             log.info("emptied partition %s/%s", uri.rstrip("/"), name)
 
 
-def table_version(target) -> int:
-    """The latest version of a ``DeltaTable``."""
-    return int(target.history(1).select("version").collect()[0][0])
-
-
 def metric_since(spark, target, before: int, names: tuple[str, ...]) -> int:
     """Sum of the named operation metrics of this session's commit made after version ``before``.
 

@@ -37,8 +37,8 @@ from urllib.parse import unquote
 
 import pyspark.sql.functions as F
 
+from auditlake import commits, hadoop_fs, metrics
 from auditlake import config as config_mod
-from auditlake import hadoop_fs, metrics
 from auditlake import lake as lake_mod
 from auditlake.context import JobContext
 from auditlake.ingest.objects import normalize_uri
@@ -179,11 +179,11 @@ def maintain_table(
             if dtype == "date"
             else f"TIMESTAMP'{keep_from.isoformat()} 00:00:00'"
         )
-        before = lake_mod.table_version(target)
+        before = commits.latest_version(spark, uri)
         target.delete(f"`{column}` < {bound}")
         out[f"{table}.rows_deleted"] = lake_mod.metric_since(spark, target, before, ("numDeletedRows",))
 
-    current = lake_mod.table_version(target)
+    current = commits.latest_version(spark, uri)
     part = contract.partition_by[0] if contract.partition_by else None
     values = (
         written_partitions(spark, uri, part, after, current)
@@ -218,7 +218,7 @@ def maintain_table(
     else:
         _vacuum(spark, target, hours, cfg)
         out[f"{table}.vacuumed"] = 1
-    out[f"{table}.version"] = lake_mod.table_version(target)
+    out[f"{table}.version"] = commits.latest_version(spark, uri)
     return out
 
 
