@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import types as T
 
@@ -93,3 +94,20 @@ def test_delta_statistics_only_on_the_contract_stats_columns(spark, tmp_path):
         "requester",
     ]
     assert stats["minValues"]["bucket"] == "b1" and stats["maxValues"]["http_status"] == 200
+
+
+def test_session_settings_hold_for_the_block_then_are_put_back(spark):
+    from auditlake.config import load_config
+    from auditlake.session import session_settings
+
+    # The ingests' own settings on a laptop (conf/local.yaml).
+    assert load_config("local", {})["ingest"]["spark_conf"] == {"spark.sql.adaptive.enabled": False}
+    before = spark.conf.get("spark.sql.adaptive.enabled")
+    with session_settings(spark, {"spark.sql.adaptive.enabled": False, "spark.auditlake.test.k": 3}):
+        assert spark.conf.get("spark.sql.adaptive.enabled") == "false"
+        assert spark.conf.get("spark.auditlake.test.k") == "3"
+    assert spark.conf.get("spark.sql.adaptive.enabled") == before
+    assert spark.conf.get("spark.auditlake.test.k", None) is None
+    with pytest.raises(RuntimeError), session_settings(spark, {"spark.auditlake.test.k": "x"}):
+        raise RuntimeError("a failed run")
+    assert spark.conf.get("spark.auditlake.test.k", None) is None

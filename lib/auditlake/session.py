@@ -8,9 +8,11 @@ path-style access. On EMR and Glue the platform supplies Delta and S3, so no jar
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +246,23 @@ def _quiet_jvm_loggers(spark) -> None:
             configurator.setLevel(name, levels.FATAL)
     except Exception:  # noqa: BLE001 - logging tweaks must never stop a job (e.g. another log4j on EMR)
         log.debug("could not adjust JVM log levels", exc_info=True)
+
+
+@contextlib.contextmanager
+def session_settings(spark, settings: dict[str, Any]) -> Iterator[None]:
+    """SQL settings of ``spark`` changed for the ``with`` block, then put back as they were.
+
+    For a job's own settings (``ingest.spark_conf``): in the pipeline each job has a session of
+    its own, but a caller's session (a test's, a notebook's) must not keep them.
+    """
+    previous = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, str(value).lower() if isinstance(value, bool) else str(value))
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)

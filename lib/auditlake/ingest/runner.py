@@ -37,6 +37,7 @@ from auditlake.ingest.objects import SourceObject, normalize_uri
 from auditlake.ingest.source import ParsedBatch, Source
 from auditlake.redact import redact
 from auditlake.runs import RunRecord, now_utc, record_failed_run, record_gate, summary_log, write_run_record
+from auditlake.session import session_settings
 from auditlake.tables import load_contract
 
 log = logging.getLogger(__name__)
@@ -182,17 +183,18 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
     """
     lake = normalize_uri(ctx.args.lake)
     rec = run_record(ctx, source)
-    try:
-        selected = _start_and_list(ctx, source, lake, rec)
-        if selected.todo:
-            _process(ctx, source, lake, selected, rec)
-        _record(ctx.spark, lake, rec, ctx.deferred)
-        metrics.publish_run(ctx.cfg, rec, source)
-        return rec
-    except Exception as exc:
-        record_failed_run(ctx.spark, lake, rec, exc)
-        metrics.publish_run(ctx.cfg, rec, source)
-        raise
+    with session_settings(ctx.spark, config_mod.get(ctx.cfg, "ingest.spark_conf") or {}):
+        try:
+            selected = _start_and_list(ctx, source, lake, rec)
+            if selected.todo:
+                _process(ctx, source, lake, selected, rec)
+            _record(ctx.spark, lake, rec, ctx.deferred)
+            metrics.publish_run(ctx.cfg, rec, source)
+            return rec
+        except Exception as exc:
+            record_failed_run(ctx.spark, lake, rec, exc)
+            metrics.publish_run(ctx.cfg, rec, source)
+            raise
 
 
 def _start_and_list(ctx: JobContext, source: Source, lake: str, rec: RunRecord) -> _Selected:
