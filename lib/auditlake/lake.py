@@ -338,12 +338,14 @@ def cached_flat(df: DataFrame, partitions: int | None = None) -> DataFrame:
     check and write over it. Rebuilt from its rows' RDD (in the JVM, no Python workers) it keeps
     its lineage, so a lost executor's blocks are recomputed, unlike a local checkpoint's.
     """
-    spark = df.sparkSession
     narrow = df.coalesce(partitions) if partitions else df
-    rebuilt = DataFrame(
-        spark._jsparkSession.createDataFrame(narrow._jdf.toJavaRDD(), narrow._jdf.schema()), spark
-    )
-    return rebuilt.persist(StorageLevel.MEMORY_AND_DISK)
+    return rows_frame(df.sparkSession, narrow._jdf).persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def rows_frame(spark, jdf) -> DataFrame:
+    """A JVM Dataset's rows as a frame of ``spark``'s session, behind a plan of one node (its rows'
+    RDD, rebuilt in the JVM: no Python workers; the session may be another than the Dataset's)."""
+    return DataFrame(spark._jsparkSession.createDataFrame(jdf.toJavaRDD(), jdf.schema()), spark)
 
 
 def existing_partitions(spark, lake: str, table: str, values: list[Any]) -> list[Any]:

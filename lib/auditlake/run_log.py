@@ -209,7 +209,7 @@ def _union(spark, frames: list[Any]) -> Any:
     jdf = frames[0]._jdf
     for frame in frames[1:]:
         jdf = jdf.unionByName(frame._jdf)
-    return DataFrame(spark._jsparkSession.createDataFrame(jdf.toJavaRDD(), jdf.schema()), spark)
+    return lake_mod.rows_frame(spark, jdf)
 
 
 def _recorded(spark, lake: str, key: tuple[str, str]) -> bool:
