@@ -15,10 +15,12 @@ bench-data: ## only write the synthetic logs + manifest (build/bench/synth-$(SCA
 bench-incremental: setup ## one new hour on 7 vs 30 days of history: rerun time and list calls (HISTORY_ARGS)
 	$(PY) -m bench.incremental $(HISTORY_ARGS)
 
-# Scale 7: about 400k CloudTrail records; S3 access at scale 33: about 2M lines (the generator's objects
-# hold ~50 lines, so about 40k objects rather than 5,000).
+# Scale 7: about 400k CloudTrail records; S3 access at scale 33: about 2M lines, in objects of 400 lines
+# on average, so about 5,000 objects (the generator's default, ~50 lines, makes about 40k).
 BENCH_LARGE_SCALE ?= 7
 BENCH_LARGE_S3_SCALE ?= 33
+BENCH_LARGE_S3_LINES_PER_OBJECT ?= 400
 
 bench-large: setup ## the benchmark at the sizes of the performance targets (400k CloudTrail records, 2M S3 lines)
-	$(PY) -m bench run --scale $(BENCH_LARGE_SCALE) --source-scale s3access=$(BENCH_LARGE_S3_SCALE) $(BENCH_ARGS)
+	$(PY) -m bench run --scale $(BENCH_LARGE_SCALE) --source-scale s3access=$(BENCH_LARGE_S3_SCALE) \
+		--s3-lines-per-object $(BENCH_LARGE_S3_LINES_PER_OBJECT) $(BENCH_ARGS)

@@ -163,6 +163,29 @@ def test_s3_access_manifest_matches_the_files(synth):
     assert section["objects"]["mean_lines_per_object"] < 150
 
 
+def test_s3_access_lines_per_object_puts_about_the_same_lines_in_fewer_objects(tmp_path):
+    """The benchmark's 2M lines in 5,000 objects: the objects' mean size is a knob, the volume is not."""
+    small = generate(tmp_path / "small", scale=0.5, seed=11, sources=("s3access",))
+    big = generate(tmp_path / "big", scale=0.5, seed=11, sources=("s3access",), s3_lines_per_object=400)
+
+    def objects(out: Path) -> list[Path]:
+        return [p for p in (out / "s3access").rglob("*") if p.is_file()]
+
+    def lines(paths: list[Path]) -> int:
+        return sum(len(p.read_text().splitlines()) for p in paths)
+
+    few, many = objects(tmp_path / "big"), objects(tmp_path / "small")
+    section = big["sources"]["s3access"]
+    assert big["s3_lines_per_object"] == 400 and small["s3_lines_per_object"] == 50
+    assert section["expected"]["objects_listed"] == len(few)
+    assert section["expected"]["records_read"] == lines(few)
+    assert 250 <= lines(few) / len(few) <= 550
+    assert len(few) * 5 < len(many)
+    assert 0.8 < lines(few) / lines(many) < 1.25
+    with pytest.raises(ValueError, match="at least 1"):
+        generate(tmp_path / "none", scale=0.1, seed=11, sources=("s3access",), s3_lines_per_object=0)
+
+
 _OWNER = "36c1f05b76016b78528454e6e0c60e2b7ff7aa20c0a5e4c748276e5b0a2debd2"
 _TAIL = "HOSTID= SigV4 ECDHE-RSA-AES128-GCM-SHA256 AuthHeader b1.s3.us-east-1.amazonaws.com TLSv1.2 - -"
 

@@ -41,6 +41,7 @@ from devtools import REPO as ROOT
 from devtools import job_env
 from synth import GENERATOR_VERSION, generate, load_manifest
 from synth import window as synth_window
+from synth.s3_access import MEAN_LINES_PER_OBJECT as S3_LINES_PER_OBJECT
 
 SOURCES = {
     # source -> (ingest job, the tables it loads)
@@ -286,11 +287,15 @@ def ensure_data(
     sources: list[str] | None = None,
     *,
     days: tuple[dt.date, int] | None = None,
+    s3_lines_per_object: int = S3_LINES_PER_OBJECT,
 ) -> tuple[Path, dict[str, Any]]:
-    """The synthetic set of ``scale``/``seed`` under ``work`` (generated once); ``days``: (first day, count)."""
+    """The synthetic set of ``scale``/``seed`` under ``work`` (generated once); ``days``: (first day, count);
+    ``s3_lines_per_object``: the S3 access-log objects' mean size in lines."""
     tag = "" if sources is None else "-" + "-".join(sources)
     if days is not None:
         tag += f"-{days[0].isoformat()}x{days[1]}"
+    if s3_lines_per_object != S3_LINES_PER_OBJECT:
+        tag += f"-lpo{s3_lines_per_object}"
     data = work / f"data-s{scale:g}-seed{seed}{tag}"
     try:
         manifest = load_manifest(data)
@@ -304,6 +309,8 @@ def ensure_data(
     kwargs: dict[str, Any] = {} if sources is None else {"sources": tuple(sources)}
     if days is not None:
         kwargs.update(first_day=days[0], n_days=days[1])
+    if s3_lines_per_object != S3_LINES_PER_OBJECT:
+        kwargs["s3_lines_per_object"] = s3_lines_per_object
     manifest = generate(data, scale=scale, seed=seed, **kwargs)
     print(f"data: generated in {time.monotonic() - t:.0f}s")
     return data, manifest
@@ -320,14 +327,17 @@ def run_bench(
     sources: list[str],
     skip: set[str],
     source_scales: dict[str, float] | None = None,
+    s3_lines_per_object: int = S3_LINES_PER_OBJECT,
 ) -> dict[str, Any]:
-    """One benchmark run; ``source_scales`` gives a source its own scale (its data set is generated apart)."""
+    """One benchmark run; ``source_scales`` gives a source its own scale (its data set is generated apart);
+    ``s3_lines_per_object``: the S3 access-log objects' mean size in lines (the same lines in fewer objects)."""
     work = work.resolve()
     source_scales = {s: v for s, v in (source_scales or {}).items() if s in sources and v != scale}
-    data, manifest = ensure_data(work, scale, seed)
+    lpo = {"s3_lines_per_object": s3_lines_per_object}
+    data, manifest = ensure_data(work, scale, seed, **lpo)
     data_of = {s: (data, manifest) for s in sources}
     for source, sc in source_scales.items():
-        data_of[source] = ensure_data(work, sc, seed, [source])
+        data_of[source] = ensure_data(work, sc, seed, [source], **lpo)
     tag = f"s{scale:g}"
     lake = work / f"lake-{tag}"
     out = work / f"out-{tag}"
@@ -344,6 +354,7 @@ def run_bench(
         "scale": scale,
         "seed": seed,
         "source_scales": source_scales,
+        "s3_lines_per_object": s3_lines_per_object,
         "machine": {
             "cpus": os.cpu_count(),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
@@ -557,7 +568,12 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"Run {result['started_at']} commit {result['commit']}{' (dirty)' if result['dirty'] else ''}, "
         f"scale {result['scale']:g}, seed {result['seed']}, {result['machine']['cpus']} CPUs, "
-        f"total {result.get('total_seconds')} s, load average {result['machine']['load_avg_at_start'][0]} at start "
+        + (
+            f"S3 access objects of {result['s3_lines_per_object']} lines on average, "
+            if result.get("s3_lines_per_object", S3_LINES_PER_OBJECT) != S3_LINES_PER_OBJECT
+            else ""
+        )
+        + f"total {result.get('total_seconds')} s, load average {result['machine']['load_avg_at_start'][0]} at start "
         f"and {result['machine'].get('load_avg_at_end', ['-'])[0]} at end (numbers under load > CPUs are not comparable)",
         "",
         "| source | records | MB | floor s | DuckDB s | Spark s | ingest s | ingest rec/s | rerun s "
@@ -826,6 +842,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a source's own scale, e.g. s3access=33 (2M lines) beside cloudtrail at --scale 7",
     )
     parser.add_argument(
+        "--s3-lines-per-object",
+        type=int,
+        default=S3_LINES_PER_OBJECT,
+        help="mean lines in an S3 access-log object: 400 puts scale 33's 2M lines in about 5,000 objects",
+    )
+    parser.add_argument(
         "--no-record", action="store_true", help="do not write bench/results or bench/README.md"
     )
     args = parser.parse_args(argv)
@@ -834,7 +856,9 @@ def main(argv: list[str] | None = None) -> int:
     source_scales = {k: float(v) for k, _, v in (x.partition("=") for x in args.source_scale)}
     work = Path(args.work)
     if args.mode == "run":
-        result = run_bench(args.scale, args.seed, work, sources, skip, source_scales)
+        result = run_bench(
+            args.scale, args.seed, work, sources, skip, source_scales, args.s3_lines_per_object
+        )
         table = markdown(result)
         print("\n" + table)
         if not args.no_record:

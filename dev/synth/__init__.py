@@ -39,8 +39,12 @@ def generate(
     sources: tuple[str, ...] = tuple(SOURCES),
     n_days: int = N_DAYS,
     first_day: dt.date = FIRST_DAY,
+    s3_lines_per_object: int = s3_access.MEAN_LINES_PER_OBJECT,
 ) -> dict[str, Any]:
-    """Write the raw logs and the manifest under ``out`` (replacing what was there); return the manifest."""
+    """Write the raw logs and the manifest under ``out`` (replacing what was there); return the manifest.
+
+    ``s3_lines_per_object``: the S3 access-log objects' mean size in lines (``s3_access.generate``).
+    """
     out = Path(out)
     days = window(n_days, first_day)
     manifest: dict[str, Any] = {
@@ -49,6 +53,7 @@ def generate(
         "seed": seed,
         "scale": scale,
         "window": {"first_day": days[0].isoformat(), "last_day": days[-1].isoformat()},
+        "s3_lines_per_object": s3_lines_per_object,
         "sources": {},
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -57,7 +62,8 @@ def generate(
         if root.exists():
             shutil.rmtree(root)
         t = time.monotonic()
-        section = SOURCES[name](root, seed=seed, scale=scale, days=days)
+        extra = {"lines_per_object": s3_lines_per_object} if name == "s3access" else {}
+        section = SOURCES[name](root, seed=seed, scale=scale, days=days, **extra)
         section["bytes"] = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
         manifest["sources"][name] = section
         log.info("generated %s in %.1fs: %s", name, time.monotonic() - t, section["expected"])

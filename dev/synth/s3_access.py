@@ -286,12 +286,30 @@ def _malformed(rng: Rng, good_line: str, kind: str) -> str:
     )
 
 
-def generate(root: Path, *, seed: int, scale: float, days: list[dt.date]) -> dict[str, Any]:
-    """Write the access-log target bucket under ``root``; return its manifest section."""
+# Lines in an access-log object on average: S3 delivers one object per few minutes of a bucket's
+# requests, most of them small.
+MEAN_LINES_PER_OBJECT = 50
+
+
+def generate(
+    root: Path,
+    *,
+    seed: int,
+    scale: float,
+    days: list[dt.date],
+    lines_per_object: int = MEAN_LINES_PER_OBJECT,
+) -> dict[str, Any]:
+    """Write the access-log target bucket under ``root``; return its manifest section.
+
+    ``lines_per_object``: the objects' mean size in lines, so that the same lines come in fewer,
+    larger objects (2M lines in 5,000 objects is 400) or in many small ones (the default).
+    """
+    if lines_per_object < 1:
+        raise ValueError(f"lines_per_object must be at least 1, not {lines_per_object}")
     rng = seeded(seed, "s3_access")
     liner = _Line(rng)
     target_lines = scaled(60_000, scale, 200)
-    mean_lines = 50
+    mean_lines = lines_per_object
     n_objects = max(len(SOURCE_BUCKETS) * 2, target_lines // mean_lines)
     seconds_in_window = len(days) * 86400
     counts = Counter()
