@@ -241,6 +241,28 @@ CT_SPARK_RECORD = (
 )
 
 
+# Between the groups of a line rewritten by ``_all_groups``: a control character no log line holds.
+_SEP = "\u0001"
+
+
+def _with_groups(lines, column: str, pattern: str, n: int) -> tuple:
+    """``lines`` with a column ``_groups``: the ``n`` groups of ``pattern`` in ``column``, from one
+    evaluation of the expression per row; returns (the frame, the ``n`` group Columns).
+
+    One ``regexp_extract`` per group ran the whole expression once per group (26 times an S3
+    access line: 480 s for 2M lines, where DuckDB takes 17 s). The line is rewritten into its
+    groups joined by a separator and split once, as a Spark engineer would write it, in a
+    projection of its own so that the fields read it rather than evaluate it again. A line the
+    expression does not match (it comes back as it was) gives empty strings, as ``regexp_extract``.
+    """
+    import pyspark.sql.functions as F
+
+    parts = F.split(F.regexp_replace(column, pattern, _SEP.join(f"${i}" for i in range(1, n + 1))), _SEP)
+    empty = F.array_repeat(F.lit(""), n)
+    framed = lines.withColumn("_groups", F.when(F.size(parts) == n, parts).otherwise(empty))
+    return framed, [F.col("_groups")[i] for i in range(n)]
+
+
 def _spark_convert(source: str, files: dict[str, list[str]], out: Path) -> int:
     """Spark's bare conversion of ``files`` to Parquet partitioned by day (explicit schema); rows written."""
     import pyspark.sql.functions as F
@@ -310,7 +332,8 @@ def _spark_convert(source: str, files: dict[str, list[str]], out: Path) -> int:
             rows += write(df, out / "cloudtrail_events", "event_date")
         elif source == "s3access" and files.get("text"):
             lines = spark.read.text(uris("text")).select("value", F.input_file_name().alias("source_object"))
-            fields = {g: F.regexp_extract("value", S3_REGEX, i + 1) for i, g in enumerate(S3_GROUPS)}
+            lines, parts = _with_groups(lines, "value", S3_REGEX, len(S3_GROUPS))
+            fields = {g: parts[i] for i, g in enumerate(S3_GROUPS)}
             t = F.to_timestamp(fields["time"], "dd/MMM/yyyy:HH:mm:ss Z")
             df = lines.select(
                 *[fields[g].alias(g) for g in S3_GROUPS if g not in ("time", "rest")],
@@ -325,13 +348,14 @@ def _spark_convert(source: str, files: dict[str, list[str]], out: Path) -> int:
                 "value", F.input_file_name().alias("source_object")
             )
             pattern = r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (?:\[([^\]]+)\] (\w+) : )?(.*)$"
-            t = F.to_timestamp(F.regexp_extract("value", pattern, 1), "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'")
+            lines, parts = _with_groups(lines, "value", pattern, 4)
+            t = F.to_timestamp(parts[0], "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'")
             df = lines.select(
                 t.alias("event_time"),
                 F.to_date(t).alias("event_date"),
-                F.regexp_extract("value", pattern, 2).alias("run_id"),
-                F.regexp_extract("value", pattern, 3).alias("level"),
-                F.regexp_extract("value", pattern, 4).alias("message"),
+                parts[1].alias("run_id"),
+                parts[2].alias("level"),
+                parts[3].alias("message"),
                 "source_object",
             )
             rows += write(df, out / "crawler_export", "event_date")
