@@ -774,7 +774,13 @@ Full results: `bench/results/<date>-<commit>.json`.
 
 
 def save(result: dict[str, Any], suffix: str = "") -> Path:
-    path = ROOT / "bench" / "results" / f"{result['date']}-{result['commit']}{suffix}.json"
+    """Write the run's results as ``bench/results/<date>-<commit><suffix>.json``; a second run of the same
+    day and commit (another scale, another source set) gets ``-2``, ``-3``... rather than replacing it."""
+    stem = ROOT / "bench" / "results" / f"{result['date']}-{result['commit']}{suffix}"
+    path, n = stem.with_name(stem.name + ".json"), 1
+    while path.exists():
+        n += 1
+        path = stem.with_name(f"{stem.name}-{n}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1, default=str) + "\n")
     return path
