@@ -318,3 +318,49 @@ def test_ledger_merge_reads_only_the_ledger_files_of_its_objects_dates(spark, tm
     )
     with pytest.raises(Exception, match="(?i)file.*(not exist|not found)|FileNotFound"):
         lake_mod.merge_new_rows(spark, again, lake, "ingest_ledger", dates=["cloudtrail"])
+
+
+class _SettingsSpy(LinesSource):
+    """The line source, noting the session's code-generation setting while it parses."""
+
+    def __init__(self) -> None:
+        self.seen: list[str | None] = []
+
+    def parse(self, spark, objects, *, run_id, cfg):
+        self.seen.append(spark.conf.get("spark.sql.codegen.wholeStage", None))
+        return super().parse(spark, objects, run_id=run_id, cfg=cfg)
+
+
+def test_a_large_batch_runs_with_its_own_settings_which_are_then_put_back(spark, raw, tmp_path):
+    from auditlake.config import load_config
+
+    # On a laptop, code generation is off (conf/local.yaml), and back on for a batch of 8 MB or more.
+    local = load_config("local", {})
+    assert local["spark"]["conf"]["spark.sql.codegen.wholeStage"] is False
+    assert local["ingest"]["large_batch"] == {
+        "bytes": 8 * 2**20,
+        "spark_conf": {"spark.sql.codegen.wholeStage": True, "spark.sql.codegen.factoryMode": "FALLBACK"},
+    }
+    # The raw fixture's two log objects hold 73 + 56 bytes (digest.txt is skipped, never parsed).
+    assert sum(os.path.getsize(raw / "day1" / n) for n in ("a.log", "b.log")) == 129
+    spy = _SettingsSpy()
+    for lake, threshold in (("under", 130), ("at", 129)):
+        code = run_job(
+            "ingest_testlines",
+            lambda ctx: run_ingest(ctx, spy),
+            argv=[
+                "--source",
+                str(raw),
+                "--lake",
+                str(tmp_path / lake),
+                "--conf",
+                "quality.enabled=false",
+                "--conf",
+                f"ingest.large_batch.bytes={threshold}",
+            ],
+            session_factory=lambda cfg, name: spark,
+        )
+        assert code == 0
+        assert spark.conf.get("spark.sql.codegen.wholeStage") == "false"
+    assert spy.seen == ["false", "true"]
+    assert _table(spark, tmp_path / "at", "cloudtrail_insights").count() == 3

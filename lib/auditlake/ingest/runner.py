@@ -187,7 +187,8 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
         try:
             selected = _start_and_list(ctx, source, lake, rec)
             if selected.todo:
-                _process(ctx, source, lake, selected, rec)
+                with session_settings(ctx.spark, batch_settings(ctx.cfg, source, selected.todo)):
+                    _process(ctx, source, lake, selected, rec)
             _record(ctx.spark, lake, rec, ctx.deferred)
             metrics.publish_run(ctx.cfg, rec, source)
             return rec
@@ -195,6 +196,30 @@ def run_ingest(ctx: JobContext, source: Source) -> RunRecord:
             record_failed_run(ctx.spark, lake, rec, exc)
             metrics.publish_run(ctx.cfg, rec, source)
             raise
+
+
+def batch_settings(cfg: dict[str, Any], source: Source, objects: list[SourceObject]) -> dict[str, Any]:
+    """The SQL settings of a large batch (``ingest.large_batch``): none for a batch under its size.
+
+    The size is the objects' as listed (as stored: compressed for CloudTrail). A laptop's ingests run
+    without code generation, which suits the small batches of an hour; a backfill's parse is bound
+    by the per-row expressions that code generation compiles, so a large batch turns it back on.
+    """
+    large = config_mod.get(cfg, "ingest.large_batch") or {}
+    threshold, settings = large.get("bytes"), large.get("spark_conf") or {}
+    if threshold is None or not settings:
+        return {}
+    size = sum(o.size or 0 for o in objects)
+    if size < int(threshold):
+        return {}
+    log.info(
+        "%s: a large batch (%.0f MB of objects, at least %.0f MB): SQL settings %s",
+        source.name,
+        size / 2**20,
+        int(threshold) / 2**20,
+        settings,
+    )
+    return dict(settings)
 
 
 def _start_and_list(ctx: JobContext, source: Source, lake: str, rec: RunRecord) -> _Selected:
