@@ -364,3 +364,32 @@ def test_a_large_batch_runs_with_its_own_settings_which_are_then_put_back(spark,
         assert spark.conf.get("spark.sql.codegen.wholeStage") == "false"
     assert spy.seen == ["false", "true"]
     assert _table(spark, tmp_path / "at", "cloudtrail_insights").count() == 3
+
+
+def test_a_large_batch_setting_that_is_not_a_size_is_a_config_error():
+    from auditlake.errors import ConfigError
+    from auditlake.ingest.objects import SourceObject
+
+    objs = [SourceObject(uri="file:/x/a.log", size=10, modified_at=dt.datetime(2024, 1, 1))]
+    on = {"spark.sql.codegen.wholeStage": True}
+    assert (
+        runner.batch_settings(
+            {"ingest": {"large_batch": {"bytes": 10, "spark_conf": on}}}, LinesSource(), objs
+        )
+        == on
+    )
+    assert (
+        runner.batch_settings(
+            {"ingest": {"large_batch": {"bytes": 11, "spark_conf": on}}}, LinesSource(), objs
+        )
+        == {}
+    )
+    assert runner.batch_settings({"ingest": {}}, LinesSource(), objs) == {}
+    with pytest.raises(
+        ConfigError, match="ingest.large_batch.bytes must be a whole number of bytes, not '8MB'"
+    ):
+        runner.batch_settings(
+            {"ingest": {"large_batch": {"bytes": "8MB", "spark_conf": on}}}, LinesSource(), objs
+        )
+    with pytest.raises(ConfigError, match="ingest.large_batch must be a mapping"):
+        runner.batch_settings({"ingest": {"large_batch": 8388608}}, LinesSource(), objs)

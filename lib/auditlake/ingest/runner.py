@@ -31,7 +31,7 @@ from auditlake import config as config_mod
 from auditlake import lake as lake_mod
 from auditlake import metrics, quality, run_log
 from auditlake.context import JobContext
-from auditlake.errors import ReconciliationError
+from auditlake.errors import ConfigError, ReconciliationError
 from auditlake.ingest import gate, listing
 from auditlake.ingest.objects import SourceObject, normalize_uri
 from auditlake.ingest.source import ParsedBatch, Source
@@ -206,17 +206,25 @@ def batch_settings(cfg: dict[str, Any], source: Source, objects: list[SourceObje
     by the per-row expressions that code generation compiles, so a large batch turns it back on.
     """
     large = config_mod.get(cfg, "ingest.large_batch") or {}
+    if not isinstance(large, dict) or not isinstance(large.get("spark_conf") or {}, dict):
+        raise ConfigError(f"ingest.large_batch must be a mapping of bytes and spark_conf, not {large!r}")
     threshold, settings = large.get("bytes"), large.get("spark_conf") or {}
     if threshold is None or not settings:
         return {}
+    try:
+        threshold = int(threshold)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"ingest.large_batch.bytes must be a whole number of bytes, not {threshold!r}"
+        ) from None
     size = sum(o.size or 0 for o in objects)
-    if size < int(threshold):
+    if size < threshold:
         return {}
     log.info(
         "%s: a large batch (%.0f MB of objects, at least %.0f MB): SQL settings %s",
         source.name,
         size / 2**20,
-        int(threshold) / 2**20,
+        threshold / 2**20,
         settings,
     )
     return dict(settings)
