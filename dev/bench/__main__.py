@@ -568,6 +568,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"Run {result['started_at']} commit {result['commit']}{' (dirty)' if result['dirty'] else ''}, "
         f"scale {result['scale']:g}, seed {result['seed']}, {result['machine']['cpus']} CPUs, "
+        + "".join(f"{s} at scale {v:g}, " for s, v in sorted((result.get("source_scales") or {}).items()))
         + (
             f"S3 access objects of {result['s3_lines_per_object']} lines on average, "
             if result.get("s3_lines_per_object", S3_LINES_PER_OBJECT) != S3_LINES_PER_OBJECT

@@ -241,7 +241,7 @@ CT_SPARK_RECORD = (
 )
 
 
-# Between the groups of a line rewritten by ``_all_groups``: a control character no log line holds.
+# Between the groups of a line rewritten by ``_with_groups``: a control character no log line holds.
 _SEP = "\u0001"
 
 
