@@ -1,7 +1,7 @@
 """The auditlake benchmark: synthetic logs -> baselines -> ingest -> rerun -> aggregates, measured.
 
     python -m bench run   [--scale 1] [--seed 7] [--work build/bench] [--source-scale s3access=33]
-    python -m bench scale [--scale 1] [--factor 4]
+    python -m bench scale [--scale 1] [--factor 4,16]
 
 For each source, in one process tree and one run, every step is its own measured subprocess:
 (1) the raw floor: Spark reading the same bytes and writing them as Parquet, no parsing;
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -787,43 +788,97 @@ def save(result: dict[str, Any], suffix: str = "") -> Path:
     return path
 
 
+SCALE_STEPS = ("floor", "duckdb", "spark", "ingest", "incremental")
+
+
+def _growth_row(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
+    if "wall_seconds" not in a or "wall_seconds" not in b:
+        return None
+    return {
+        "wall_seconds": [a["wall_seconds"], b["wall_seconds"]],
+        "time_growth": _ratio(b["wall_seconds"], a["wall_seconds"]),
+        "peak_rss_mb_jvm": [a.get("peak_rss_mb_jvm"), b.get("peak_rss_mb_jvm")],
+        "peak_rss_mb_python": [a.get("peak_rss_mb_python"), b.get("peak_rss_mb_python")],
+        "memory_growth": _ratio(b.get("peak_rss_mb"), a.get("peak_rss_mb")),
+    }
+
+
 def scale_report(small: dict[str, Any], big: dict[str, Any], factor: float) -> dict[str, Any]:
-    out: dict[str, Any] = {"factor": factor, "sources": {}}
+    """Growth of every step from one run to a run on ``factor`` times its data; ``time_limit`` is the
+    target's 4.4x per 4x, in proportion for another factor."""
+    out: dict[str, Any] = {
+        "factor": factor,
+        "time_limit": round(TARGETS["scale_time_growth_4x"] * factor / 4, 2),
+        "sources": {},
+    }
     for source, a in small["sources"].items():
         b = big["sources"].get(source, {})
-        row: dict[str, Any] = {"records": [a["records"], b.get("records")]}
-        for step in ("floor", "duckdb", "ingest", "incremental"):
-            sa, sb = a.get(step, {}), b.get(step, {})
-            if "wall_seconds" in sa and "wall_seconds" in sb:
-                row[step] = {
-                    "wall_seconds": [sa["wall_seconds"], sb["wall_seconds"]],
-                    "time_growth": _ratio(sb["wall_seconds"], sa["wall_seconds"]),
-                    "peak_rss_mb_jvm": [sa["peak_rss_mb_jvm"], sb["peak_rss_mb_jvm"]],
-                    "peak_rss_mb_python": [sa["peak_rss_mb_python"], sb["peak_rss_mb_python"]],
-                    "memory_growth": _ratio(sb["peak_rss_mb"], sa["peak_rss_mb"]),
-                }
+        row: dict[str, Any] = {"records": [a.get("records"), b.get("records")]}
+        for step in SCALE_STEPS:
+            g = _growth_row(a.get(step, {}), b.get(step, {}))
+            if g is not None:
+                row[step] = g
         out["sources"][source] = row
+    for key in ("aggregates", "pipeline_hour"):
+        g = _growth_row(small.get(key) or {}, big.get(key) or {})
+        if g is not None:
+            out[key] = g
     return out
 
 
-def scale_markdown(rep: dict[str, Any]) -> str:
-    f = rep["factor"]
-    lines = [
-        f"Scaling 1x -> {f:g}x (target: time growth <= {TARGETS['scale_time_growth_4x'] * f / 4:.2f}, memory flat)",
-        "",
-        f"| source | step | 1x s | {f:g}x s | time growth | peak MB JVM 1x / {f:g}x | peak MB py 1x / {f:g}x | memory growth |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+def scale_curve(runs: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
+    """The curve over runs at increasing factors of one base scale: each step's growth from the run
+    before, against the limit, and whether every ingest kept to it with flat memory."""
+    steps = [
+        {"from": fa, "to": fb, **scale_report(ra, rb, fb / fa)}
+        for (fa, ra), (fb, rb) in itertools.pairwise(runs)
     ]
-    for source, row in rep["sources"].items():
-        for step in ("floor", "duckdb", "ingest", "incremental"):
-            if step in row:
-                s = row[step]
-                lines.append(
-                    f"| {source} | {step} | {s['wall_seconds'][0]} | {s['wall_seconds'][1]} | {_fmt(s['time_growth'])} "
-                    f"| {s['peak_rss_mb_jvm'][0]} / {s['peak_rss_mb_jvm'][1]} "
-                    f"| {s['peak_rss_mb_python'][0]} / {s['peak_rss_mb_python'][1]} | {_fmt(s['memory_growth'])} |"
-                )
+    over = [
+        f"{source} ingest {s['from']:g}x -> {s['to']:g}x: {row['ingest']['time_growth']}x"
+        for s in steps
+        for source, row in s["sources"].items()
+        if "ingest" in row
+        and row["ingest"]["time_growth"] is not None
+        and row["ingest"]["time_growth"] > s["time_limit"]
+    ]
+    return {"factors": [f for f, _ in runs], "steps": steps, "ingest_time_over_limit": over}
+
+
+def scale_markdown(curve: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for s in curve["steps"]:
+        a, b = f"{s['from']:g}x", f"{s['to']:g}x"
+        lines += [
+            f"Scaling {a} -> {b} (target: time growth <= {s['time_limit']:.2f}, memory flat)",
+            "",
+            f"| source | step | {a} s | {b} s | time growth | peak MB JVM {a} / {b} | peak MB py {a} / {b} | memory growth |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        rows = [
+            (src, step, row[step]) for src, row in s["sources"].items() for step in SCALE_STEPS if step in row
+        ]
+        rows += [("all", key, s[key]) for key in ("aggregates", "pipeline_hour") if key in s]
+        for src, step, g in rows:
+            lines.append(
+                f"| {src} | {step} | {g['wall_seconds'][0]} | {g['wall_seconds'][1]} | {_fmt(g['time_growth'])} "
+                f"| {g['peak_rss_mb_jvm'][0]} / {g['peak_rss_mb_jvm'][1]} "
+                f"| {g['peak_rss_mb_python'][0]} / {g['peak_rss_mb_python'][1]} | {_fmt(g['memory_growth'])} |"
+            )
+        lines.append("")
+    over = curve["ingest_time_over_limit"]
+    lines.append("Ingest time over the limit: " + ("; ".join(over) if over else "none"))
     return "\n".join(lines)
+
+
+def parse_factors(text: str) -> list[float]:
+    """``"4,16"`` -> [1.0, 4.0, 16.0]: the base run and then each factor of it, increasing."""
+    try:
+        factors = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(f"--factor: not a comma list of numbers: {text!r}") from None
+    if not factors or any(b <= a for a, b in itertools.pairwise([1.0, *factors])):
+        raise SystemExit(f"--factor: factors must increase from above 1, e.g. 4,16; got {text!r}")
+    return [1.0, *factors]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -832,7 +887,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("mode", choices=["run", "scale"])
     parser.add_argument("--scale", type=float, default=float(os.environ.get("SCALE", "1") or 1))
-    parser.add_argument("--factor", type=float, default=4.0)
+    parser.add_argument(
+        "--factor",
+        default="4,16",
+        help="scale mode: comma list of factors of --scale, run after the base run (default 4,16: 1x, 4x, 16x)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--work", default=str(ROOT / "build" / "bench"))
     parser.add_argument("--sources", default=",".join(SOURCES))
@@ -879,15 +938,22 @@ def main(argv: list[str] | None = None) -> int:
             if r.get(step, {}).get("exit_code") not in (None, 0)
         ]
         return 1 if failed else 0
-    small = run_bench(args.scale, args.seed, work, sources, skip)
-    big = run_bench(args.scale * args.factor, args.seed, work, sources, skip)
-    rep = scale_report(small, big, args.factor)
-    text = scale_markdown(rep)
-    print("\n" + markdown(small) + "\n\n" + markdown(big) + "\n\n" + text)
+    factors = parse_factors(args.factor)
+    runs = [(f, run_bench(args.scale * f, args.seed, work, sources, skip)) for f in factors]
+    curve = scale_curve(runs)
+    text = scale_markdown(curve)
+    print("\n" + "\n\n".join(markdown(r) for _, r in runs) + "\n\n" + text)
     if not args.no_record:
+        base = runs[0][1]
         path = save(
-            {"date": small["date"], "commit": small["commit"], "small": small, "big": big, "scaling": rep},
-            suffix=f"-scale{args.factor:g}x",
+            {
+                "date": base["date"],
+                "commit": base["commit"],
+                "scale": args.scale,
+                "runs": {f"{f:g}x": r for f, r in runs},
+                "scaling": curve,
+            },
+            suffix="-scale" + "-".join(f"{f:g}x" for f in factors[1:]),
         )
         print(f"\nresults: {path.relative_to(ROOT)}")
     return 0

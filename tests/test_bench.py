@@ -1,0 +1,57 @@
+"""The benchmark's growth curve: each step's growth from the run before it, against the limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.__main__ import parse_factors, scale_curve, scale_markdown
+
+
+def _run(records: int, ingest_s: float, ingest_mb: int, agg_s: float) -> dict:
+    step = {"wall_seconds": ingest_s, "peak_rss_mb": ingest_mb, "peak_rss_mb_jvm": ingest_mb - 400}
+    step["peak_rss_mb_python"] = 400
+    return {
+        "sources": {
+            "cloudtrail": {
+                "records": records,
+                "ingest": step,
+                "duckdb": {"wall_seconds": ingest_s / 10, "peak_rss_mb": 300},
+            }
+        },
+        "aggregates": {"wall_seconds": agg_s, "peak_rss_mb": 2000},
+    }
+
+
+def test_the_curve_measures_each_step_from_the_run_before_and_names_an_ingest_over_the_limit():
+    runs = [
+        (1.0, _run(60_000, 20.0, 2000, 30.0)),
+        (4.0, _run(240_000, 50.0, 2200, 80.0)),
+        (16.0, _run(960_000, 230.0, 2400, 300.0)),
+    ]
+    curve = scale_curve(runs)
+
+    assert curve["factors"] == [1.0, 4.0, 16.0]
+    first, second = curve["steps"]
+    assert (first["from"], first["to"], first["time_limit"]) == (1.0, 4.0, 4.4)
+    assert first["sources"]["cloudtrail"]["records"] == [60_000, 240_000]
+    assert first["sources"]["cloudtrail"]["ingest"]["time_growth"] == 2.5
+    assert first["sources"]["cloudtrail"]["ingest"]["memory_growth"] == 1.1
+    assert second["sources"]["cloudtrail"]["ingest"]["wall_seconds"] == [50.0, 230.0]
+    assert second["sources"]["cloudtrail"]["ingest"]["time_growth"] == 4.6
+    assert second["aggregates"]["time_growth"] == 3.75
+    # DuckDB has no JVM figure: the row keeps None rather than failing
+    assert first["sources"]["cloudtrail"]["duckdb"]["peak_rss_mb_jvm"] == [None, None]
+    assert curve["ingest_time_over_limit"] == ["cloudtrail ingest 4x -> 16x: 4.6x"]
+
+    text = scale_markdown(curve)
+    assert "Scaling 1x -> 4x (target: time growth <= 4.40, memory flat)" in text
+    assert "| cloudtrail | ingest | 50.0 | 230.0 | 4.60 |" in text
+    assert text.endswith("Ingest time over the limit: cloudtrail ingest 4x -> 16x: 4.6x")
+
+
+def test_factors_are_read_as_a_rising_list_after_the_base_run():
+    assert parse_factors("4,16") == [1.0, 4.0, 16.0]
+    assert parse_factors("2") == [1.0, 2.0]
+    for bad in ("16,4", "1,4", "four", ""):
+        with pytest.raises(SystemExit, match="--factor"):
+            parse_factors(bad)
