@@ -128,7 +128,7 @@ def _record_start_order(monkeypatch) -> list[str]:
     """Record, in order, each ingest's listing ending, the start rows written ahead, each run's start
     and the flush of the ingests' deferred rows.
 
-    The start rows wait (up to a minute) until three ingests have listed: they are written while
+    The start rows wait (up to a minute) until every ingest has listed: they are written while
     the ingests list, not before their threads start. The flush waits (up to a minute) until the
     aggregates job has started: it runs while the aggregates do, not before them."""
     from auditlake import pipeline, run_log
@@ -136,7 +136,10 @@ def _record_start_order(monkeypatch) -> list[str]:
 
     events: list[str] = []
     listed = threading.Condition()
+    from auditlake import aggregate_plan
+
     real_list, real_ahead, real_start = runner._list, pipeline._start_ahead, run_log.start_run
+    real_versions = aggregate_plan.last_versions
 
     def list_(ctx, source, lake, rec):
         try:
@@ -146,11 +149,16 @@ def _record_start_order(monkeypatch) -> list[str]:
                 events.append(f"listed {source.name}")
                 listed.notify_all()
 
-    def ahead(parent, contexts):
+    def ahead(parent, contexts, later=None):
         with listed:
-            listed.wait_for(lambda: sum(e.startswith("listed") for e in events) == 3, timeout=60)
+            listed.wait_for(lambda: sum(e.startswith("listed") for e in events) == len(contexts), timeout=60)
         events.append("start rows ahead")
-        real_ahead(parent, contexts)
+        real_ahead(parent, contexts, later)
+
+    def versions(job_runs, job):
+        with listed:
+            events.append(f"watermark read by {threading.current_thread().name}")
+        return real_versions(job_runs, job)
 
     def start(spark, lake, rec, cfg=None):
         with listed:
@@ -169,6 +177,7 @@ def _record_start_order(monkeypatch) -> list[str]:
     monkeypatch.setattr(pipeline, "_start_ahead", ahead)
     monkeypatch.setattr(run_log, "start_run", start)
     monkeypatch.setattr(run_log.DeferredWrites, "flush", flush)
+    monkeypatch.setattr(aggregate_plan, "last_versions", versions)
     return events
 
 
@@ -251,13 +260,59 @@ def test_parallel_failed_ingest_does_not_stop_the_others(spark, tmp_path, capsys
     # started, its first write, only after those rows: the failed crawler run too.
     assert sorted(order[:3]) == ["listed cloudtrail", "listed crawler_logs", "listed s3_access"]
     assert order[3] == "start rows ahead"
-    assert sorted(order[4:7]) == ["started cloudtrail", "started crawler_logs", "started s3_access"]
+    # While they ran, the pipeline's own thread read the aggregates' watermark, once.
+    assert sorted(order[4:8]) == [
+        "started cloudtrail",
+        "started crawler_logs",
+        "started s3_access",
+        "watermark read by MainThread",
+    ]
     # Their deferred rows were written while the aggregates job ran (it reads their data only).
-    assert order[7:] == [f"started {AGG}", "ingests' rows flushed"]
+    assert order[8:] == [f"started {AGG}", "ingests' rows flushed"]
+    # The aggregates' running row was written with the ingests', in the pipeline's commit; its end
+    # row says when it really started, after the ingests had ended.
+    history = DeltaTable.forPath(spark, lake_mod.table_uri(str(lake), "job_runs")).history()
+    first = min(
+        r["version"]
+        for r in history.select("version", "userMetadata").collect()
+        if commits.tag_run_id(r["userMetadata"]) == "par" and r["version"] > 0
+    )
+    started = (
+        spark.read.format("delta")
+        .option("versionAsOf", first)
+        .load(lake_mod.table_uri(str(lake), "job_runs"))
+    )
+    assert sorted((r["job"], r["status"]) for r in started.collect()) == [
+        (AGG, "running"),
+        ("ingest_cloudtrail", "running"),
+        ("ingest_crawler_logs", "running"),
+        ("ingest_s3_access", "running"),
+    ]
+    assert runs[AGG]["started_at"] > max(r["ended_at"] for j, r in runs.items() if j.startswith("ingest_"))
     # The failed crawler run wrote nothing: the aggregates rebuild the days of the other two.
     assert runs[AGG]["counters"]["ingest_runs"] == 2
     assert runs[AGG]["counters"]["agg_s3_requests_daily_days_replaced"] == 3
     assert _rows(spark, lake, "agg_s3_requests_daily") > 0
+
+    # Again with nothing new: the watermark read ahead is the first run's, so nothing is rebuilt.
+    order.clear()
+    code = _pipeline(
+        spark,
+        ["--lake", str(lake), "--run-id", "par2"]
+        + ["--cloudtrail-source", str(RAW / "cloudtrail"), "--s3-access-source", str(RAW / "s3access")],
+    )
+    assert code == 0, capsys.readouterr().err
+    again = {
+        r["job"]: r
+        for r in lake_mod.read_table(spark, str(lake), "job_runs").where("run_id LIKE 'par2-%'").collect()
+    }
+    assert {j: (r["status"], r["records_loaded"]) for j, r in again.items()} == {
+        "ingest_cloudtrail": ("succeeded", 0),
+        "ingest_s3_access": ("succeeded", 0),
+        AGG: ("succeeded", 0),
+    }
+    assert again[AGG]["counters"]["ingest_runs"] == 0
+    assert [e for e in order if e.startswith("watermark")] == ["watermark read by MainThread"]
 
 
 def test_ingests_whose_end_rows_cannot_be_written_are_failed_runs(spark, tmp_path, capsys, monkeypatch):

@@ -236,7 +236,9 @@ def _plan(
     if window:
         plan = {spec.table: window for spec in SPECS}
     else:
-        watermark = aggregate_plan.last_versions(lake_mod.read_table(spark, lake, "job_runs"), ctx.job)
+        watermark = ctx.aggregate_watermark
+        if watermark is None:
+            watermark = aggregate_plan.last_versions(lake_mod.read_table(spark, lake, "job_runs"), ctx.job)
         changes = aggregate_plan.plan_from_commits(
             spark, lake, [table for spec in SPECS for table, _ in spec.inputs], watermark
         )

@@ -30,3 +30,6 @@ class JobContext:
     # ``listing.HighWaterMarks`` when the pipeline's ingests share one read of the ledger's
     # high-water marks (``pipeline.run_ingests``); None: the ingest reads its own source's.
     ledger_marks: Any = None
+    # The aggregates job's watermark (``aggregate_plan.last_versions``) when the pipeline read it
+    # while its ingests ran (``pipeline.run_ingests``); None: the job reads it when it plans.
+    aggregate_watermark: dict[str, int] | None = None

@@ -20,7 +20,9 @@ protocol), which a thread per ingest spreads over the cores: a new hour of all t
 aggregates included, took 174 s one after another and 124 s in threads on 2 cores. The tables
 every ingest writes (run records, quality results, ledger, quarantine) are created and the
 ingests' start rows written while the ingests list their objects, and before any of them writes,
-so no two threads race to create the same Delta table. What the ingests record beside and after
+so no two threads race to create the same Delta table. The aggregates job's start row goes in the
+same append, and its watermark is read while the ingests run: on 2 cores its own read and append
+of ``job_runs`` took 2 s, racing the deferred writes below. What the ingests record beside and after
 their data (their passed gates' results, their quarantined rows, their objects in the ledger and
 their end rows in ``job_runs``) the pipeline writes for all of them once they have ended, one
 commit of each kind (``run_log.DeferredWrites``), in a thread of its own while the aggregates job
@@ -210,15 +212,20 @@ def _prepare_shared_tables(parent: JobContext) -> None:
         lake_mod.ensure_delta_table(parent.spark, lake, load_contract(table))
 
 
-def _start_ahead(parent: JobContext, contexts: dict[str, JobContext]) -> None:
-    """Record the ingests as running in one read and one append of ``job_runs`` (``run_log.start_runs``).
+def _start_ahead(
+    parent: JobContext, contexts: dict[str, JobContext], later: JobContext | None = None
+) -> None:
+    """Record the ingests, and the aggregates job that runs after them (``later``), as running in
+    one read and one append of ``job_runs`` (``run_log.start_runs``).
 
-    Best effort: should it fail, each ingest records its own start (and reports the error). An
-    ingest whose record cannot be made (a malformed source URI) is left to fail on its own.
+    Best effort: should it fail, each job records its own start (and reports the error). An
+    ingest whose record cannot be made (a malformed source URI) is left to fail on its own. The
+    aggregates' row says ``running`` from here on; its end row carries the time it really started.
     """
     from auditlake import run_log
     from auditlake.ingest.objects import normalize_uri
     from auditlake.ingest.runner import run_record
+    from auditlake.runs import RunRecord
 
     recs = []
     for job, ctx in contexts.items():
@@ -226,19 +233,24 @@ def _start_ahead(parent: JobContext, contexts: dict[str, JobContext]) -> None:
             recs.append(run_record(ctx, _ingest_source(job)))
         except Exception:  # noqa: BLE001 - the ingest reports it when it runs
             log.debug("%s: no start row ahead", job, exc_info=True)
+    if later is not None:
+        recs.append(RunRecord.for_job(later, "aggregates", normalize_uri(later.args.lake)))
     try:
         run_log.start_runs(parent.spark, normalize_uri(parent.args.lake), recs)
     except Exception as exc:  # noqa: BLE001 - each ingest then records its own start
         log.warning("could not record the ingests' start rows together (%s); each records its own", exc)
 
 
-def run_ingests(parent: JobContext, meanwhile: Callable[[], None] | None = None) -> list[JobOutcome]:
+def run_ingests(
+    parent: JobContext, meanwhile: Callable[[], None] | None = None, later: JobContext | None = None
+) -> list[JobOutcome]:
     """Run every ingest whose source was given, in threads, or one after another (``--no-parallel``).
 
     ``meanwhile``: what runs once the ingests have ended (the aggregates). With the ingests in
     threads it runs while their deferred rows are written (``_flush``): it reads their data, not
     those rows. Not run when making the shared tables failed (that error is raised once the rows
-    are written).
+    are written). ``later``: the context ``meanwhile``'s job runs in (the aggregates'): with the
+    ingests in threads its start row is written with theirs, and its watermark read while they run.
     """
     todo = [(job, getattr(parent.args, dest)) for job, _, dest in INGESTS if getattr(parent.args, dest, None)]
     if not parent.args.parallel or len(todo) < 2:
@@ -276,10 +288,12 @@ def run_ingests(parent: JobContext, meanwhile: Callable[[], None] | None = None)
         # The pipeline's own commits (the shared tables, the ingests' start rows) name its run.
         commits.tag_commits(parent.spark, parent.run_id, parent.job)
         _prepare_shared_tables(parent)
-        _start_ahead(parent, contexts)
+        _start_ahead(parent, contexts, later)
     except BaseException as exc:  # noqa: BLE001 - raised once the ingests have ended
         error = exc
     written.set()
+    if error is None and later is not None:
+        _read_watermark_ahead(later)
     for t in threads:
         t.join()
     # Their rows are written in a thread of their own (the pipeline's session, its commit tag), so
@@ -304,6 +318,27 @@ def run_ingests(parent: JobContext, meanwhile: Callable[[], None] | None = None)
     if flush_errors:
         raise flush_errors[0]
     return [results[job] for job, _ in todo]
+
+
+def _read_watermark_ahead(ctx: JobContext) -> None:
+    """The aggregates' watermark (``aggregate_plan.last_versions``), read while the ingests run.
+
+    It comes from the job's own past rows in ``job_runs``, which the ingests do not write, so it is
+    the same read now as after them; a window run (``--since/--until``) needs none. Best effort:
+    should it fail, the aggregates job reads it itself.
+    """
+    from auditlake import aggregate_plan
+    from auditlake import lake as lake_mod
+    from auditlake.aggregate_job import window_days
+    from auditlake.ingest.objects import normalize_uri
+
+    if window_days(ctx.args.since, ctx.args.until):
+        return
+    try:
+        job_runs = lake_mod.read_table(ctx.spark, normalize_uri(ctx.args.lake), "job_runs")
+        ctx.aggregate_watermark = aggregate_plan.last_versions(job_runs, ctx.job)
+    except Exception as exc:  # noqa: BLE001 - the aggregates job reads its own
+        log.warning("could not read the aggregates' watermark ahead (%s); the job reads it itself", exc)
 
 
 def _flush(parent: JobContext, deferred: Any, results: dict[str, JobOutcome]) -> None:
@@ -337,14 +372,20 @@ def run_pipeline(ctx: JobContext) -> list[JobOutcome]:
     if not any(getattr(ctx.args, dest, None) for _, _, dest in INGESTS) and ctx.args.no_aggregates:
         raise UsageError(f"{ctx.job}: nothing to run: no source given and --no-aggregates")
     later: list[JobOutcome] = []
+    agg_ctx: JobContext | None = None
+    if not ctx.args.no_aggregates:
+        from auditlake.aggregate_job import JOB_NAME as AGG_JOB
+
+        agg_ctx = _job_context(ctx, AGG_JOB, None)
 
     def aggregates() -> None:
-        from auditlake.aggregate_job import JOB_NAME as AGG_JOB
         from auditlake.aggregate_job import build_daily_aggregates
 
-        later.append(_run_one(_job_context(ctx, AGG_JOB, None), build_daily_aggregates))
+        assert agg_ctx is not None
+        agg_ctx.started_at = dt.datetime.now(dt.UTC)
+        later.append(_run_one(agg_ctx, build_daily_aggregates))
 
-    outcomes = run_ingests(ctx, None if ctx.args.no_aggregates else aggregates)
+    outcomes = run_ingests(ctx, None if agg_ctx is None else aggregates, agg_ctx)
     outcomes += later
     if getattr(ctx.args, "detect", False):
         from auditlake.detect import JOB_NAME as DETECT_JOB
