@@ -163,6 +163,12 @@ def test_local_session_points_workers_at_this_interpreter_and_package():
     )
     assert "spark.driver.extraClassPath" not in cluster
     assert [Path(p) for p in cluster["spark.jars"].split(",")] == on_path
+    # Local files go through our local file system (no child process per call) on a local driver only.
+    assert conf["spark.hadoop.fs.file.impl"] == "dev.auditlake.fs.ForklessLocalFileSystem"
+    assert conf["spark.hadoop.fs.AbstractFileSystem.file.impl"] == "dev.auditlake.fs.ForklessLocalFs"
+    assert "spark.hadoop.fs.file.impl" not in cluster
+    hadoops = spark_conf(load_config("local", {"spark": {"forkless_local_fs": False, "cds_archive": ""}}))
+    assert "spark.hadoop.fs.file.impl" not in hadoops
 
 
 def test_the_sessions_jvm_view_resolves_each_class_name_once(spark):
