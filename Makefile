@@ -27,7 +27,8 @@ $(VENV_STAMP): pyproject.toml
 
 LOGSTORE_SRC := jvm/logstore/pom.xml $(shell find jvm/logstore/src -name '*.java' 2>/dev/null)
 
-# The pinned jars, plus our DynamoDB log store (jvm/logstore) built into jvm/jars/auditlake-logstore.jar.
+# The pinned jars, plus our DynamoDB log store and local file system (jvm/logstore) built into
+# jvm/jars/auditlake-logstore.jar.
 $(JARS_STAMP): jvm/pom.xml $(LOGSTORE_SRC)
 	cd jvm && mvn -q -B dependency:copy-dependencies -DoutputDirectory=jars -DincludeScope=runtime
 	cd jvm/logstore && mvn -q -B -DskipTests package
