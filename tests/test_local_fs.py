@@ -69,7 +69,7 @@ def test_status_permissions_links_and_renames_are_hadoop_s(hadoop, tmp_path):
         fs.getFileStatus(Path_(str(tmp_path / "missing")))
     # FileContext's rename (Delta's commit) keeps refusing to replace an existing file.
     rename = jvm.org.apache.hadoop.fs.Options.Rename
-    none = spark_array(jvm, rename, [rename.NONE])
+    none = spark_array(rename, [rename.NONE])
     (tmp_path / "b.json").write_text("x")
     with pytest.raises(Exception, match="FileAlreadyExistsException"):
         fc.rename(Path_(str(tmp_path / "b.json")), Path_(str(f)), none)
@@ -77,7 +77,7 @@ def test_status_permissions_links_and_renames_are_hadoop_s(hadoop, tmp_path):
     assert (tmp_path / "c.json").read_text() == "x" and not (tmp_path / "b.json").exists()
 
 
-def spark_array(jvm, cls, items):
+def spark_array(cls, items):
     from pyspark import SparkContext
 
     arr = SparkContext._gateway.new_array(cls, len(items))
@@ -91,7 +91,7 @@ def test_creating_and_renaming_files_starts_no_process(hadoop, tmp_path):
     jvm, fs, fc = hadoop
     Path_ = jvm.org.apache.hadoop.fs.Path
     rename = jvm.org.apache.hadoop.fs.Options.Rename
-    none = spark_array(jvm, rename, [rename.NONE])
+    none = spark_array(rename, [rename.NONE])
     fs.mkdirs(Path_(str(tmp_path / "warm")))
     before = _forks()
     for i in range(30):

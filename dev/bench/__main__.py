@@ -827,8 +827,8 @@ def scale_report(small: dict[str, Any], big: dict[str, Any], factor: float) -> d
 
 
 def scale_curve(runs: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
-    """The curve over runs at increasing factors of one base scale: each step's growth from the run
-    before, against the limit, and whether every ingest kept to it with flat memory."""
+    """The curve over runs at increasing factors of one base scale: each step's growth (time and
+    memory) from the run before, and the ingests whose time grew more than the limit."""
     steps = [
         {"from": fa, "to": fb, **scale_report(ra, rb, fb / fa)}
         for (fa, ra), (fb, rb) in itertools.pairwise(runs)

@@ -18,7 +18,7 @@ from typing import Any
 
 from auditlake import config as config_mod
 from auditlake.errors import ConfigError
-from auditlake.logstore import log_store_conf
+from auditlake.logstore import LOG_STORE_JAR, log_store_conf
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def forkless_fs_conf(cfg: dict[str, Any], jars: list[str]) -> dict[str, str]:
     """
     if not config_mod.get(cfg, "spark.forkless_local_fs", True):
         return {}
-    if not any(Path(j).name == "auditlake-logstore.jar" for j in jars):
+    if not any(Path(j).name == LOG_STORE_JAR for j in jars):
         return {}
     return dict(FORKLESS_FS)
 
