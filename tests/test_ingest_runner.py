@@ -231,6 +231,34 @@ def test_in_batch_duplicates_keep_the_same_copy_whatever_the_row_order(spark):
     assert same is unique and (read, dropped) == (3, 0)
 
 
+def test_dedupe_caches_the_repeated_keys_and_their_kept_copies_not_the_batch_again(spark, monkeypatch):
+    """The deduplicated frame is the batch less its repeated keys plus one copy of each: the only
+    frames cached are those two small ones (one row each here), never a second copy of the batch.
+    Above the broadcast limit the deduplicated frame itself is cached, with the same rows."""
+    schema = "event_key string, detail string"
+    rows = [("k1", "b"), ("k2", "x"), ("k1", "a"), ("k3", "y"), ("k1", "c")]
+    expected = [("k1", "a"), ("k2", "x"), ("k3", "y")]
+    df = spark.createDataFrame(rows, schema).coalesce(1)
+    held: list = []
+    kept, read, dropped, _ = runner._dedupe(df, ("event_key",), held=held)
+    assert (read, dropped) == (5, 2)
+    assert sorted(tuple(r) for r in kept.collect()) == expected
+    assert [h.is_cached for h in held] == [True, True]
+    assert [[tuple(r) for r in h.collect()] for h in held] == [[("k1",)], [("k1", "a")]]
+    assert not kept.is_cached
+    for h in held:
+        h.unpersist()
+
+    monkeypatch.setattr(runner, "REPEATED_KEYS_BROADCAST_MAX", 0)
+    held = []
+    kept, read, dropped, _ = runner._dedupe(df, ("event_key",), held=held)
+    assert (read, dropped) == (5, 2)
+    assert held == [kept] and kept.is_cached
+    assert sorted(tuple(r) for r in kept.collect()) == expected
+    for h in held:
+        h.unpersist()
+
+
 def test_in_batch_duplicates_of_a_compound_key_with_a_null_part_are_one_key(spark):
     """Only the repeated keys' rows are ranked; a null key part matches a null (a null repeats too)."""
     schema = "bucket string, request_id string, line string"
