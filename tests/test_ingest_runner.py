@@ -349,25 +349,36 @@ def test_ledger_merge_reads_only_the_ledger_files_of_its_objects_dates(spark, tm
 
 
 class _SettingsSpy(LinesSource):
-    """The line source, noting the session's code-generation setting while it parses."""
+    """The line source, noting the session's code-generation and cache-compression settings while
+    it parses."""
 
     def __init__(self) -> None:
-        self.seen: list[str | None] = []
+        self.seen: list[tuple[str | None, str | None]] = []
 
     def parse(self, spark, objects, *, run_id, cfg):
-        self.seen.append(spark.conf.get("spark.sql.codegen.wholeStage", None))
+        self.seen.append(
+            (
+                spark.conf.get("spark.sql.codegen.wholeStage", None),
+                spark.conf.get("spark.sql.inMemoryColumnarStorage.compressed", None),
+            )
+        )
         return super().parse(spark, objects, run_id=run_id, cfg=cfg)
 
 
 def test_a_large_batch_runs_with_its_own_settings_which_are_then_put_back(spark, raw, tmp_path):
     from auditlake.config import load_config
 
-    # On a laptop, code generation is off (conf/local.yaml), and back on for a batch of 8 MB or more.
+    # On a laptop, code generation is off (conf/local.yaml), and back on for a batch of 8 MB or more,
+    # whose cached copy is not compressed.
     local = load_config("local", {})
     assert local["spark"]["conf"]["spark.sql.codegen.wholeStage"] is False
     assert local["ingest"]["large_batch"] == {
         "bytes": 8 * 2**20,
-        "spark_conf": {"spark.sql.codegen.wholeStage": True, "spark.sql.codegen.factoryMode": "FALLBACK"},
+        "spark_conf": {
+            "spark.sql.codegen.wholeStage": True,
+            "spark.sql.codegen.factoryMode": "FALLBACK",
+            "spark.sql.inMemoryColumnarStorage.compressed": False,
+        },
     }
     # The raw fixture's two log objects hold 73 + 56 bytes (digest.txt is skipped, never parsed).
     assert sum(os.path.getsize(raw / "day1" / n) for n in ("a.log", "b.log")) == 129
@@ -390,7 +401,8 @@ def test_a_large_batch_runs_with_its_own_settings_which_are_then_put_back(spark,
         )
         assert code == 0
         assert spark.conf.get("spark.sql.codegen.wholeStage") == "false"
-    assert spy.seen == ["false", "true"]
+        assert spark.conf.get("spark.sql.inMemoryColumnarStorage.compressed") == "true"
+    assert spy.seen == [("false", None), ("true", "false")]  # None: not set, Spark's default (true)
     assert _table(spark, tmp_path / "at", "cloudtrail_insights").count() == 3
 
 
