@@ -111,26 +111,30 @@ def _dedupe(
         # A key whose copies hold different values (or some a null) in the partition column.
         mixed = (F.col("p0") != F.col("p1")) | ((F.col("pn") > 0) & (F.col("pn") < F.col("n")))
         batch_aggs += [F.collect_set("p0").alias("parts"), F.count(F.when(mixed, True)).alias("mixed")]
-    per_key = df.groupBy(*keys).agg(*per_key_aggs)
-    row = per_key.agg(*batch_aggs).collect()[0]
-    rows, extra = int(row["rows"] or 0), int(row["extra"] or 0)
-    parts = sorted(row["parts"]) if part is not None and not row["mixed"] else None
-    if extra == 0:
-        return df, rows, 0, parts
-    held = [] if held is None else held
-    repeated = per_key.where(F.col("n") > 1).select(*keys)
-    if int(row["repeated"]) > REPEATED_KEYS_BROADCAST_MAX:
-        d = _first_of_each_key(df, keys, repeated).persist(StorageLevel.MEMORY_AND_DISK)
-        held.append(d)
-        d.count()
-        return d, rows, extra, parts
-    repeated = lake_mod.cached_flat(repeated, 1)
-    held.append(repeated)
-    single, copies = _split_repeated(df, keys, F.broadcast(repeated))
-    kept = lake_mod.cached_flat(_first_of_each_key(copies, keys), _parallelism(df))
-    held.append(kept)
-    kept.count()
-    return single.unionByName(kept), rows, extra, parts
+    # Cached for the batch's duplicates: their keys are read from it, not grouped from the batch again.
+    per_key = df.groupBy(*keys).agg(*per_key_aggs).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        row = per_key.agg(*batch_aggs).collect()[0]
+        rows, extra = int(row["rows"] or 0), int(row["extra"] or 0)
+        parts = sorted(row["parts"]) if part is not None and not row["mixed"] else None
+        if extra == 0:
+            return df, rows, 0, parts
+        held = [] if held is None else held
+        repeated = per_key.where(F.col("n") > 1).select(*keys)
+        if int(row["repeated"]) > REPEATED_KEYS_BROADCAST_MAX:
+            d = _first_of_each_key(df, keys, repeated).persist(StorageLevel.MEMORY_AND_DISK)
+            held.append(d)
+            d.count()
+            return d, rows, extra, parts
+        repeated = lake_mod.cached_flat(repeated, 1)
+        held.append(repeated)
+        single, copies = _split_repeated(df, keys, F.broadcast(repeated))
+        kept = lake_mod.cached_flat(_first_of_each_key(copies, keys), _parallelism(df))
+        held.append(kept)
+        kept.count()  # fills both
+        return single.unionByName(kept), rows, extra, parts
+    finally:
+        per_key.unpersist()
 
 
 # Up to this many repeated keys are broadcast to split the batch without a shuffle of its rows
