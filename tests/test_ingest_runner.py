@@ -244,7 +244,8 @@ def test_dedupe_caches_the_repeated_keys_and_their_kept_copies_not_the_batch_aga
     assert (read, dropped) == (5, 2)
     assert sorted(tuple(r) for r in kept.collect()) == expected
     assert [h.is_cached for h in held] == [True, True]
-    assert [[tuple(r) for r in h.collect()] for h in held] == [[("k1",)], [("k1", "a")]]
+    assert held[0].columns == ["_dedupe_key_hash"] and held[0].count() == 1
+    assert [tuple(r) for r in held[1].collect()] == [("k1", "a")]
     assert not kept.is_cached
     for h in held:
         h.unpersist()
@@ -255,6 +256,37 @@ def test_dedupe_caches_the_repeated_keys_and_their_kept_copies_not_the_batch_aga
     assert (read, dropped) == (5, 2)
     assert held == [kept] and kept.is_cached
     assert sorted(tuple(r) for r in kept.collect()) == expected
+    for h in held:
+        h.unpersist()
+
+
+def test_keys_sharing_a_hash_are_told_apart_by_their_real_key(spark, monkeypatch):
+    """The dedupe groups by a hash of the key; keys that share one (here every key: the hash is a
+    constant) are still deduplicated by their real key, and only real copies are counted dropped."""
+    monkeypatch.setattr(runner, "_key_hash", lambda keys: F.lit(7).cast("bigint"))
+    schema = "bucket string, request_id string, line string"
+    rows = [("b1", "r1", "z"), ("b1", "r2", "y"), ("b1", "r1", "a"), ("b2", "r1", "x"), (None, "r1", "w")]
+    for limit in (200_000, 0):  # the broadcast split, and the shuffle join above the limit
+        monkeypatch.setattr(runner, "REPEATED_KEYS_BROADCAST_MAX", limit)
+        held: list = []
+        kept, read, dropped, _ = runner._dedupe(
+            spark.createDataFrame(rows, schema), ("bucket", "request_id"), held=held
+        )
+        assert (read, dropped) == (5, 1)
+        assert sorted((tuple(r) for r in kept.collect()), key=str) == [
+            ("b1", "r1", "a"),
+            ("b1", "r2", "y"),
+            ("b2", "r1", "x"),
+            (None, "r1", "w"),
+        ]
+        for h in held:
+            h.unpersist()
+
+    unique = spark.createDataFrame(rows[:2], schema)
+    held = []
+    same, read, dropped, _ = runner._dedupe(unique, ("bucket", "request_id"), held=held)
+    assert same is not unique and (read, dropped) == (2, 0)
+    assert sorted(tuple(r) for r in same.collect()) == [("b1", "r1", "z"), ("b1", "r2", "y")]
     for h in held:
         h.unpersist()
 

@@ -25,7 +25,7 @@ from typing import Any
 import pyspark.sql.functions as F
 import pyspark.sql.types as T
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
@@ -74,16 +74,17 @@ def _dedupe(
     """Drop in-batch duplicate keys: ``(deduplicated frame, rows in the batch, rows dropped,
     partition values)``.
 
-    One job groups the batch by its key columns only (a shuffle of the keys, not of whole rows)
-    and returns the row count and the duplicate count together. A batch without duplicates, the
-    usual case, is returned as it is: no shuffle of whole rows and no second cached copy. A batch
-    with duplicates ranks only the copies of its repeated keys (see ``_first_of_each_key``).
+    One job groups the batch by a hash of its key (a shuffle of one long per row, not of whole
+    rows nor of the key's strings) and returns the row count and the copies' count together. A
+    batch without a repeated hash, the usual case, has no duplicate and is returned as it is. A
+    batch with some ranks only the rows of its repeated hashes, by their real key (see
+    ``_first_of_each_key``); the rows dropped are counted from those.
 
     Frames it caches (filled before it returns) are appended to ``held``; the caller unpersists
-    them with the batch. With up to ``REPEATED_KEYS_BROADCAST_MAX`` repeated keys that is two small
-    ones, the repeated keys and the copy kept of each: the deduplicated frame is the batch less
-    the repeated keys' rows (a broadcast anti-join, a filter over the batch's own cache) plus the
-    kept copies, and no second copy of the batch is cached. That copy was the costliest step of a
+    them with the batch. With up to ``REPEATED_KEYS_BROADCAST_MAX`` repeated hashes that is two
+    small ones, the repeated hashes and the copy kept of each key: the deduplicated frame is the
+    batch less the repeated hashes' rows (a broadcast anti-join, a filter over the batch's own
+    cache) plus the kept copies, and no second copy of the batch is cached. That copy was the costliest step of a
     large batch: filling it took 14.6 s of a 113 s ingest of 413,619 CloudTrail records with 2,967
     duplicates, and it doubled the cached bytes (285 + 268 MB at 941k records). More repeated keys
     than that, and the deduplicated frame (a shuffle join) is cached and filled here instead.
@@ -100,45 +101,60 @@ def _dedupe(
     """
     if not keys:
         return df, df.count(), 0, None
-    per_key_aggs = [F.count(F.lit(1)).alias("n")]
+    # Grouped by a 64-bit hash of the key (one long), not by the key's columns: the shuffle of a
+    # batch whose keys are nearly all unique moves 8 bytes a row instead of its key's strings. Equal
+    # keys have equal hashes, so a batch with no repeated hash has no duplicate; the rows of a
+    # repeated hash are then deduplicated by their real key, and the count of rows dropped is
+    # taken from those (two keys sharing a hash only cost that check).
+    hashed = df.withColumn(_KEY_HASH, _key_hash(keys))
+    per_hash_aggs = [F.count(F.lit(1)).alias("n")]
     batch_aggs = [
         F.sum("n").alias("rows"),
-        F.sum(F.when(F.col("n") > 1, F.col("n") - 1)).alias("extra"),
+        F.sum(F.when(F.col("n") > 1, F.col("n"))).alias("copies"),
         F.count(F.when(F.col("n") > 1, True)).alias("repeated"),
     ]
     if part is not None:
-        per_key_aggs += [F.min(part).alias("p0"), F.max(part).alias("p1"), F.count(part).alias("pn")]
+        per_hash_aggs += [F.min(part).alias("p0"), F.max(part).alias("p1"), F.count(part).alias("pn")]
         # A key whose copies hold different values (or some a null) in the partition column.
         mixed = (F.col("p0") != F.col("p1")) | ((F.col("pn") > 0) & (F.col("pn") < F.col("n")))
         batch_aggs += [F.collect_set("p0").alias("parts"), F.count(F.when(mixed, True)).alias("mixed")]
-    # Cached for the batch's duplicates: their keys are read from it, not grouped from the batch again.
-    per_key = df.groupBy(*keys).agg(*per_key_aggs).persist(StorageLevel.MEMORY_AND_DISK)
+    # Cached for the batch's duplicates: their hashes are read from it, not grouped again.
+    per_hash = hashed.groupBy(_KEY_HASH).agg(*per_hash_aggs).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        row = per_key.agg(*batch_aggs).collect()[0]
-        rows, extra = int(row["rows"] or 0), int(row["extra"] or 0)
+        row = per_hash.agg(*batch_aggs).collect()[0]
+        rows, copies_n = int(row["rows"] or 0), int(row["copies"] or 0)
         parts = sorted(row["parts"]) if part is not None and not row["mixed"] else None
-        if extra == 0:
+        if copies_n == 0:
             return df, rows, 0, parts
         held = [] if held is None else held
-        repeated = per_key.where(F.col("n") > 1).select(*keys)
+        repeated = per_hash.where(F.col("n") > 1).select(_KEY_HASH)
         if int(row["repeated"]) > REPEATED_KEYS_BROADCAST_MAX:
-            d = _first_of_each_key(df, keys, repeated).persist(StorageLevel.MEMORY_AND_DISK)
+            single, copies = _split_repeated(hashed, (_KEY_HASH,), repeated)
+            kept = _first_of_each_key(copies.drop(_KEY_HASH), keys)
+            d = single.drop(_KEY_HASH).unionByName(kept).persist(StorageLevel.MEMORY_AND_DISK)
             held.append(d)
-            d.count()
-            return d, rows, extra, parts
+            return d, rows, rows - d.count(), parts
         repeated = lake_mod.cached_flat(repeated, 1)
         held.append(repeated)
-        single, copies = _split_repeated(df, keys, F.broadcast(repeated))
-        kept = lake_mod.cached_flat(_first_of_each_key(copies, keys), _parallelism(df))
+        single, copies = _split_repeated(hashed, (_KEY_HASH,), F.broadcast(repeated))
+        kept = lake_mod.cached_flat(_first_of_each_key(copies.drop(_KEY_HASH), keys), _parallelism(df))
         held.append(kept)
-        kept.count()  # fills both
-        return single.unionByName(kept), rows, extra, parts
+        extra = copies_n - kept.count()  # fills both
+        return single.drop(_KEY_HASH).unionByName(kept), rows, extra, parts
     finally:
-        per_key.unpersist()
+        per_hash.unpersist()
 
 
-# Up to this many repeated keys are broadcast to split the batch without a shuffle of its rows
-# (a redelivered file repeats a few thousand keys at most); more, and the split joins by shuffle.
+_KEY_HASH = "_dedupe_key_hash"
+
+
+def _key_hash(keys: tuple[str, ...]) -> Column:
+    """The dedupe's grouping hash of a row's key (null parts are skipped, as Spark's hashes do)."""
+    return F.xxhash64(*[F.col(k) for k in keys])
+
+
+# Up to this many repeated key hashes are broadcast to split the batch without a shuffle of its
+# rows (a redelivered file repeats a few thousand keys at most); more, and it joins by shuffle.
 REPEATED_KEYS_BROADCAST_MAX = 200_000
 
 
