@@ -84,10 +84,11 @@ def _dedupe(
     them with the batch. With up to ``REPEATED_KEYS_BROADCAST_MAX`` repeated hashes that is two
     small ones, the repeated hashes and the copy kept of each key: the deduplicated frame is the
     batch less the repeated hashes' rows (a broadcast anti-join, a filter over the batch's own
-    cache) plus the kept copies, and no second copy of the batch is cached. That copy was the costliest step of a
-    large batch: filling it took 14.6 s of a 113 s ingest of 413,619 CloudTrail records with 2,967
-    duplicates, and it doubled the cached bytes (285 + 268 MB at 941k records). More repeated keys
-    than that, and the deduplicated frame (a shuffle join) is cached and filled here instead.
+    cache) plus the kept copies, and no second copy of the batch is cached. That copy was the
+    costliest step of a large batch: filling it took 14.6 s of a 113 s ingest of 413,619
+    CloudTrail records with 2,967 duplicates, and it doubled the cached bytes (285 + 268 MB at
+    941k records). More repeated hashes than that, and the deduplicated frame (a shuffle join) is
+    cached and filled here instead.
 
     ``part``: the table's partition column, whose distinct non-null values the same job returns
     (the merge's partition pruning), where a job over the deduplicated frame counted them again.
@@ -115,7 +116,8 @@ def _dedupe(
     ]
     if part is not None:
         per_hash_aggs += [F.min(part).alias("p0"), F.max(part).alias("p1"), F.count(part).alias("pn")]
-        # A key whose copies hold different values (or some a null) in the partition column.
+        # A hash whose rows hold different values (or some a null) in the partition column: a key's
+        # copies that disagree, or (rarely) two keys sharing a hash; either way the caller asks.
         mixed = (F.col("p0") != F.col("p1")) | ((F.col("pn") > 0) & (F.col("pn") < F.col("n")))
         batch_aggs += [F.collect_set("p0").alias("parts"), F.count(F.when(mixed, True)).alias("mixed")]
     # Cached for the batch's duplicates: their hashes are read from it, not grouped again.
