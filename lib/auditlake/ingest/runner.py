@@ -14,9 +14,7 @@ missing: the end state is that of one clean run.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
-import operator
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -130,19 +128,24 @@ def _dedupe(
             return df, rows, 0, parts
         held = [] if held is None else held
         repeated = per_hash.where(F.col("n") > 1).select(_KEY_HASH)
-        if int(row["repeated"]) > REPEATED_KEYS_BROADCAST_MAX:
-            single, copies = _split_repeated(hashed, (_KEY_HASH,), repeated)
-            kept = _first_of_each_key(copies.drop(_KEY_HASH), keys)
-            d = single.drop(_KEY_HASH).unionByName(kept).persist(StorageLevel.MEMORY_AND_DISK)
+        small = int(row["repeated"]) <= REPEATED_KEYS_BROADCAST_MAX
+        if small:
+            repeated = lake_mod.cached_flat(repeated, 1)
+            held.append(repeated)
+            repeated = F.broadcast(repeated)
+        # The rows of the repeated hashes only are ranked (a shuffle and sort of the copies); the
+        # others pass through as they are. Ranking the whole batch shuffled and sorted every row of
+        # it: at 400k CloudTrail records with 3k repeated keys, all its bytes for 1% of its rows.
+        single = hashed.join(repeated, _KEY_HASH, "left_anti").drop(_KEY_HASH)
+        kept = _first_of_each_key(hashed.join(repeated, _KEY_HASH, "left_semi").drop(_KEY_HASH), keys)
+        if not small:
+            d = single.unionByName(kept).persist(StorageLevel.MEMORY_AND_DISK)
             held.append(d)
             return d, rows, rows - d.count(), parts
-        repeated = lake_mod.cached_flat(repeated, 1)
-        held.append(repeated)
-        single, copies = _split_repeated(hashed, (_KEY_HASH,), F.broadcast(repeated))
-        kept = lake_mod.cached_flat(_first_of_each_key(copies.drop(_KEY_HASH), keys), _parallelism(df))
+        kept = lake_mod.cached_flat(kept, _parallelism(df))
         held.append(kept)
         extra = copies_n - kept.count()  # fills both
-        return single.drop(_KEY_HASH).unionByName(kept), rows, extra, parts
+        return single.unionByName(kept), rows, extra, parts
     finally:
         per_hash.unpersist()
 
@@ -160,38 +163,17 @@ def _key_hash(keys: tuple[str, ...]) -> Column:
 REPEATED_KEYS_BROADCAST_MAX = 200_000
 
 
-def _first_of_each_key(df: DataFrame, keys: tuple[str, ...], repeated: DataFrame | None = None) -> DataFrame:
-    """One row per key: the least by the non-key atomic columns in column order (nulls last).
-
-    ``repeated``: the keys that have more than one row, when known. Only their rows are ranked (a
-    shuffle and sort of the copies); the others pass through as they are. Ranking the whole batch
-    shuffled and sorted every row of it: at 400k CloudTrail records with 3k repeated keys, all of
-    the batch's bytes for 1% of its rows.
-    """
+def _first_of_each_key(df: DataFrame, keys: tuple[str, ...]) -> DataFrame:
+    """One row per key: the least by the non-key atomic columns in column order (nulls last)."""
     ties = [
         F.col(f.name).asc_nulls_last()
         for f in df.schema.fields
         if f.name not in keys and isinstance(f.dataType, T.AtomicType)
     ]
-    rank = F.row_number().over(Window.partitionBy(*keys).orderBy(*ties)) if ties else None
-
-    def first(rows: DataFrame) -> DataFrame:
-        if rank is None:
-            return rows.dropDuplicates(list(keys))
-        return rows.withColumn("_dedupe_rank", rank).where(F.col("_dedupe_rank") == 1).drop("_dedupe_rank")
-
-    if repeated is None:
-        return first(df)
-    single, copies = _split_repeated(df, keys, repeated)
-    return single.unionByName(first(copies))
-
-
-def _split_repeated(df: DataFrame, keys: tuple[str, ...], repeated: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """``(rows of keys not in repeated, rows of keys in repeated)``."""
-    b, r = df.alias("b"), repeated.alias("r")
-    # Null-safe: a key column may be null in some sources, and a null key repeats like any other.
-    cond = functools.reduce(operator.and_, (F.col(f"b.`{k}`").eqNullSafe(F.col(f"r.`{k}`")) for k in keys))
-    return b.join(r, cond, "left_anti"), b.join(r, cond, "left_semi")
+    if not ties:
+        return df.dropDuplicates(list(keys))
+    rank = F.row_number().over(Window.partitionBy(*keys).orderBy(*ties))
+    return df.withColumn("_dedupe_rank", rank).where(F.col("_dedupe_rank") == 1).drop("_dedupe_rank")
 
 
 def _parallelism(df: DataFrame) -> int:
