@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import shutil
 from pathlib import Path
 
@@ -12,11 +13,14 @@ from chispa import assert_df_equality
 
 from auditlake.ingest.objects import SourceObject
 from auditlake.sources.s3_access import (
+    LINE_ID,
     S3AccessSource,
+    chunk_numbering,
     object_date_from_name,
     parse_lines,
-    read_objects,
+    read_lines,
     split_lines,
+    with_line_numbers,
 )
 from conftest import FIXTURES
 
@@ -26,14 +30,9 @@ MINUTES = dt.timedelta(minutes=1)
 
 def parse_file(spark, path: Path) -> list[dict]:
     obj = SourceObject("file:" + str(path), path.stat().st_size, dt.datetime(2024, 1, 1))
-    rows = (
-        read_objects(spark, [obj])
-        .transform(split_lines)
-        .transform(parse_lines)
-        .orderBy("line_number")
-        .collect()
-    )
-    return [r.asDict() for r in rows]
+    parsed = read_lines(spark, [obj]).transform(parse_lines)
+    numbered = with_line_numbers(parsed, chunk_numbering(parsed), LINE_ID, "line_number")
+    return [r.asDict() for r in numbered.orderBy("line_number").collect()]
 
 
 def parse_text(spark, *lines: str) -> list[dict]:
@@ -352,11 +351,86 @@ def test_split_lines_keeps_exact_line_numbers(spark):
     df = spark.createDataFrame(
         [("o1", "a\n\nb\n"), ("o2", "c"), ("o3", "")], "source_object string, value string"
     )
+    lines = split_lines(df)
+    got = with_line_numbers(lines, chunk_numbering(lines), LINE_ID, "line_number")
     expected = spark.createDataFrame(
         [("o1", 1, "a"), ("o1", 2, ""), ("o1", 3, "b"), ("o2", 1, "c")],
         "source_object string, line_number bigint, line string",
     )
-    assert_df_equality(split_lines(df), expected, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(
+        got.select("source_object", "line_number", "line"),
+        expected,
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+
+
+def _obj(path: Path, size: int | None = None) -> SourceObject:
+    return SourceObject(
+        "file:" + str(path), path.stat().st_size if size is None else size, dt.datetime(2024, 1, 1)
+    )
+
+
+def test_line_numbers_are_exact_across_the_chunks_of_a_plain_object_and_in_a_gzip_one(spark, tmp_path):
+    # 40 lines of 20-29 bytes; with 64-byte file splits the plain object is read in chunks of two
+    # or three lines each, spread over the partitions: every line still gets its own number.
+    text = "".join(f"line {i:02d} {'x' * (i % 10)}\n" for i in range(1, 41))
+    plain = tmp_path / "2024-01-01-00-00-00-AAAA1111AAAA1111"
+    plain.write_text(text)
+    packed = tmp_path / "2024-01-01-00-00-00-BBBB2222BBBB2222.gz"
+    packed.write_bytes(gzip.compress(text.encode()))
+    old = spark.conf.get("spark.sql.files.maxPartitionBytes")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "64")
+    try:
+        lines = read_lines(spark, [_obj(plain), _obj(packed)])
+        chunks = lines.select("source_object", "_chunk_start").distinct().count()
+        got = with_line_numbers(lines, chunk_numbering(lines), LINE_ID, "line_number").collect()
+    finally:
+        spark.conf.set("spark.sql.files.maxPartitionBytes", old)
+    assert chunks >= 5  # the plain object was read in several chunks, the gzip one whole
+    for obj in (plain, packed):
+        rows = sorted((r["line_number"], r["line"]) for r in got if r["source_object"] == "file:" + str(obj))
+        assert rows == [(i, f"line {i:02d} {'x' * (i % 10)}") for i in range(1, 41)]
+
+
+def test_a_plain_object_read_short_is_quarantined_whole_and_none_of_its_lines_loaded(spark, tmp_path):
+    good = tmp_path / "2019-02-06-00-10-00-AAAA1111AAAA1111"
+    good.write_text(_line("A1", "06/Feb/2019:00:01:00") + "\n" + "garbage\n")
+    grown = tmp_path / "2019-02-06-00-20-00-BBBB2222BBBB2222"
+    grown.write_text(_line("B1", "06/Feb/2019:00:02:00") + "\n")
+    newline = tmp_path / "2019-02-06-00-30-00-CCCC3333CCCC3333"
+    newline.write_text("\n")
+    blank = tmp_path / "2019-02-06-00-40-00-DDDD4444DDDD4444"
+    blank.write_text("\n\n")
+    listed_size = grown.stat().st_size + 500  # as if it had been listed at another size
+    parsed = S3AccessSource().parse(
+        spark,
+        [_obj(good), _obj(grown, listed_size), _obj(newline), _obj(blank)],
+        run_id="r1",
+        cfg={},
+    )
+    try:
+        assert [r["request_id"] for r in parsed.tables["s3_access_logs"].collect()] == ["A1"]
+        q = sorted(
+            (r["source_object"].rsplit("/", 1)[1], r["record_index"], r["reason"])
+            for r in parsed.quarantine.collect()
+        )
+        size = grown.stat().st_size
+        assert q == [
+            ("2019-02-06-00-10-00-AAAA1111AAAA1111", 2, "unparseable line: expected >= 18 fields, found 1"),
+            (
+                "2019-02-06-00-20-00-BBBB2222BBBB2222",
+                -1,
+                f"read {size} of the object's {listed_size} bytes: the object was read short or changed "
+                "since it was listed",
+            ),
+            ("2019-02-06-00-40-00-DDDD4444DDDD4444", 1, "blank line"),
+            ("2019-02-06-00-40-00-DDDD4444DDDD4444", 2, "blank line"),
+        ]
+        assert parsed.counters == {"objects_unreadable": 0, "objects_read_short": 1}
+    finally:
+        for df in parsed.persisted:
+            df.unpersist()
 
 
 @pytest.mark.parametrize(
@@ -506,3 +580,29 @@ def test_ingest_runs_both_layouts_window_quarantine_balance_rerun(spark, tmp_pat
         == 0
     )
     shutil.rmtree(lake)
+
+
+def test_a_line_failing_a_row_check_is_quarantined_with_its_line_number(spark, tmp_path):
+    from auditlake.cli import run_job
+    from auditlake.ingest.runner import run_ingest
+    from auditlake.lake import read_table
+
+    src, lake = tmp_path / "src", tmp_path / "lake"
+    src.mkdir()
+    lines = [_line(f"R{i}", "06/Feb/2019:00:01:00") for i in range(1, 6)]
+    lines[2] = _line("R3", "06/Feb/1970:00:01:00")  # a poison time: outside the plausible window
+    (src / "2019-02-06-00-10-00-AAAA1111AAAA1111").write_text("\n".join(lines) + "\n")
+    argv = ["--source", str(src), "--lake", str(lake)]
+    assert (
+        run_job(
+            "ingest_s3_access",
+            lambda ctx: run_ingest(ctx, S3AccessSource()),
+            argv=argv,
+            session_factory=lambda cfg, name: spark,
+        )
+        == 0
+    )
+    q = read_table(spark, str(lake), "quarantine").select("record_index", "reason").collect()
+    assert [tuple(r) for r in q] == [(3, "request_time_in_plausible_window")]
+    loaded = read_table(spark, str(lake), "s3_access_logs").select("request_id").collect()
+    assert sorted(r[0] for r in loaded) == ["R1", "R2", "R4", "R5"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,11 +81,13 @@ def prepare_batch(
     run_id: str,
     cfg: dict[str, Any],
     now: dt.datetime,
+    number_rows: Callable[[DataFrame], DataFrame] | None = None,
 ) -> PreparedBatch:
     """Check each table frame's schema and split off the rows that fail a row-level check.
 
     The returned quarantine frame is the parser's plus the row-level rows, with ``TABLE_COLUMN``
     (null for the parser's rows), which ``count_quarantine`` reads and the quarantine merge drops.
+    ``number_rows``: the parser's (``ParsedBatch.number_rows``), for the rows quarantined here.
     """
     max_chars = int(config_mod.get(cfg, "ingest.quarantine_raw_max_chars", 8192))
     outcomes: list[quality.QualityOutcome] = []
@@ -101,6 +104,8 @@ def prepare_batch(
         good[table] = ok.select(*contract.column_names)
         if not checks:
             continue
+        if ROW_INDEX in df.columns and number_rows is not None:
+            bad = number_rows(bad)
         index = (
             F.col(ROW_INDEX) if ROW_INDEX in df.columns else F.xxhash64(*[F.col(k) for k in contract.keys])
         )

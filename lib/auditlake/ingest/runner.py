@@ -374,6 +374,7 @@ def _process(ctx: JobContext, source: Source, lake: str, selected: _Selected, re
                 run_id=ctx.run_id,
                 cfg=ctx.cfg,
                 now=ctx.started_at,
+                number_rows=parsed.number_rows,
             )
             gate.raise_on_failure(ctx.spark, lake, prepared.outcomes, ctx.run_id)
             parsed = replace(parsed, tables=prepared.tables, quarantine=prepared.quarantine)

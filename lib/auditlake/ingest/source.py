@@ -7,6 +7,7 @@ parser does not import the runner, the quality gate or the CLI.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,6 +29,11 @@ class ParsedBatch:
     # them: the runner then validates and merges those frames as they are, without caching a
     # second copy (each quality expectation and the merge read them again).
     persisted: list[DataFrame] = field(default_factory=list)
+    # For a parser whose table rows carry in ``ROW_INDEX`` a row's position in the read rather than
+    # its record's index in its object (S3 access lines are numbered only after the read): rows ->
+    # the same rows with the record's index in ``ROW_INDEX``, applied to the rows a row-level
+    # check sends to the quarantine, never to the whole batch.
+    number_rows: Callable[[DataFrame], DataFrame] | None = None
 
 
 class Source(Protocol):
