@@ -381,17 +381,18 @@ def test_ledger_merge_reads_only_the_ledger_files_of_its_objects_dates(spark, tm
 
 
 class _SettingsSpy(LinesSource):
-    """The line source, noting the session's code-generation and cache-compression settings while
-    it parses."""
+    """The line source, noting the session's code-generation, cache-compression and merge
+    settings while it parses."""
 
     def __init__(self) -> None:
-        self.seen: list[tuple[str | None, str | None]] = []
+        self.seen: list[tuple[str | None, ...]] = []
 
     def parse(self, spark, objects, *, run_id, cfg):
         self.seen.append(
             (
                 spark.conf.get("spark.sql.codegen.wholeStage", None),
                 spark.conf.get("spark.sql.inMemoryColumnarStorage.compressed", None),
+                spark.conf.get("spark.databricks.delta.merge.repartitionBeforeWrite.enabled", None),
             )
         )
         return super().parse(spark, objects, run_id=run_id, cfg=cfg)
@@ -410,6 +411,7 @@ def test_a_large_batch_runs_with_its_own_settings_which_are_then_put_back(spark,
             "spark.sql.codegen.wholeStage": True,
             "spark.sql.codegen.factoryMode": "FALLBACK",
             "spark.sql.inMemoryColumnarStorage.compressed": False,
+            "spark.databricks.delta.merge.repartitionBeforeWrite.enabled": False,
         },
     }
     # The raw fixture's two log objects hold 73 + 56 bytes (digest.txt is skipped, never parsed).
@@ -434,7 +436,9 @@ def test_a_large_batch_runs_with_its_own_settings_which_are_then_put_back(spark,
         assert code == 0
         assert spark.conf.get("spark.sql.codegen.wholeStage") == "false"
         assert spark.conf.get("spark.sql.inMemoryColumnarStorage.compressed") == "true"
-    assert spy.seen == [("false", None), ("true", "false")]  # None: not set, Spark's default (true)
+        assert spark.conf.get("spark.databricks.delta.merge.repartitionBeforeWrite.enabled", None) is None
+    # None: not set, Spark's or Delta's default (true)
+    assert spy.seen == [("false", None, None), ("true", "false", "false")]
     assert _table(spark, tmp_path / "at", "cloudtrail_insights").count() == 3
 
 
