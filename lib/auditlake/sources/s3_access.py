@@ -129,7 +129,6 @@ def decode_key(raw: Column) -> Column:
 CHUNK = "_chunk_start"
 LINE_ID = "_line_id"
 LINE_BYTES = "_line_bytes"
-_READ_COLUMNS = (CHUNK, LINE_ID, LINE_BYTES)
 # Extensions of the codecs Hadoop inflates by name: such objects are read whole (see the module).
 COMPRESSED = (".gz", ".bz2", ".deflate", ".zst", ".lz4", ".snappy")
 # Spark's line reader drops a UTF-8 byte-order mark at the start of an object.
@@ -224,9 +223,11 @@ def with_line_numbers(df: DataFrame, numbering: DataFrame, position: str, out: s
 def read_short(obj: SourceObject, lines: int, bytes_read: int) -> str | None:
     """Why a plain object's lines do not add up to its listed size (read short or changed since it
     was listed); None when they do: each line's bytes plus a newline, the last one's optional, and
-    a byte-order mark the reader dropped. An object holding only a newline reads as one empty line.
+    a byte-order mark the reader dropped. An object holding only a newline reads as one empty line,
+    so a plain object the reader gave no line at all (an object of 0 bytes is never parsed) was
+    not read.
     """
-    if obj.size is None or obj.uri.lower().endswith(COMPRESSED) or not lines:
+    if obj.size is None or obj.uri.lower().endswith(COMPRESSED):
         return None
     missing = obj.size - bytes_read
     if missing in (0, -1, _BOM_BYTES, _BOM_BYTES - 1):
@@ -430,8 +431,8 @@ def diagnose_unread(spark, obj: SourceObject) -> tuple[str | None, str]:
     """Why an object gave no line (cold path): ``(reason, raw text)``; no reason when it holds none.
 
     Hadoop picks a codec by the name's extension: a ``.gz`` object that is truncated or not gzip
-    at all is skipped by the read and named here. A plain object without lines (only a newline)
-    has nothing to quarantine.
+    at all is skipped by the read and named here. An object the driver cannot read is named too; a
+    plain one it can read gets no reason here (the caller compares the bytes read with its size).
     """
     try:
         data = hadoop_fs.read_bytes(spark, obj.uri)
@@ -489,12 +490,13 @@ class S3AccessSource:
             got[1] += int(r["bytes"])
         problems, dropped, short_reads = [], [], 0
         for o in objects:
-            if o.uri not in per_object:
+            lines, bytes_read = per_object.get(o.uri, (0, 0))
+            if not lines:
+                # No line: why, for a compressed object; an unreadable plain one, or one not read.
                 reason, raw = diagnose_unread(spark, o)
                 if reason:
                     problems.append((o.uri, raw, reason))
-                continue
-            lines, bytes_read = per_object[o.uri]
+                    continue
             short = read_short(o, lines, bytes_read)
             if short:
                 # Its lines are not loaded: the object is quarantined whole, for a --reprocess.
