@@ -606,3 +606,43 @@ def test_a_line_failing_a_row_check_is_quarantined_with_its_line_number(spark, t
     assert [tuple(r) for r in q] == [(3, "request_time_in_plausible_window")]
     loaded = read_table(spark, str(lake), "s3_access_logs").select("request_id").collect()
     assert sorted(r[0] for r in loaded) == ["R1", "R2", "R4", "R5"]
+
+
+def test_job_on_s3a_numbers_lines_and_reads_gzip_whole(spark, s3, tmp_path):
+    from auditlake.cli import run_job
+    from auditlake.ingest.runner import run_ingest
+    from auditlake.lake import read_table
+
+    s3.create_bucket(Bucket="s3al-raw")
+    s3.create_bucket(Bucket="s3al-lake")
+    plain = [_line("P1", "06/Feb/2019:00:01:00"), "not a log line", _line("P2", "06/Feb/2019:00:02:00")]
+    packed = [_line("G1", "06/Feb/2019:00:03:00"), _line("G2", "06/Feb/2019:00:04:00"), ""]
+    s3.put_object(
+        Bucket="s3al-raw", Key="logs/2019-02-06-00-10-00-AAAA1111AAAA1111", Body="\n".join(plain).encode()
+    )
+    s3.put_object(
+        Bucket="s3al-raw",
+        Key="logs/2019-02-06-00-20-00-BBBB2222BBBB2222.gz",
+        Body=gzip.compress(("\n".join(packed) + "\n").encode()),
+    )
+    argv = ["--source", "s3a://s3al-raw/logs", "--lake", "s3a://s3al-lake/lake"]
+    code = run_job(
+        "ingest_s3_access",
+        lambda ctx: run_ingest(ctx, S3AccessSource()),
+        argv=argv,
+        session_factory=lambda cfg, name: spark,
+    )
+    assert code == 0
+    loaded = read_table(spark, "s3a://s3al-lake/lake", "s3_access_logs").select("request_id").collect()
+    assert sorted(r[0] for r in loaded) == ["G1", "G2", "P1", "P2"]
+    q = read_table(spark, "s3a://s3al-lake/lake", "quarantine").select(
+        "source_object", "record_index", "reason"
+    )
+    assert sorted(tuple(r) for r in q.collect()) == [
+        (
+            "s3a://s3al-raw/logs/2019-02-06-00-10-00-AAAA1111AAAA1111",
+            2,
+            "unparseable line: expected >= 18 fields, found 4",
+        ),
+        ("s3a://s3al-raw/logs/2019-02-06-00-20-00-BBBB2222BBBB2222.gz", 3, "blank line"),
+    ]
