@@ -725,3 +725,31 @@ def test_job_on_s3a(spark, s3, tmp_path):
 
 def test_bad_date_argument_exits_2(spark, tmp_path):
     assert run(spark, str(FIXTURES), str(tmp_path / "lake"), "--since", "2024-13-01") == 2
+
+
+def test_concatenated_documents_load_every_record_and_a_records_string_is_not_a_boundary(spark, tmp_path):
+    # Two gzip members, each a whole document (as some copies of delivered files are), and one
+    # document with the string "Records" inside a record: its text holds '"Records"' twice.
+    one = json.dumps({"Records": [rec("a1"), rec("a2")]}).encode()
+    two = json.dumps({"Records": [rec("b1")]}).encode()
+    root = tmp_path / "raw"
+    uris = write_files(
+        root, {"inside.json.gz": [rec("c1", requestParameters={"name": "Records"}), rec("c2")]}
+    )
+    joined = (
+        root / "AWSLogs" / "111111111111" / "CloudTrail" / "us-east-1" / "2024" / "01" / "02" / "two.json.gz"
+    )
+    joined.write_bytes(gzip.compress(one) + gzip.compress(b"\n" + two))
+    rows = ct.parse_files(ct.read_files(spark, [*uris, "file:" + str(joined)])).collect()
+    got = sorted(
+        (r["source_object"].rsplit("/", 1)[1], r["record_index"], r["event_id"], r["reason"]) for r in rows
+    )
+    assert got == [
+        ("inside.json.gz", 0, "c1", None),
+        ("inside.json.gz", 1, "c2", None),
+        ("two.json.gz", 0, "a1", None),
+        ("two.json.gz", 1, "a2", None),
+        ("two.json.gz", 2, "b1", None),
+    ]
+    inside = next(r for r in rows if r["event_id"] == "c1")
+    assert json.loads(inside["request_parameters"]) == {"name": "Records"}

@@ -519,6 +519,7 @@ def read_files(spark, uris: list[str]) -> DataFrame:
 # place where valid JSON has a '}' followed by '{"Records":' outside a string: inside a string
 # that quote would be escaped, and one document never has '}' directly before '{'.
 _DOC_BOUNDARY = r'(?<=\})\s*(?=\{\s*"Records"\s*:)'
+_RECORDS_KEY = '"Records"'
 _JSON_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"}
 
 
@@ -543,7 +544,14 @@ def parse_documents(text: DataFrame) -> DataFrame:
     value = F.when(F.col("value").startswith("\ufeff"), F.expr("substring(value, 2)")).otherwise(
         F.col("value")
     )
-    docs = text.select("source_object", F.split(value, _DOC_BOUNDARY).alias("docs"))
+    # A boundary is followed by a second '"Records"': a text without one (nearly every file) is one
+    # document, told by a byte search, not the regular expression over its whole text (1.4-2.0 s
+    # of a 21 s parse of 413,619 records).
+    second = F.expr(f"locate('{_RECORDS_KEY}', value, instr(value, '{_RECORDS_KEY}') + {len(_RECORDS_KEY)})")
+    docs = text.select("source_object", value.alias("value")).select(
+        "source_object",
+        F.when(second == 0, F.array("value")).otherwise(F.split("value", _DOC_BOUNDARY)).alias("docs"),
+    )
     # Two selects: the retry reads the first parse (from_json is not cheap to evaluate twice).
     first = docs.select("source_object", "docs", parse(F.col("docs")).alias("parsed"))
     retried = first.select(
