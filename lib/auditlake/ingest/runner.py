@@ -464,10 +464,10 @@ def _commit(ctx: JobContext, source: Source, lake: str, batch: _Batch, rec: RunR
             rec.loaded_by_table[table] = 0
             continue
         part_values = batch.partitions.get(table) if contract.partition_by else None
-        # Two partitions per core at most: a batch's cached partitions (168 for 2M S3 access lines)
-        # would each write a file per day where Delta does not repartition before the write
-        # (a large local batch, conf/local.yaml); elsewhere the repartition follows anyway.
-        d = d.coalesce(2 * _parallelism(d))
+        if not _merge_repartitions(spark):
+            # Two partitions per core at most: a batch's cached partitions (168 for 2M S3 access
+            # lines) would each write a file per day (a large local batch, conf/local.yaml).
+            d = d.coalesce(2 * _parallelism(d))
         inserted = lake_mod.merge_new_rows(spark, d, lake, table, dates=part_values)
         rec.loaded_by_table[table] = inserted
         if part_values and inserted:
@@ -488,6 +488,12 @@ def _commit(ctx: JobContext, source: Source, lake: str, batch: _Batch, rec: RunR
     extra = source.after_commit(spark, lake, batch.tables, run_id=ctx.run_id, cfg=ctx.cfg)
     for table, n in extra.items():
         rec.counters[f"{table}_upserted"] = int(n)
+
+
+def _merge_repartitions(spark: SparkSession) -> bool:
+    """Whether Delta's merges repartition their rows by partition value before writing (its default)."""
+    key = "spark.databricks.delta.merge.repartitionBeforeWrite.enabled"
+    return str(spark.conf.get(key, None) or "true").strip().lower() != "false"
 
 
 def _commit_ledger(ctx: JobContext, source: Source, lake: str, selected: _Selected) -> None:
