@@ -131,6 +131,13 @@ LINE_ID = "_line_id"
 LINE_BYTES = "_line_bytes"
 # Extensions of the codecs Hadoop inflates by name: such objects are read whole (see the module).
 COMPRESSED = (".gz", ".bz2", ".deflate", ".zst", ".lz4", ".snappy")
+
+
+def read_whole(obj: SourceObject) -> bool:
+    """Whether the object is compressed, so read whole (one all-or-nothing read), not by lines."""
+    return obj.uri.lower().endswith(COMPRESSED)
+
+
 # Spark's line reader drops a UTF-8 byte-order mark at the start of an object.
 _BOM_BYTES = 3
 
@@ -165,8 +172,8 @@ def read_lines(spark, objects: list[SourceObject]) -> DataFrame:
     the line, as the layout's pattern allows), compressed ones whole (``read_objects``). The
     line's text is always valid UTF-8; its bytes are counted as read, before that repair.
     """
-    plain = [spark_path(o.uri) for o in objects if not o.uri.lower().endswith(COMPRESSED)]
-    whole = [o for o in objects if o.uri.lower().endswith(COMPRESSED)]
+    plain = [spark_path(o.uri) for o in objects if not read_whole(o)]
+    whole = [o for o in objects if read_whole(o)]
     parts = []
     if plain:
         parts.append(
@@ -227,7 +234,7 @@ def read_short(obj: SourceObject, lines: int, bytes_read: int) -> str | None:
     so a plain object the reader gave no line at all (an object of 0 bytes is never parsed) was
     not read.
     """
-    if obj.size is None or obj.uri.lower().endswith(COMPRESSED):
+    if obj.size is None or read_whole(obj):
         return None
     missing = obj.size - bytes_read
     if missing in (0, -1, _BOM_BYTES, _BOM_BYTES - 1):
@@ -503,8 +510,9 @@ class S3AccessSource:
                 problems.append((o.uri, "", short))
                 dropped.append(o.uri)
                 short_reads += 1
-            elif (lines, bytes_read) == (1, 1) and not o.uri.lower().endswith(COMPRESSED):
-                dropped.append(o.uri)  # only a newline: no line, as a whole read of it gives
+            elif (lines, bytes_read) == (1, 1):
+                # Only a newline (the line reader's one empty line): no line, as a whole read gives.
+                dropped.append(o.uri)
         kept = parsed.where(~F.col("source_object").isin(dropped)) if dropped else parsed
         good = (
             kept.where(F.col("reason").isNull())
