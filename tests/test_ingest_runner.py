@@ -381,8 +381,8 @@ def test_ledger_merge_reads_only_the_ledger_files_of_its_objects_dates(spark, tm
 
 
 class _SettingsSpy(LinesSource):
-    """The line source, noting the session's code-generation, cache-compression and merge
-    settings while it parses."""
+    """The line source, noting the session's code-generation, cache-compression, merge and
+    input-split settings while it parses."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str | None, ...]] = []
@@ -393,6 +393,7 @@ class _SettingsSpy(LinesSource):
                 spark.conf.get("spark.sql.codegen.wholeStage", None),
                 spark.conf.get("spark.sql.inMemoryColumnarStorage.compressed", None),
                 spark.conf.get("spark.databricks.delta.merge.repartitionBeforeWrite.enabled", None),
+                spark.conf.get("spark.sql.files.openCostInBytes"),
             )
         )
         return super().parse(spark, objects, run_id=run_id, cfg=cfg)
@@ -412,6 +413,7 @@ def test_a_large_batch_runs_with_its_own_settings_which_are_then_put_back(spark,
             "spark.sql.codegen.factoryMode": "FALLBACK",
             "spark.sql.inMemoryColumnarStorage.compressed": False,
             "spark.databricks.delta.merge.repartitionBeforeWrite.enabled": False,
+            "spark.sql.files.openCostInBytes": 524288,
         },
     }
     # The raw fixture's two log objects hold 73 + 56 bytes (digest.txt is skipped, never parsed).
@@ -437,8 +439,9 @@ def test_a_large_batch_runs_with_its_own_settings_which_are_then_put_back(spark,
         assert spark.conf.get("spark.sql.codegen.wholeStage") == "false"
         assert spark.conf.get("spark.sql.inMemoryColumnarStorage.compressed") == "true"
         assert spark.conf.get("spark.databricks.delta.merge.repartitionBeforeWrite.enabled", None) is None
-    # None: not set, Spark's or Delta's default (true)
-    assert spy.seen == [("false", None, None), ("true", "false", "false")]
+        assert spark.conf.get("spark.sql.files.openCostInBytes") == "4194304b"
+    # None: not set, Delta's default (true); "4194304b": Spark's default open cost (4 MB), not set
+    assert spy.seen == [("false", None, None, "4194304b"), ("true", "false", "false", "524288")]
     assert _table(spark, tmp_path / "at", "cloudtrail_insights").count() == 3
 
 

@@ -750,7 +750,8 @@ delivery), then for each source runs, each step as its own measured process:
 1. the raw floor: Spark reading the same bytes and writing them as Parquet with no parsing;
 2. DuckDB doing the bare conversion (CloudTrail `read_json` with explicit columns, S3 access lines with
    one regular expression, crawler export lines and Firehose envelopes) to Parquet partitioned by day;
-3. Spark's own bare conversion of the same bytes to Parquet partitioned by day (explicit schema; the
+3. Spark's own bare conversion of the same bytes to Parquet partitioned by day (explicit schema, the
+   session settings of the ingest's large batches: code generation on, the same input splits; the
    ingest/Spark ratio is what the job adds over Spark itself);
 4. the auditlake ingest job (parsing, quarantine, dedupe, data quality, Delta commit, ledger, run record);
 5. the same job again with no new input;
