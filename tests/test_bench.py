@@ -1,4 +1,4 @@
-"""The benchmark's growth curve: each step's growth from the run before it, against the limit."""
+"""The benchmark: the growth curve (each step from the run before it, against the limit), the baselines' settings."""
 
 from __future__ import annotations
 
@@ -55,3 +55,16 @@ def test_factors_are_read_as_a_rising_list_after_the_base_run():
     for bad in ("16,4", "1,4", "four", ""):
         with pytest.raises(SystemExit, match="--factor"):
             parse_factors(bad)
+
+
+def test_spark_baselines_run_with_the_settings_of_an_ingests_large_batch():
+    from bench.baselines import _baseline_config
+
+    conf = _baseline_config()["spark"]["conf"]
+    # conf/local.yaml turns code generation off for small runs; a large batch (and so the
+    # baseline it is measured against) has it on, and packs its objects into the same splits.
+    assert conf["spark.sql.codegen.wholeStage"] is True
+    assert conf["spark.sql.codegen.factoryMode"] == "FALLBACK"
+    assert conf["spark.sql.files.openCostInBytes"] == 524288
+    # The local settings a large batch does not replace stay, such as the shuffle partitions.
+    assert conf["spark.sql.shuffle.partitions"] == 4
