@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 CT_RECORD = (
     "STRUCT(eventVersion VARCHAR, "
@@ -194,11 +195,12 @@ def duckdb_convert(source: str, files: dict[str, list[str]], out: Path) -> int:
     return rows
 
 
-def _baseline_config() -> dict:
+def _baseline_config() -> dict[str, Any]:
     """The local configuration with a large batch's settings (``ingest.large_batch.spark_conf``)
-    as the session's own: code generation on, as Spark ships (conf/local.yaml turns it off for
-    auditlake's small local runs), and the same input splits as an ingest of the same bytes. The
-    settings for what a baseline does not do (a cache, a merge) change nothing there."""
+    as the session's own, whatever the size of the set: code generation on, as Spark ships
+    (conf/local.yaml turns it off for auditlake's small local runs), and the input splits of a
+    large batch's ingest. The settings for what a baseline does not do (a cache, a merge) change
+    nothing there."""
     from auditlake import config as config_mod
 
     cfg = config_mod.load_config("local")
