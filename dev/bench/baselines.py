@@ -205,7 +205,7 @@ def _baseline_config() -> dict[str, Any]:
 
     cfg = config_mod.load_config("local")
     large = config_mod.get(cfg, "ingest.large_batch.spark_conf") or {}
-    return config_mod.load_config("local", {"spark": {"conf": dict(large)}})
+    return config_mod.deep_merge(cfg, {"spark": {"conf": dict(large)}})
 
 
 def _floor(source: str, files: dict[str, list[str]], out: Path) -> int:
