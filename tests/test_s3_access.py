@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import re
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,11 @@ from chispa import assert_df_equality
 
 from auditlake.ingest.objects import SourceObject
 from auditlake.sources.s3_access import (
+    GROUPS,
     LINE_ID,
+    LINE_PATTERN,
+    REPLACEMENT,
+    SEP,
     S3AccessSource,
     chunk_numbering,
     object_date_from_name,
@@ -327,6 +332,28 @@ def test_built_lines_quirks(spark):
     assert r8["operation"] == "S3.EXPIRE.OBJECT" and r8["request_uri"] is None
     # exactly-once key: one hash per distinct raw line
     assert len({r["line_hash"] for r in rows}) == len(rows)
+
+
+def test_a_token_after_the_user_agent_ends_at_any_whitespace_and_holds_any_other_character(spark):
+    # The tokens' class spells out Java's \\s: a tab, vertical tab or form feed inside the host id
+    # breaks the layout, as a space would; a non-ASCII character is part of the token.
+    head = f'{OWNER} b1 [06/Feb/2019:00:00:38 +0000] 192.0.2.3 - REQ1 REST.GET.OBJECT k "GET /k HTTP/1.1" 200 - 1 1 1 1 "-" "ua" - '
+    tail = " SigV4 ECDHE-RSA-AES128-GCM-SHA256 AuthHeader b\u00e9.s3.us-west-1.amazonaws.com TLSv1.2"
+    rows = parse_text(
+        spark, *[head + f"HOST{ws}ID=" + tail for ws in ("\t", "\x0b", "\x0c")], head + "HOSTID=" + tail
+    )
+    assert [r["reason"][:18] for r in rows[:3]] == ["unparseable line: "] * 3
+    assert rows[3]["reason"] is None and rows[3]["host_id"] == "HOSTID="
+    assert (
+        rows[3]["host_header"] == "b\u00e9.s3.us-west-1.amazonaws.com" and rows[3]["tls_version"] == "TLSv1.2"
+    )
+
+
+def test_the_rewrite_refers_to_every_named_group_by_its_number():
+    # The replacement uses $1..$n: no unnamed capturing group may shift the numbers.
+    assert not re.findall(r"(?<!\\)\((?!\?)", LINE_PATTERN)
+    assert len(re.findall(r"\(\?<[a-zA-Z]", LINE_PATTERN)) == len(GROUPS) == 35
+    assert REPLACEMENT.split(SEP) == [""] + [f"${i}" for i in range(1, 36)]
 
 
 def test_line_ending_after_version_id_is_valid_and_an_open_referer_is_not(spark):

@@ -55,7 +55,11 @@ SEP = "\u0001"
 
 # Java regex, named groups (letters and digits only: Java's rule). Tokens after the user agent
 # cannot contain a quote: that is what stops a user agent with inner quotes from being cut short.
-_TOKEN = r'[^\s"]+'
+# The class is ``[^\s"]`` with ``\s`` spelled out (Java's \s is exactly these six characters):
+# Java compiles a class of literal characters to a table lookup, where ``\s`` in a class is a
+# chain of predicates per character. The whole pattern matched about 20% faster so (503,207
+# lines to Spark's noop sink: 3.8-3.9 s to 3.1-3.2 s), with the same output on every line.
+_TOKEN = r'[^ \t\n\x0B\f\r"]+'
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -82,7 +86,11 @@ LINE_PATTERN = (
 
 # Capture group names in the order they appear in the rewritten line.
 GROUPS: tuple[str, ...] = tuple(re.findall(r"\(\?<([a-zA-Z][a-zA-Z0-9]*)>", LINE_PATTERN))
-REPLACEMENT = SEP + SEP.join("${" + g + "}" for g in GROUPS)
+# Every capturing group is named, so group i + 1 is GROUPS[i] (a test keeps it so). The replacement
+# refers to them by number: Java parses the replacement again for every line, and a ``${name}``
+# reference is a lookup by name each (the rewrite of the 503,207 lines above: 5.3-5.6 s by name,
+# 4.9-5.1 s by number).
+REPLACEMENT = SEP + SEP.join(f"${i}" for i in range(1, len(GROUPS) + 1))
 
 # Used only on lines that failed the main pattern, to say why.
 _LOOSE_TIME = r"^\S+ \S+ \[([^\]]*)\]"
