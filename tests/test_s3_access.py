@@ -335,7 +335,7 @@ def test_built_lines_quirks(spark):
 
 
 def test_a_token_after_the_user_agent_ends_at_any_whitespace_and_holds_any_other_character(spark):
-    # The tokens' class spells out Java's \\s: a tab, vertical tab or form feed inside the host id
+    # The tokens' class spells out Java's \s: a tab, vertical tab or form feed inside the host id
     # breaks the layout, as a space would; a non-ASCII character is part of the token.
     head = f'{OWNER} b1 [06/Feb/2019:00:00:38 +0000] 192.0.2.3 - REQ1 REST.GET.OBJECT k "GET /k HTTP/1.1" 200 - 1 1 1 1 "-" "ua" - '
     tail = " SigV4 ECDHE-RSA-AES128-GCM-SHA256 AuthHeader b\u00e9.s3.us-west-1.amazonaws.com TLSv1.2"
