@@ -11,7 +11,7 @@ from chispa import assert_df_equality
 
 from auditlake.cli import run_job
 from auditlake.ingest import runner
-from auditlake.ingest.objects import list_objects, object_uri_col
+from auditlake.ingest.objects import list_objects, load_paths, object_uri_col, spark_path
 from auditlake.ingest.quarantine import to_quarantine
 from auditlake.ingest.runner import run_ingest
 from auditlake.ingest.source import ParsedBatch
@@ -113,6 +113,36 @@ def test_listing_names_objects_like_spark(spark, raw):
     assert [o.name for o in objs] == ["a.log", "b.log", "digest.txt"]
     assert objs[0].uri == f"file:{raw}/day1/a.log"
     assert objs[0].size == len("e1,111,2024-01-01T10:00:00Z\ne2,111,2024-01-02T00:00:01Z\nbroken line here\n")
+
+
+def test_paths_handed_to_the_jvm_at_once_read_what_spark_reads(spark, tmp_path):
+    """``load_paths`` joins the paths into one string split in the JVM; a path holding the
+    separator (a newline) goes through PySpark's list instead. Either way: the files asked for."""
+    names = ["a.log", "b [1].log", "c\nd.log", "e.log"]
+    for i, name in enumerate(names):
+        (tmp_path / name).write_text(f"line {i}\nmore {i}\n")
+    uris = {name: spark_path(f"file:{tmp_path}/{name}") for name in names}
+
+    def read(paths, **options):
+        df = load_paths(spark, "text", paths, ignoreCorruptFiles=True, **options)
+        rows = df.select(object_uri_col().alias("uri"), "value").collect()
+        return sorted((r["uri"].rsplit("/", 1)[-1], r["value"]) for r in rows)
+
+    joined = [uris["a.log"], uris["b [1].log"], uris["e.log"]]
+    assert read(joined, lineSep="\n") == [
+        ("a.log", "line 0"),
+        ("a.log", "more 0"),
+        ("b [1].log", "line 1"),
+        ("b [1].log", "more 1"),
+        ("e.log", "line 3"),
+        ("e.log", "more 3"),
+    ]
+    assert read([uris["c\nd.log"], uris["e.log"]], wholetext=True) == [
+        ("c\nd.log", "line 2\nmore 2\n"),
+        ("e.log", "line 3\nmore 3\n"),
+    ]
+    assert read(joined[:1], wholetext=True) == [("a.log", "line 0\nmore 0\n")]
+    assert load_paths(spark, "binaryFile", joined).count() == 3
 
 
 def test_run_is_exactly_once_and_balances(spark, raw, tmp_path, capsys):

@@ -39,7 +39,7 @@ from pyspark.sql import types as T
 from auditlake import config as config_mod
 from auditlake import hadoop_fs
 from auditlake.ingest.decoding import DEFAULT_MAX_RECORD_BYTES, gunzip_members, json_shape_problem
-from auditlake.ingest.objects import SourceObject, object_uri_col, spark_path
+from auditlake.ingest.objects import SourceObject, load_paths, object_uri_col, spark_path
 from auditlake.ingest.quarantine import ROW_INDEX, WHOLE_OBJECT, quarantine_objects, to_quarantine, valid_utf8
 from auditlake.ingest.source import ParsedBatch
 from auditlake.tables import conform
@@ -507,11 +507,9 @@ def read_files(spark, uris: list[str]) -> DataFrame:
     ``parse_documents``. A file Spark cannot inflate (not gzip, truncated) gives no row and is
     checked on the driver.
     """
-    text = (
-        spark.read.option("ignoreCorruptFiles", True)
-        .text([spark_path(u) for u in uris], wholetext=True)
-        .select(object_uri_col().alias("source_object"), F.col("value"))
-    )
+    text = load_paths(
+        spark, "text", [spark_path(u) for u in uris], ignoreCorruptFiles=True, wholetext=True
+    ).select(object_uri_col().alias("source_object"), F.col("value"))
     return text.transform(parse_documents)
 
 

@@ -44,7 +44,7 @@ from auditlake import commits
 from auditlake import config as config_mod
 from auditlake import lake as lake_mod
 from auditlake.ingest.decoding import DEFAULT_MAX_RECORD_BYTES, scan_json, too_deep
-from auditlake.ingest.objects import SourceObject, object_uri_col, spark_path
+from auditlake.ingest.objects import SourceObject, load_paths, object_uri_col, spark_path
 from auditlake.ingest.quarantine import ROW_INDEX, to_quarantine
 from auditlake.ingest.source import ParsedBatch
 from auditlake.tables import conform
@@ -329,10 +329,8 @@ def read_raw(
     spark, objects: list[SourceObject], max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
 ) -> DataFrame:
     """Read the objects whole and decode them into RAW_SCHEMA rows."""
-    files = (
-        spark.read.format("binaryFile")
-        .load([spark_path(o.uri) for o in objects])
-        .select(object_uri_col(F.col("path")).alias("uri"), "content")
+    files = load_paths(spark, "binaryFile", [spark_path(o.uri) for o in objects]).select(
+        object_uri_col(F.col("path")).alias("uri"), "content"
     )
     rows = files.rdd.flatMap(lambda r: decode_object(r[0], r[1], max_record_bytes))
     return spark.createDataFrame(rows, RAW_SCHEMA)

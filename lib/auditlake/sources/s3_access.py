@@ -40,7 +40,7 @@ from auditlake import config as config_mod
 from auditlake import hadoop_fs
 from auditlake import lake as lake_mod
 from auditlake.ingest.decoding import DEFAULT_MAX_RECORD_BYTES, gunzip_members
-from auditlake.ingest.objects import SourceObject, object_uri_col, spark_path
+from auditlake.ingest.objects import SourceObject, load_paths, object_uri_col, spark_path
 from auditlake.ingest.quarantine import ROW_INDEX, quarantine_objects, to_quarantine, valid_utf8
 from auditlake.ingest.source import ParsedBatch
 from auditlake.tables import conform, load_contract
@@ -186,9 +186,7 @@ def read_lines(spark, objects: list[SourceObject]) -> DataFrame:
     if plain:
         parts.append(
             # An object Spark cannot open gives no row (checked on the driver).
-            spark.read.option("ignoreCorruptFiles", True)
-            .text(plain, lineSep="\n")
-            .select(
+            load_paths(spark, "text", plain, ignoreCorruptFiles=True, lineSep="\n").select(
                 object_uri_col().alias("source_object"),
                 F.col("_metadata.file_block_start").alias(CHUNK),
                 # Partition index and position in it: along one chunk, consecutive numbers.
@@ -426,9 +424,9 @@ def read_objects(spark, objects: list[SourceObject]) -> DataFrame:
     paths = [spark_path(o.uri) for o in objects]
     return (
         # A compressed object Spark cannot inflate gives no row (checked on the driver).
-        spark.read.option("ignoreCorruptFiles", True)
-        .text(paths, wholetext=True)  # not .option("wholetext"): text() resets it
-        .select(object_uri_col().alias("source_object"), valid_utf8(F.col("value")).alias("value"))
+        load_paths(spark, "text", paths, ignoreCorruptFiles=True, wholetext=True).select(
+            object_uri_col().alias("source_object"), valid_utf8(F.col("value")).alias("value")
+        )
     )
 
 
