@@ -348,3 +348,54 @@ def test_ledger_lookup_returns_only_listed_objects(spark, tmp_path):
     ]
     window = listing.Window(dt.date(2024, 2, 8), None, "high_water_mark")
     assert listing.ledger_done(spark, lake, "cloudtrail", cands, window) == {("s3://b/k39", 10, t)}
+
+
+def test_hadoop_listings_come_back_whole_from_the_jvm_helper_and_from_the_py4j_walk(spark, s3, monkeypatch):
+    """``hadoop_fs`` hands a listing over as one string from our JVM helper (``Listings``) and,
+    without it on the class path, walks py4j's iterator: the same entries either way, keys with
+    spaces, a tab and non-ASCII letters included."""
+    from auditlake import hadoop_fs
+
+    bucket = f"listings-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    for key, body in {
+        "logs/a b.log": b"12345",
+        "logs/tab\there.log": b"1",
+        "logs/\u00fcn\u00ef.log": b"123",
+        "logs/sub/c.log": b"1234567",
+    }.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    root = f"s3a://{bucket}/logs"
+    expected_tree = [
+        (f"{root}/a b.log", 5),
+        (f"{root}/sub/c.log", 7),
+        (f"{root}/tab\there.log", 1),
+        (f"{root}/\u00fcn\u00ef.log", 3),
+    ]
+    expected_children = [
+        (False, f"{root}/a b.log", 5),
+        (True, f"{root}/sub", 0),
+        (False, f"{root}/tab\there.log", 1),
+        (False, f"{root}/\u00fcn\u00ef.log", 3),
+    ]
+    assert hadoop_fs._listings(spark) is not None
+    for helper in (True, False):
+        if not helper:
+            monkeypatch.setattr(hadoop_fs, "_listings", lambda spark: None)
+        listed = list(hadoop_fs.list_files(spark, root))
+        assert sorted((uri, size) for uri, size, _ in listed) == expected_tree
+        assert all(ms > 0 for _, _, ms in listed)
+        path = hadoop_fs.hadoop_path(spark, root)
+        children = hadoop_fs.list_status(spark, hadoop_fs.filesystem(spark, path), path)
+        if helper:
+            assert (
+                sorted(((d, uri, size) for d, uri, size, _ in children), key=lambda e: e[1])
+                == expected_children
+            )
+        else:
+            assert children is None
+        lister = listing._Lister(spark, root, lambda n: None)
+        files, dirs, _ = lister.children(root)
+        assert sorted((o.uri, o.size) for o in files) == [e for e in expected_tree if "/sub/" not in e[0]]
+        assert dirs == [f"{root}/sub"]
+        assert sorted((o.uri, o.size) for o in lister.tree(root)) == expected_tree

@@ -273,7 +273,18 @@ class _Lister:
                         files.append(
                             SourceObject("file:" + entry.path, st.st_size, _from_ms(int(st.st_mtime * 1000)))
                         )
+        elif (
+            flat_name_prefix is None
+            and (listed := hadoop_fs.list_status(self.spark, self.fs, hadoop_fs.hadoop_path(self.spark, uri)))
+            is not None
+        ):
+            for is_dir, path, size, ms in listed:
+                if is_dir:
+                    dirs.append(path)
+                else:
+                    files.append(SourceObject(path, size, _from_ms(ms)))
         else:
+            # Walked here, entry by entry: a flat folder stops at its first file.
             entries = self.fs.listStatusIterator(hadoop_fs.hadoop_path(self.spark, uri))
             while entries.hasNext():
                 st = entries.next()
@@ -318,15 +329,11 @@ class _Lister:
         if self.local:
             out = _list_local(uri[len("file:") :])
         else:
-            out = []
-            it = self.fs.listFiles(hadoop_fs.hadoop_path(self.spark, uri), True)
-            while it.hasNext():
-                st = it.next()
-                out.append(
-                    SourceObject(
-                        st.getPath().toString(), int(st.getLen()), _from_ms(int(st.getModificationTime()))
-                    )
-                )
+            path = hadoop_fs.hadoop_path(self.spark, uri)
+            out = [
+                SourceObject(p, size, _from_ms(ms))
+                for p, size, ms in hadoop_fs.list_tree(self.spark, self.fs, path)
+            ]
         self._count(len(out))
         return out
 
