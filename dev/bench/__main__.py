@@ -356,6 +356,9 @@ def run_bench(
         "seed": seed,
         "source_scales": source_scales,
         "s3_lines_per_object": s3_lines_per_object,
+        # The local driver JVM's options every Spark step ran with (the ingests and the baselines
+        # alike): C1 only or the JVM's tiered compilers changes the times a lot, not alike.
+        "driver_java_options": driver_java_options(),
         "machine": {
             "cpus": os.cpu_count(),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
@@ -557,6 +560,16 @@ def evaluate_targets(result: dict[str, Any]) -> dict[str, Any]:
 # reporting
 
 
+JVM_OPTIONS_ENV = "AUDITLAKE_CONF__spark__driver_java_options"
+
+
+def driver_java_options() -> str:
+    """The local driver JVM options the steps run with (conf/local.yaml, or the environment's override)."""
+    from auditlake import config as config_mod
+
+    return str(config_mod.get(config_mod.load_config("local"), "spark.driver_java_options") or "")
+
+
 def _fmt(v: Any, suffix: str = "") -> str:
     if v is None or v == "":
         return "-"
@@ -575,6 +588,7 @@ def markdown(result: dict[str, Any]) -> str:
             if result.get("s3_lines_per_object", S3_LINES_PER_OBJECT) != S3_LINES_PER_OBJECT
             else ""
         )
+        + f"driver JVM options `{result.get('driver_java_options') or '(none)'}`, "
         + f"total {result.get('total_seconds')} s, load average {result['machine']['load_avg_at_start'][0]} at start "
         f"and {result['machine'].get('load_avg_at_end', ['-'])[0]} at end (numbers under load > CPUs are not comparable)",
         "",
@@ -915,9 +929,19 @@ def main(argv: list[str] | None = None) -> int:
         help="mean lines in an S3 access-log object: 400 puts scale 33's 2M lines in about 5,000 objects",
     )
     parser.add_argument(
+        "--jvm-options",
+        default=None,
+        metavar="OPTIONS",
+        help="the local driver JVM's options for every Spark step (conf/local.yaml's "
+        'spark.driver_java_options, C1 only); "" runs the JVM\'s own tiered compilers, as EMR and Glue do',
+    )
+    parser.add_argument(
         "--no-record", action="store_true", help="do not write bench/results or bench/README.md"
     )
     args = parser.parse_args(argv)
+    if args.jvm_options is not None:
+        # Every step is a subprocess with this environment: the jobs and the baselines alike.
+        os.environ[JVM_OPTIONS_ENV] = args.jvm_options
     sources = [s for s in args.sources.split(",") if s]
     skip = {s for s in args.skip.split(",") if s}
     source_scales = {k: float(v) for k, _, v in (x.partition("=") for x in args.source_scale)}
