@@ -68,3 +68,30 @@ def test_spark_baselines_run_with_the_settings_of_an_ingests_large_batch():
     assert conf["spark.sql.files.openCostInBytes"] == 524288
     # The local settings a large batch does not replace stay, such as the shuffle partitions.
     assert conf["spark.sql.shuffle.partitions"] == 4
+
+
+def test_each_run_records_the_driver_jvm_options_its_steps_ran_with(monkeypatch):
+    from bench.__main__ import JVM_OPTIONS_ENV, driver_java_options, markdown
+
+    monkeypatch.delenv(JVM_OPTIONS_ENV, raising=False)
+    assert driver_java_options() == "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m"
+    # What --jvm-options "" sets for every step's process: the JVM's own tiered compilers.
+    monkeypatch.setenv(JVM_OPTIONS_ENV, "")
+    assert driver_java_options() == ""
+    monkeypatch.setenv(JVM_OPTIONS_ENV, "-XX:ReservedCodeCacheSize=256m")
+    assert driver_java_options() == "-XX:ReservedCodeCacheSize=256m"
+
+    run = {
+        "started_at": "20261205T000000Z",
+        "commit": "abc1234",
+        "dirty": False,
+        "scale": 7.0,
+        "seed": 7,
+        "machine": {"cpus": 2, "load_avg_at_start": [0.1]},
+        "sources": {},
+        "targets": {},
+    }
+    header = markdown({**run, "driver_java_options": ""}).splitlines()[0]
+    assert "driver JVM options `(none)`" in header
+    header = markdown({**run, "driver_java_options": "-XX:TieredStopAtLevel=1"}).splitlines()[0]
+    assert "driver JVM options `-XX:TieredStopAtLevel=1`" in header
