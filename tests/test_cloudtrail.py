@@ -753,3 +753,39 @@ def test_concatenated_documents_load_every_record_and_a_records_string_is_not_a_
     ]
     inside = next(r for r in rows if r["event_id"] == "c1")
     assert json.loads(inside["request_parameters"]) == {"name": "Records"}
+
+
+def test_a_file_of_one_document_and_every_other_kind_read_alike(spark, tmp_path):
+    # One document as it is (the common case, parsed straight from the text), one with a byte order
+    # mark, one with an invalid UTF-8 byte in a value (it loads, the byte read as U+FFFD), text that
+    # is no JSON, and two gzip members (the way through a list of documents).
+    def doc(*ids: str, **fields) -> bytes:
+        return json.dumps({"Records": [rec(i, **fields) for i in ids]}).encode()
+
+    root = tmp_path / "raw"
+    uris = write_files(
+        root,
+        {
+            "one.json.gz": doc("a1", "a2"),
+            "bom.json.gz": b"\xef\xbb\xbf" + doc("b1"),
+            "latin1.json.gz": doc("c1", userAgent="caf-").replace(b"caf-", b"caf\xe9"),
+            "bad.json.gz": b'{"Records": [{"eventID": "d1"',
+        },
+    )
+    two = Path(uris[0].removeprefix("file:")).with_name("two.json.gz")
+    two.write_bytes(gzip.compress(doc("e1")) + gzip.compress(b"\n" + doc("e2", "e3")))
+    rows = ct.parse_files(ct.read_files(spark, [*uris, "file:" + str(two)])).collect()
+    got = sorted(
+        (r["source_object"].rsplit("/", 1)[1], r["record_index"], r["event_id"], r["user_agent"], r["reason"])
+        for r in rows
+    )
+    assert got == [
+        ("bad.json.gz", -1, None, None, "invalid JSON"),
+        ("bom.json.gz", 0, "b1", None, None),
+        ("latin1.json.gz", 0, "c1", "caf\ufffd", None),
+        ("one.json.gz", 0, "a1", None, None),
+        ("one.json.gz", 1, "a2", None, None),
+        ("two.json.gz", 0, "e1", None, None),
+        ("two.json.gz", 1, "e2", None, None),
+        ("two.json.gz", 2, "e3", None, None),
+    ]
