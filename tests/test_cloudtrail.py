@@ -770,11 +770,16 @@ def test_a_file_of_one_document_and_every_other_kind_read_alike(spark, tmp_path)
             "bom.json.gz": b"\xef\xbb\xbf" + doc("b1"),
             "latin1.json.gz": doc("c1", userAgent="caf-").replace(b"caf-", b"caf\xe9"),
             "bad.json.gz": b'{"Records": [{"eventID": "d1"',
+            "scalar.json.gz": b'{"Records": [5, "caf\xe9"]}',
         },
     )
     two = Path(uris[0].removeprefix("file:")).with_name("two.json.gz")
     two.write_bytes(gzip.compress(doc("e1")) + gzip.compress(b"\n" + doc("e2", "e3")))
-    rows = ct.parse_files(ct.read_files(spark, [*uris, "file:" + str(two)])).collect()
+    rows = (
+        ct.parse_files(ct.read_files(spark, [*uris, "file:" + str(two)]))
+        .withColumn("raw_hex", F.hex(F.col("raw_text").cast("binary")))
+        .collect()
+    )
     got = sorted(
         (r["source_object"].rsplit("/", 1)[1], r["record_index"], r["event_id"], r["user_agent"], r["reason"])
         for r in rows
@@ -785,7 +790,12 @@ def test_a_file_of_one_document_and_every_other_kind_read_alike(spark, tmp_path)
         ("latin1.json.gz", 0, "c1", "caf\ufffd", None),
         ("one.json.gz", 0, "a1", None, None),
         ("one.json.gz", 1, "a2", None, None),
+        ("scalar.json.gz", -1, None, None, "Records is not an array of JSON objects"),
         ("two.json.gz", 0, "e1", None, None),
         ("two.json.gz", 1, "e2", None, None),
         ("two.json.gz", 2, "e3", None, None),
     ]
+    # A file's text kept for the quarantine is valid UTF-8, its invalid byte replaced: checked on
+    # the string's own bytes (Python would see U+FFFD either way, decoded on the way out).
+    scalar = next(r for r in rows if r["source_object"].endswith("/scalar.json.gz"))
+    assert bytes.fromhex(scalar["raw_hex"]) == '{"Records": [5, "caf\ufffd"]}'.encode()

@@ -40,7 +40,7 @@ from auditlake import config as config_mod
 from auditlake import hadoop_fs
 from auditlake.ingest.decoding import DEFAULT_MAX_RECORD_BYTES, gunzip_members, json_shape_problem
 from auditlake.ingest.objects import SourceObject, load_paths, object_uri_col, spark_path
-from auditlake.ingest.quarantine import ROW_INDEX, WHOLE_OBJECT, quarantine_objects, to_quarantine
+from auditlake.ingest.quarantine import ROW_INDEX, WHOLE_OBJECT, quarantine_objects, to_quarantine, valid_utf8
 from auditlake.ingest.source import ParsedBatch
 from auditlake.tables import conform
 
@@ -528,8 +528,9 @@ def parse_documents(text: DataFrame) -> DataFrame:
     of two concatenated documents lost the second one's records: the text is split at document
     boundaries first and the records of all its documents are concatenated (record_index then
     counts through the whole file). A file with any document that does not parse is one corrupt
-    record. Invalid UTF-8 bytes need nothing of their own: ``from_json`` decodes the text as UTF-8
-    with each malformed sequence replaced (U+FFFD) before Jackson reads it.
+    record. Invalid UTF-8 bytes need no second parse: ``from_json`` decodes the text as UTF-8 with
+    each malformed sequence replaced (U+FFFD) before Jackson reads it; the text of a file that does
+    not parse, kept for the quarantine, gets the same replacement.
 
     Nearly every file is one document Jackson parses: its text goes to ``from_json`` as it is, and
     only the others take the way through a list of documents (a split, a parse per document),
@@ -572,7 +573,8 @@ def parse_documents(text: DataFrame) -> DataFrame:
         F.when(parsed_one, F.col("single")["Records"])
         .when(F.size(bad) == 0, F.when(F.col("one"), parsed[0]["Records"]).otherwise(records))
         .alias("Records"),
-        F.when(~parsed_one, bad[0]["_corrupt_record"]).alias("_corrupt_record"),
+        # The text of a file that does not parse is kept as quarantine text: valid UTF-8 only.
+        F.when(~parsed_one, valid_utf8(bad[0]["_corrupt_record"])).alias("_corrupt_record"),
     )
 
 
