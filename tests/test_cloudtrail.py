@@ -771,6 +771,8 @@ def test_a_file_of_one_document_and_every_other_kind_read_alike(spark, tmp_path)
             "latin1.json.gz": doc("c1", userAgent="caf-").replace(b"caf-", b"caf\xe9"),
             "bad.json.gz": b'{"Records": [{"eventID": "d1"',
             "scalar.json.gz": b'{"Records": [5, "caf\xe9"]}',
+            # '"Records"' twice but one document, without a Records array.
+            "words.json.gz": b'{"note": "Records", "again": "Records"}',
         },
     )
     two = Path(uris[0].removeprefix("file:")).with_name("two.json.gz")
@@ -794,6 +796,7 @@ def test_a_file_of_one_document_and_every_other_kind_read_alike(spark, tmp_path)
         ("two.json.gz", 0, "e1", None, None),
         ("two.json.gz", 1, "e2", None, None),
         ("two.json.gz", 2, "e3", None, None),
+        ("words.json.gz", -1, None, None, "no Records array"),
     ]
     # A file's text kept for the quarantine is valid UTF-8, its invalid byte replaced: checked on
     # the string's own bytes (Python would see U+FFFD either way, decoded on the way out).

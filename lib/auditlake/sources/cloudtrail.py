@@ -560,21 +560,26 @@ def parse_documents(text: DataFrame) -> DataFrame:
         (second == 0).alias("one"),
         F.when(second == 0, F.from_json("value", FILE_SCHEMA, _JSON_OPTIONS)).alias("single"),
     )
-    parsed_one = F.col("single").isNotNull() & F.col("single")["_corrupt_record"].isNull()
-    # The other files: every document parsed (evaluated only for those files' rows).
-    docs = F.when(F.col("one"), F.array("value")).otherwise(F.split("value", _DOC_BOUNDARY))
+    # A file of one document: its parse as it is (a rejected one keeps its text in the parse).
+    single = F.col("single")
+    # The other files: the text split at document boundaries and each document parsed (evaluated
+    # only for those files' rows).
+    docs = F.split("value", _DOC_BOUNDARY)
     parsed = parse(docs)
     bad = corrupt(parsed)
-    records = F.flatten(
-        F.transform(parsed, lambda p: F.coalesce(p["Records"], F.array().cast(T.ArrayType(RECORD_MAP))))
+    records = F.when(F.size(docs) == 1, parsed[0]["Records"]).otherwise(
+        F.flatten(
+            F.transform(parsed, lambda p: F.coalesce(p["Records"], F.array().cast(T.ArrayType(RECORD_MAP))))
+        )
     )
+    corrupt_text = F.when(F.col("one"), single["_corrupt_record"]).otherwise(bad[0]["_corrupt_record"])
     return first.select(
         "source_object",
-        F.when(parsed_one, F.col("single")["Records"])
-        .when(F.size(bad) == 0, F.when(F.col("one"), parsed[0]["Records"]).otherwise(records))
+        F.when(F.col("one"), F.when(single["_corrupt_record"].isNull(), single["Records"]))
+        .when(F.size(bad) == 0, records)
         .alias("Records"),
         # The text of a file that does not parse is kept as quarantine text: valid UTF-8 only.
-        F.when(~parsed_one, valid_utf8(bad[0]["_corrupt_record"])).alias("_corrupt_record"),
+        valid_utf8(corrupt_text).alias("_corrupt_record"),
     )
 
 
