@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bench.__main__ import parse_factors, scale_curve, scale_markdown
@@ -95,3 +97,31 @@ def test_each_run_records_the_driver_jvm_options_its_steps_ran_with(monkeypatch)
     assert "driver JVM options `(none)`" in header
     header = markdown({**run, "driver_java_options": "-XX:TieredStopAtLevel=1"}).splitlines()[0]
     assert "driver JVM options `-XX:TieredStopAtLevel=1`" in header
+
+
+def test_each_run_records_the_driver_heap_its_steps_ran_with(monkeypatch):
+    from bench.__main__ import DRIVER_MEMORY_ENV, driver_memory, main, markdown
+
+    monkeypatch.delenv(DRIVER_MEMORY_ENV, raising=False)
+    assert driver_memory() == "4g"
+    # What --driver-memory sets for every step's process (each reads conf/local.yaml itself).
+    monkeypatch.setattr("bench.__main__.run_bench", lambda *a, **k: (_ for _ in ()).throw(SystemExit(3)))
+    with pytest.raises(SystemExit) as stopped:
+        main(["run", "--driver-memory", "2g", "--no-record"])
+    assert stopped.value.code == 3
+    assert os.environ[DRIVER_MEMORY_ENV] == "2g"
+    assert driver_memory() == "2g"
+
+    run = {
+        "started_at": "20261205T000000Z",
+        "commit": "abc1234",
+        "dirty": False,
+        "scale": 1.0,
+        "seed": 7,
+        "machine": {"cpus": 2, "load_avg_at_start": [0.1]},
+        "sources": {},
+        "targets": {},
+        "driver_java_options": "",
+    }
+    assert "driver heap 2g, " in markdown({**run, "driver_memory": "2g"}).splitlines()[0]
+    assert "driver heap" not in markdown(run).splitlines()[0]

@@ -359,6 +359,9 @@ def run_bench(
         # The local driver JVM's options every Spark step ran with (the ingests and the baselines
         # alike): C1 only or the JVM's tiered compilers changes the times a lot, not alike.
         "driver_java_options": driver_java_options(),
+        # The local driver JVM's heap (spark.driver.memory): its peak memory is this heap, as the
+        # JVM grows it, plus about half a gigabyte (class data, GC structures, compiled code).
+        "driver_memory": driver_memory(),
         "machine": {
             "cpus": os.cpu_count(),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
@@ -570,6 +573,17 @@ def driver_java_options() -> str:
     return str(config_mod.get(config_mod.load_config("local"), "spark.driver_java_options") or "")
 
 
+DRIVER_MEMORY_ENV = "AUDITLAKE_CONF__spark__conf__spark.driver.memory"
+
+
+def driver_memory() -> str:
+    """The local driver JVM's heap the steps run with (conf/local.yaml, or the environment's override)."""
+    from auditlake import config as config_mod
+
+    conf = config_mod.get(config_mod.load_config("local"), "spark.conf") or {}
+    return str(conf.get("spark.driver.memory") or "")
+
+
 def _fmt(v: Any, suffix: str = "") -> str:
     if v is None or v == "":
         return "-"
@@ -589,6 +603,7 @@ def markdown(result: dict[str, Any]) -> str:
             else ""
         )
         + f"driver JVM options `{result.get('driver_java_options') or '(none)'}`, "
+        + (f"driver heap {result['driver_memory']}, " if result.get("driver_memory") else "")
         + f"total {result.get('total_seconds')} s, load average {result['machine']['load_avg_at_start'][0]} at start "
         f"and {result['machine'].get('load_avg_at_end', ['-'])[0]} at end (numbers under load > CPUs are not comparable)",
         "",
@@ -936,12 +951,21 @@ def main(argv: list[str] | None = None) -> int:
         'spark.driver_java_options, C1 only); "" runs the JVM\'s own tiered compilers, as EMR and Glue do',
     )
     parser.add_argument(
+        "--driver-memory",
+        default=None,
+        metavar="SIZE",
+        help="the local driver JVM's heap for every Spark step (conf/local.yaml's spark.driver.memory, "
+        "4g), e.g. 2g: the JVM's peak memory follows it",
+    )
+    parser.add_argument(
         "--no-record", action="store_true", help="do not write bench/results or bench/README.md"
     )
     args = parser.parse_args(argv)
     if args.jvm_options is not None:
         # Every step is a subprocess with this environment: the jobs and the baselines alike.
         os.environ[JVM_OPTIONS_ENV] = args.jvm_options
+    if args.driver_memory is not None:
+        os.environ[DRIVER_MEMORY_ENV] = args.driver_memory
     sources = [s for s in args.sources.split(",") if s]
     skip = {s for s in args.skip.split(",") if s}
     source_scales = {k: float(v) for k, _, v in (x.partition("=") for x in args.source_scale)}
