@@ -8,6 +8,18 @@ import pytest
 
 from bench.__main__ import parse_factors, scale_curve, scale_markdown
 
+# A run's result as far as the header of its table reads it.
+_RUN = {
+    "started_at": "20261205T000000Z",
+    "commit": "abc1234",
+    "dirty": False,
+    "scale": 7.0,
+    "seed": 7,
+    "machine": {"cpus": 2, "load_avg_at_start": [0.1]},
+    "sources": {},
+    "targets": {},
+}
+
 
 def _run(records: int, ingest_s: float, ingest_mb: int, agg_s: float) -> dict:
     step = {"wall_seconds": ingest_s, "peak_rss_mb": ingest_mb, "peak_rss_mb_jvm": ingest_mb - 400}
@@ -83,16 +95,7 @@ def test_each_run_records_the_driver_jvm_options_its_steps_ran_with(monkeypatch)
     monkeypatch.setenv(JVM_OPTIONS_ENV, "-XX:ReservedCodeCacheSize=256m")
     assert driver_java_options() == "-XX:ReservedCodeCacheSize=256m"
 
-    run = {
-        "started_at": "20261205T000000Z",
-        "commit": "abc1234",
-        "dirty": False,
-        "scale": 7.0,
-        "seed": 7,
-        "machine": {"cpus": 2, "load_avg_at_start": [0.1]},
-        "sources": {},
-        "targets": {},
-    }
+    run = _RUN
     header = markdown({**run, "driver_java_options": ""}).splitlines()[0]
     assert "driver JVM options `(none)`" in header
     header = markdown({**run, "driver_java_options": "-XX:TieredStopAtLevel=1"}).splitlines()[0]
@@ -104,24 +107,18 @@ def test_each_run_records_the_driver_heap_its_steps_ran_with(monkeypatch):
 
     monkeypatch.delenv(DRIVER_MEMORY_ENV, raising=False)
     assert driver_memory() == "4g"
+
     # What --driver-memory sets for every step's process (each reads conf/local.yaml itself).
-    monkeypatch.setattr("bench.__main__.run_bench", lambda *a, **k: (_ for _ in ()).throw(SystemExit(3)))
+    def stop(*args, **kwargs):
+        raise SystemExit(3)
+
+    monkeypatch.setattr("bench.__main__.run_bench", stop)
     with pytest.raises(SystemExit) as stopped:
         main(["run", "--driver-memory", "2g", "--no-record"])
     assert stopped.value.code == 3
     assert os.environ[DRIVER_MEMORY_ENV] == "2g"
     assert driver_memory() == "2g"
 
-    run = {
-        "started_at": "20261205T000000Z",
-        "commit": "abc1234",
-        "dirty": False,
-        "scale": 1.0,
-        "seed": 7,
-        "machine": {"cpus": 2, "load_avg_at_start": [0.1]},
-        "sources": {},
-        "targets": {},
-        "driver_java_options": "",
-    }
+    run = {**_RUN, "driver_java_options": ""}
     assert "driver heap 2g, " in markdown({**run, "driver_memory": "2g"}).splitlines()[0]
     assert "driver heap" not in markdown(run).splitlines()[0]
