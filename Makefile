@@ -37,9 +37,10 @@ $(JARS_STAMP): jvm/pom.xml $(LOGSTORE_SRC)
 
 # The JVM class-data-sharing archive local sessions start from (dev/cds_archive.py: one pipeline run
 # over demo/raw). Tied to the JDK and to the driver's class path (pyspark's jars and ours, put on it
-# by lib/auditlake/session.py): rebuilt when either stamp, that file or the script changes. Should
-# the run fail, it says why once and local jobs start without it (a few seconds slower each).
-$(CDS_STAMP): $(VENV_STAMP) $(JARS_STAMP) lib/auditlake/session.py dev/cds_archive.py
+# by lib/auditlake/session.py) and to its JVM options: rebuilt when either stamp, that file, the
+# script or conf/local.yaml changes. Should the run fail, it says why once and local jobs start
+# without it (a few seconds slower each).
+$(CDS_STAMP): $(VENV_STAMP) $(JARS_STAMP) lib/auditlake/session.py dev/cds_archive.py conf/local.yaml
 	rm -rf jvm/cds && mkdir -p jvm/cds
 	-$(PY) dev/cds_archive.py jvm/cds/auditlake.jsa
 	touch $@

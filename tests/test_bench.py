@@ -88,7 +88,9 @@ def test_each_run_records_the_driver_jvm_options_its_steps_ran_with(monkeypatch)
     from bench.__main__ import JVM_OPTIONS_ENV, driver_java_options, markdown
 
     monkeypatch.delenv(JVM_OPTIONS_ENV, raising=False)
-    assert driver_java_options() == "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m"
+    assert (
+        driver_java_options() == "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m -XX:+UseParallelGC"
+    )
     # What --jvm-options "" sets for every step's process: the JVM's own tiered compilers.
     monkeypatch.setenv(JVM_OPTIONS_ENV, "")
     assert driver_java_options() == ""
@@ -105,8 +107,10 @@ def test_each_run_records_the_driver_jvm_options_its_steps_ran_with(monkeypatch)
 def test_each_run_records_the_driver_heap_its_steps_ran_with(monkeypatch):
     from bench.__main__ import DRIVER_MEMORY_ENV, driver_memory, main, markdown
 
-    monkeypatch.delenv(DRIVER_MEMORY_ENV, raising=False)
-    assert driver_memory() == "4g"
+    # Set, then removed: monkeypatch puts back its absence after the test, also of what main sets.
+    monkeypatch.setenv(DRIVER_MEMORY_ENV, "1g")
+    monkeypatch.delenv(DRIVER_MEMORY_ENV)
+    assert driver_memory() == "2g"
 
     # What --driver-memory sets for every step's process (each reads conf/local.yaml itself).
     def stop(*args, **kwargs):
@@ -114,11 +118,11 @@ def test_each_run_records_the_driver_heap_its_steps_ran_with(monkeypatch):
 
     monkeypatch.setattr("bench.__main__.run_bench", stop)
     with pytest.raises(SystemExit) as stopped:
-        main(["run", "--driver-memory", "2g", "--no-record"])
+        main(["run", "--driver-memory", "4g", "--no-record"])
     assert stopped.value.code == 3
-    assert os.environ[DRIVER_MEMORY_ENV] == "2g"
-    assert driver_memory() == "2g"
+    assert os.environ[DRIVER_MEMORY_ENV] == "4g"
+    assert driver_memory() == "4g"
 
     run = {**_RUN, "driver_java_options": ""}
-    assert "driver heap 2g, " in markdown({**run, "driver_memory": "2g"}).splitlines()[0]
+    assert "driver heap 4g, " in markdown({**run, "driver_memory": "4g"}).splitlines()[0]
     assert "driver heap" not in markdown(run).splitlines()[0]

@@ -22,6 +22,7 @@ import pytest
 from pyspark.sql import types as T
 
 from auditlake import cli
+from auditlake.config import get as config_get
 from auditlake.config import load_config
 from auditlake.runtime_checks import DELTA_CATALOG, DELTA_EXTENSION, missing_delta_parameters, require_delta
 
@@ -144,10 +145,11 @@ def test_local_session_points_workers_at_this_interpreter_and_package():
     assert conf["spark.pyspark.python"] == sys.executable
     assert conf["spark.pyspark.driver.python"] == sys.executable
     assert conf["spark.executorEnv.PYTHONPATH"].split(os.pathsep)[0] == str(REPO / "lib")
-    # A local job's JVM compiles with C1 only (conf/local.yaml); a long-lived session can set C2 back.
+    # A local job's JVM compiles with C1 only and collects with the parallel collector (conf/local.yaml);
+    # a long-lived session can set C2 back.
     assert (
         conf["spark.driver.extraJavaOptions"]
-        == "-Duser.timezone=UTC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m"
+        == "-Duser.timezone=UTC -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=512m -XX:+UseParallelGC"
     )
     tiered = spark_conf(load_config("local", {"spark": {"driver_java_options": "", "cds_archive": ""}}))
     assert tiered["spark.driver.extraJavaOptions"] == "-Duser.timezone=UTC"
@@ -199,6 +201,8 @@ def test_a_spark_setting_can_be_set_from_the_command_line_and_the_environment(mo
         "quality": {"enabled": False},
     }
     monkeypatch.setenv("AUDITLAKE_CONF__SPARK__CONF__spark.sql.adaptive.enabled", "false")
+    for name in [n for n in os.environ if n.lower() == "auditlake_conf__spark__conf__spark.driver.memory"]:
+        monkeypatch.delenv(name)
     cfg = load_config("local", overrides)
     assert cfg["quality"]["enabled"] is False
     conf = spark_conf(cfg)
@@ -206,6 +210,11 @@ def test_a_spark_setting_can_be_set_from_the_command_line_and_the_environment(mo
     assert conf["spark.sql.adaptive.enabled"] == "false"
     # Settings of conf/local.yaml stay beside the overridden ones.
     assert conf["spark.sql.shuffle.partitions"] == "4"
+    # One path reads what one path set: config.get splits as --conf and the environment do.
+    assert config_get(cfg, "spark.conf.spark.sql.codegen.wholeStage") is False
+    assert config_get(cfg, "spark.conf.spark.sql.adaptive.enabled") is False
+    assert config_get(cfg, "spark.conf.spark.driver.memory") == "2g"
+    assert config_get(cfg, "spark.conf.spark.no.such.setting", "unset") == "unset"
 
 
 def test_delta_check_names_each_missing_glue_parameter():

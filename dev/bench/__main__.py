@@ -580,8 +580,7 @@ def driver_memory() -> str:
     """The local driver JVM's heap the steps run with (conf/local.yaml, or the environment's override)."""
     from auditlake import config as config_mod
 
-    conf = config_mod.get(config_mod.load_config("local"), "spark.conf") or {}
-    return str(conf.get("spark.driver.memory") or "")
+    return str(config_mod.get(config_mod.load_config("local"), "spark.conf.spark.driver.memory") or "")
 
 
 def _fmt(v: Any, suffix: str = "") -> str:
@@ -955,7 +954,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         metavar="SIZE",
         help="the local driver JVM's heap for every Spark step (conf/local.yaml's spark.driver.memory, "
-        "4g), e.g. 2g: the JVM's peak memory follows it",
+        "2g), e.g. 4g: the JVM's peak memory follows it",
     )
     parser.add_argument(
         "--no-record", action="store_true", help="do not write bench/results or bench/README.md"

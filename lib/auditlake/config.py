@@ -76,9 +76,11 @@ def load_config(env: str = "local", overrides: dict[str, Any] | None = None) -> 
 
 
 def get(cfg: dict[str, Any], dotted: str, default: Any = None) -> Any:
-    """``get(cfg, "a.b.c")``: a nested value or ``default``."""
+    """``get(cfg, "a.b.c")``: a nested value or ``default``. Paths split as ``--conf`` and the
+    environment's overrides do (:func:`split_key`): ``spark.conf.spark.driver.memory`` is one Spark
+    setting."""
     node: Any = cfg
-    for part in dotted.split("."):
+    for part in split_key(dotted):
         if not isinstance(node, dict) or part not in node:
             return default
         node = node[part]
